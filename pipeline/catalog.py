@@ -1,0 +1,203 @@
+"""The catalog: every provider and model a request can target, resolved once.
+
+Built from the validated config, the built-in providers and the models that
+discovery found (discovery itself is I/O and lives in ``backends``; it hands
+its result in). Rules:
+- ``models.mode: "merge"``: configured providers are laid over the built-in
+  ones; a configured provider replaces the built-in of the same id, and its
+  explicit entry turns that provider's discovery off.
+- ``models.mode: "replace"``: exactly the configured providers.
+- A provider's key: its ``apiKey``; else, for a built-in id, its key variable.
+Everything a request needs per model (compat flags, native/loopback) is
+computed here, once, not per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import msgspec
+
+from pipeline.compat import Compat, is_loopback, is_native_openai, resolve_compat
+from pipeline.config import (
+    Api,
+    CompatConfig,
+    Config,
+    LoadedConfig,
+    ModelConfig,
+    ProviderConfig,
+)
+from pipeline.providers import BUILTIN_PROVIDERS
+from pipeline.refs import normalize_ref
+
+ModelOrigin = Literal["configured", "discovered", "synthesized"]
+ProviderOrigin = Literal["configured", "builtin"]
+
+
+class ModelEntry(msgspec.Struct, frozen=True):
+    provider: str
+    config: ModelConfig
+    compat: Compat
+    origin: ModelOrigin
+
+    @property
+    def ref(self) -> str:
+        return f"{self.provider}/{self.config.id}"
+
+
+class ProviderEntry(msgspec.Struct, frozen=True):
+    id: str
+    base_url: str
+    api: Api
+    api_key: str | None
+    key_source: str
+    headers: dict[str, str]
+    auth_header: bool
+    timeout_seconds: float | None
+    models: tuple[ModelEntry, ...]
+    origin: ProviderOrigin
+    active: bool
+    native: bool
+    loopback: bool
+    builtin_compat: CompatConfig = CompatConfig()
+    key_env: str | None = None
+    discovery: bool = False
+
+    @property
+    def config_path(self) -> str:
+        return f"models.providers.{self.id}"
+
+    def find(self, model_id: str) -> ModelEntry | None:
+        for entry in self.models:
+            if entry.config.id == model_id:
+                return entry
+        return None
+
+    def synthesize(self, model_id: str) -> ModelEntry:
+        """An entry for an id the provider does not list: the first model's limits, else defaults."""
+        first = self.models[0].config if self.models else None
+        config = ModelConfig(
+            id=model_id,
+            context_window=first.context_window if first else msgspec.UNSET,
+            max_tokens=first.max_tokens if first else msgspec.UNSET,
+        )
+        return self.entry_for(config, "synthesized")
+
+    def entry_for(self, config: ModelConfig, origin: ModelOrigin) -> ModelEntry:
+        compat = resolve_compat(
+            config, native=self.native, loopback=self.loopback, provider_compat=self.builtin_compat
+        )
+        return ModelEntry(self.id, config, compat, origin)
+
+
+class Catalog(msgspec.Struct, frozen=True):
+    providers: dict[str, ProviderEntry]
+    aliases: dict[str, str]
+    primary: str | None
+    fallbacks: tuple[str, ...]
+    params: dict[str, dict[str, Any]]
+    secrets: frozenset[str]
+    source: str
+
+    def active_models(self) -> list[ModelEntry]:
+        return [model for provider in self.providers.values() if provider.active for model in provider.models]
+
+
+def discovery_targets(loaded: LoadedConfig, env: Mapping[str, str]) -> list[ProviderEntry]:
+    """Built-in providers whose models must be discovered: key variable set, no explicit entry."""
+    catalog = build_catalog(loaded, env)
+    return [provider for provider in catalog.providers.values() if provider.discovery]
+
+
+def build_catalog(
+    loaded: LoadedConfig,
+    env: Mapping[str, str],
+    discovered: Mapping[str, Sequence[ModelConfig]] | None = None,
+) -> Catalog:
+    config = loaded.config
+    providers: dict[str, ProviderEntry] = {}
+    secrets = set(loaded.secrets)
+    if config.models.mode == "merge":
+        for builtin_id in BUILTIN_PROVIDERS:
+            entry = _builtin_entry(builtin_id, env, (discovered or {}).get(builtin_id, ()))
+            providers[builtin_id] = entry
+            if entry.api_key:
+                secrets.add(entry.api_key)
+    for key, provider in config.models.providers.items():
+        entry = _configured_entry(key.lower(), provider, env)
+        providers[entry.id] = entry
+        if entry.api_key:
+            secrets.add(entry.api_key)
+    return Catalog(
+        providers=providers,
+        aliases=_aliases(config),
+        primary=_primary(config),
+        fallbacks=config.agents.defaults.model_choice.fallbacks,
+        params={normalize_ref(ref): dict(options.params) for ref, options in config.agents.defaults.models.items()},
+        secrets=frozenset(secrets),
+        source=loaded.source,
+    )
+
+
+def _builtin_entry(provider_id: str, env: Mapping[str, str], models: Sequence[ModelConfig]) -> ProviderEntry:
+    builtin = BUILTIN_PROVIDERS[provider_id]
+    key = env.get(builtin.key_env) or None
+    entry = ProviderEntry(
+        id=provider_id,
+        base_url=builtin.base_url,
+        api="openai-completions",
+        api_key=key,
+        key_source=f"env {builtin.key_env}" if key else "none",
+        headers={},
+        auth_header=True,
+        timeout_seconds=None,
+        models=(),
+        origin="builtin",
+        active=key is not None,
+        native=False,
+        loopback=is_loopback(builtin.base_url),
+        builtin_compat=builtin.compat,
+        key_env=builtin.key_env,
+        discovery=key is not None,
+    )
+    return msgspec.structs.replace(entry, models=tuple(entry.entry_for(m, "discovered") for m in models))
+
+
+def _configured_entry(provider_id: str, provider: ProviderConfig, env: Mapping[str, str]) -> ProviderEntry:
+    builtin = BUILTIN_PROVIDERS.get(provider_id)
+    key: str | None = provider.api_key if isinstance(provider.api_key, str) and provider.api_key else None
+    key_source = f"config models.providers.{provider_id}.apiKey" if key else "none"
+    if key is None and builtin is not None and env.get(builtin.key_env):
+        key, key_source = env[builtin.key_env], f"env {builtin.key_env}"
+    entry = ProviderEntry(
+        id=provider_id,
+        base_url=provider.base_url,
+        api=provider.api,
+        api_key=key,
+        key_source=key_source,
+        headers=dict(provider.headers),
+        auth_header=provider.auth_header,
+        timeout_seconds=provider.timeout_seconds if isinstance(provider.timeout_seconds, float | int) else None,
+        models=(),
+        origin="configured",
+        active=True,
+        native=is_native_openai(provider.base_url),
+        loopback=is_loopback(provider.base_url),
+        builtin_compat=builtin.compat if builtin else CompatConfig(),
+        key_env=builtin.key_env if builtin else None,
+    )
+    return msgspec.structs.replace(entry, models=tuple(entry.entry_for(m, "configured") for m in provider.models))
+
+
+def _aliases(config: Config) -> dict[str, str]:
+    aliases: dict[str, str] = {}
+    for ref, options in config.agents.defaults.models.items():
+        if isinstance(options.alias, str):
+            aliases[options.alias.lower()] = normalize_ref(ref)
+    return aliases
+
+
+def _primary(config: Config) -> str | None:
+    primary = config.agents.defaults.model_choice.primary
+    return primary if isinstance(primary, str) else None

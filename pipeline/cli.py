@@ -1,0 +1,97 @@
+"""The ``genesis`` command line: argument parsing, dispatch, and error output.
+
+Rules: user errors (a GenesisError) print one line ``genesis: <what>`` with
+the hint on the same line, and exit 2 (exit 1 for a request the server
+failed); never a traceback. Command modules are imported only when their
+command runs, so ``genesis --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+EXIT_INTERNAL = 70
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="config file (default: $GENESIS_CONFIG_PATH or ~/.genesis/genesis.json)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="genesis",
+        description="Exact wire requests for self-hosted OpenAI-compatible LLM servers (vLLM, inferrs, SGLang, llama.cpp).",
+    )
+    from pipeline.version import __version__
+
+    parser.add_argument("--version", action="version", version=f"genesis {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    wire = commands.add_parser("wire", help="print the exact HTTP request for a chat request, without sending it")
+    wire.add_argument("--model", metavar="REF", help="provider/model, an alias, or a model id (default: agents.defaults.model.primary)")
+    source = wire.add_mutually_exclusive_group(required=True)
+    source.add_argument("--prompt", metavar="TEXT", help="the user message")
+    source.add_argument("--request", metavar="FILE", help="an OpenAI-style chat completion body (JSON); - reads stdin")
+    wire.add_argument("--system", metavar="TEXT", help="a system message before the prompt")
+    wire.add_argument("--max-tokens", type=int, metavar="N", help="token limit for the answer")
+    wire.add_argument("--no-stream", action="store_true", help="a non-streaming request (default with --prompt: stream)")
+    wire.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'", help="an extra request header (repeatable)")
+    wire.add_argument("--json", action="store_true", help='print one JSON object {"method", "url", "headers", "body"}')
+    wire.add_argument("--explain", action="store_true", help="also print what each stage changed, and why")
+    wire.add_argument("--raw", action="store_true", help="print the body bytes exactly as sent (not pretty-printed)")
+    wire.add_argument("--show-secrets", action="store_true", help="print keys and other secret headers instead of ***")
+    _add_config(wire)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    from pipeline.errors import GenesisError
+
+    try:
+        return _dispatch(args)
+    except GenesisError as error:
+        report_error(error)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as error:  # a bug: say so plainly; the traceback only on request
+        if os.environ.get("GENESIS_DEBUG"):
+            raise
+        print(f"genesis: internal error: {type(error).__name__}: {error} (set GENESIS_DEBUG=1 for the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _dispatch(args: Any) -> int:
+    if args.command == "wire":
+        from pipeline.commands.wire import run_wire
+
+        return run_wire(args)
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+def report_error(error: Any) -> None:
+    """Print a GenesisError the way every command does: one line (a line per issue for config errors)."""
+    from pipeline.errors import ConfigError
+
+    lines = error.lines() if isinstance(error, ConfigError) else [str(error)]
+    if error.hint:
+        lines[-1] += f" (hint: {error.hint})"
+    for line in lines:
+        print(f"genesis: {line}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

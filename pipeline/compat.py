@@ -1,0 +1,92 @@
+"""Compat flags: the resolved set, and the defaults it is built from.
+
+Resolution order, later wins: the endpoint's defaults (native OpenAI or
+proxy-style), the built-in provider's declared quirks, the model's explicit
+``compat`` block. The table below is the whole policy; stages only read the
+resolved ``Compat``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+import msgspec
+
+from pipeline.config import CompatConfig, MaxTokensField, ModelConfig, ThinkingFormat
+
+
+class Compat(msgspec.Struct, frozen=True):
+    requires_string_content: bool
+    supports_tools: bool
+    supports_store: bool
+    supports_developer_role: bool
+    supports_reasoning_effort: bool
+    supports_usage_in_streaming: bool
+    max_tokens_field: MaxTokensField
+    supports_strict_mode: bool
+    requires_tool_result_name: bool
+    requires_assistant_after_tool_result: bool
+    thinking_format: ThinkingFormat
+
+
+def _endpoint_defaults(native: bool, loopback: bool, reasoning: bool) -> Compat:
+    return Compat(
+        requires_string_content=False,
+        supports_tools=True,
+        supports_store=native,
+        supports_developer_role=native,
+        supports_reasoning_effort=reasoning,
+        supports_usage_in_streaming=native or loopback,
+        max_tokens_field="max_completion_tokens" if native else "max_tokens",
+        supports_strict_mode=native,
+        requires_tool_result_name=False,
+        requires_assistant_after_tool_result=False,
+        thinking_format="openai",
+    )
+
+
+def resolve_compat(
+    model: ModelConfig, *, native: bool, loopback: bool, provider_compat: CompatConfig = CompatConfig()
+) -> Compat:
+    """The flags in force for one model on one endpoint.
+
+    >>> from pipeline.config import ModelConfig, CompatConfig
+    >>> c = resolve_compat(ModelConfig(id="m", compat=CompatConfig(requires_string_content=True)),
+    ...                    native=False, loopback=True)
+    >>> c.requires_string_content, c.supports_developer_role, c.max_tokens_field
+    (True, False, 'max_tokens')
+    """
+    resolved = _endpoint_defaults(native, loopback, model.reasoning)
+    overrides: dict[str, object] = {}
+    for layer in (provider_compat, model.compat):
+        for field in layer.__struct_fields__:
+            value = getattr(layer, field)
+            if value is not msgspec.UNSET:
+                overrides[field] = value
+    return msgspec.structs.replace(resolved, **overrides) if overrides else resolved
+
+
+def is_native_openai(base_url: str) -> bool:
+    """Native OpenAI: api.openai.com or an Azure OpenAI host; everything else is proxy-style.
+
+    >>> is_native_openai("https://api.openai.com/v1"), is_native_openai("http://127.0.0.1:8000/v1")
+    (True, False)
+    """
+    host = (urlsplit(base_url).hostname or "").lower()
+    return host == "api.openai.com" or host.endswith(".openai.azure.com")
+
+
+def is_loopback(base_url: str) -> bool:
+    """A base URL on this machine (localhost, 127.0.0.0/8, ::1).
+
+    >>> is_loopback("http://localhost:8080/v1"), is_loopback("http://127.0.0.2/v1"), is_loopback("http://10.0.0.5/v1")
+    (True, True, False)
+    """
+    host = (urlsplit(base_url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

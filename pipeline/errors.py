@@ -1,0 +1,92 @@
+"""Errors a user can act on.
+
+Rule: every error a user can cause (bad config, unknown model, a server that
+answers garbage) is a ``GenesisError`` whose ``str()`` is one line saying what
+and where, with an optional ``hint`` saying how to fix it. The CLI prints
+those without a traceback. Secrets never enter a message: callers pass paths
+and variable names, never values.
+"""
+
+from __future__ import annotations
+
+
+class GenesisError(Exception):
+    """Base of every user-facing error: a one-line message and an optional hint."""
+
+    kind: str = "error"
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigIssue:
+    """One problem in a config file: the dotted path, and what is wrong there."""
+
+    __slots__ = ("path", "problem")
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.problem}" if self.path else self.problem
+
+    def __repr__(self) -> str:
+        return f"ConfigIssue({self.path!r}, {self.problem!r})"
+
+
+class ConfigError(GenesisError):
+    """A config that cannot be used; carries every issue found, not only the first."""
+
+    kind = "config"
+
+    def __init__(self, source: str, issues: list[ConfigIssue], *, hint: str | None = None) -> None:
+        self.source = source
+        self.issues = issues
+        if len(issues) == 1:
+            message = f"config error in {source}: {issues[0]}"
+        else:
+            listed = "; ".join(str(issue) for issue in issues)
+            message = f"{len(issues)} config errors in {source}: {listed}"
+        super().__init__(message, hint=hint)
+
+    def lines(self) -> list[str]:
+        """One line per issue, for output that has room for more than one."""
+        if len(self.issues) == 1:
+            return [self.message]
+        return [f"{len(self.issues)} config errors in {self.source}:"] + [
+            f"  {issue}" for issue in self.issues
+        ]
+
+
+class RequestError(GenesisError):
+    """The caller's chat request is not usable (not an object, no messages, ...)."""
+
+    kind = "request"
+
+
+class UnknownModelError(GenesisError):
+    """A model ref that resolves to nothing."""
+
+    kind = "unknown_model"
+
+
+class UnsupportedError(GenesisError):
+    """A configured feature this version does not implement yet."""
+
+    kind = "unsupported"
+
+
+class StageError(GenesisError):
+    """A pipeline stage failed, raised, or returned something that is not a Result."""
+
+    kind = "stage"
+
+    def __init__(self, stage: str, message: str, *, hint: str | None = None) -> None:
+        self.stage = stage
+        super().__init__(f"stage {stage!r}: {message}", hint=hint)

@@ -1,0 +1,177 @@
+"""Strict validation of decoded JSON against msgspec types, reporting every problem.
+
+``msgspec.convert`` stops at the first error; a user fixing a config wants
+all of them at once, each with its dotted path, what was expected and what
+was found. This walks the value against ``msgspec.inspect`` type info and
+collects issues; only a value that passes is then converted.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+import msgspec.inspect as mi
+
+from pipeline.errors import ConfigIssue
+
+
+def describe_value(value: Any) -> str:
+    """How a found value reads in an error message.
+
+    >>> describe_value(True), describe_value(3), describe_value("x"), describe_value([1])
+    ('true', 'the number 3', 'the string "x"', 'a list')
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f'the string "{shown}"'
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
+
+
+def describe_type(t: mi.Type) -> str:
+    if isinstance(t, mi.StructType):
+        return "an object"
+    if isinstance(t, mi.DictType):
+        return "an object"
+    if isinstance(t, (mi.ListType, mi.TupleType, mi.VarTupleType, mi.FrozenSetType, mi.SetType)):
+        return "a list"
+    if isinstance(t, mi.StrType):
+        return "a non-empty string" if t.min_length else "a string"
+    if isinstance(t, mi.BoolType):
+        return "true or false"
+    if isinstance(t, mi.IntType):
+        return "a whole number" + _bounds(t)
+    if isinstance(t, mi.FloatType):
+        return "a number" + _bounds(t)
+    if isinstance(t, mi.LiteralType):
+        return "one of " + ", ".join(f'"{v}"' if isinstance(v, str) else repr(v) for v in t.values)
+    if isinstance(t, mi.NoneType):
+        return "null"
+    if isinstance(t, mi.UnionType):
+        return " or ".join(describe_type(member) for member in t.types)
+    return "a value"
+
+
+def _bounds(t: mi.IntType | mi.FloatType) -> str:
+    if t.gt is not None:
+        return f" greater than {t.gt}"
+    if t.ge is not None:
+        return f" of at least {t.ge}"
+    return ""
+
+
+def validate(value: Any, t: mi.Type, path: str = "") -> list[ConfigIssue]:
+    """All the ways ``value`` fails to match ``t``; an empty list when it matches."""
+    issues: list[ConfigIssue] = []
+    _check(value, t, path, issues)
+    return issues
+
+
+def _mismatch(value: Any, t: mi.Type, path: str, issues: list[ConfigIssue]) -> None:
+    issues.append(ConfigIssue(path, f"expected {describe_type(t)}, found {describe_value(value)}"))
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _check(value: Any, t: mi.Type, path: str, issues: list[ConfigIssue]) -> None:
+    if isinstance(t, mi.AnyType):
+        return
+    if isinstance(t, mi.UnionType):
+        _check_union(value, t, path, issues)
+    elif isinstance(t, mi.StructType):
+        _check_struct(value, t, path, issues)
+    elif isinstance(t, mi.DictType):
+        if not isinstance(value, dict):
+            return _mismatch(value, t, path, issues)
+        for key, item in value.items():
+            _check(key, t.key_type, _join(path, str(key)), issues)
+            _check(item, t.value_type, _join(path, str(key)), issues)
+    elif isinstance(t, (mi.ListType, mi.VarTupleType, mi.FrozenSetType, mi.SetType)):
+        if not isinstance(value, list):
+            return _mismatch(value, t, path, issues)
+        if t.min_length and len(value) < t.min_length:
+            issues.append(ConfigIssue(path, f"expected at least {t.min_length} item(s), found none"))
+        for index, item in enumerate(value):
+            _check(item, t.item_type, f"{path}[{index}]", issues)
+    elif isinstance(t, mi.StrType):
+        if not isinstance(value, str):
+            return _mismatch(value, t, path, issues)
+        if t.min_length and len(value) < t.min_length:
+            _mismatch(value, t, path, issues)
+    elif isinstance(t, mi.BoolType):
+        if not isinstance(value, bool):
+            _mismatch(value, t, path, issues)
+    elif isinstance(t, mi.IntType):
+        if isinstance(value, bool) or not isinstance(value, int) or not _in_bounds(value, t):
+            _mismatch(value, t, path, issues)
+    elif isinstance(t, mi.FloatType):
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not is_number or value != value or not _in_bounds(value, t):
+            _mismatch(value, t, path, issues)
+    elif isinstance(t, mi.LiteralType):
+        if value not in t.values or isinstance(value, bool):
+            _mismatch(value, t, path, issues)
+    elif isinstance(t, mi.NoneType):
+        if value is not None:
+            _mismatch(value, t, path, issues)
+    else:  # pragma: no cover - a schema type this validator was not taught
+        raise TypeError(f"validate() does not handle {t!r}")
+
+
+def _in_bounds(value: float, t: mi.IntType | mi.FloatType) -> bool:
+    if value in (float("inf"), float("-inf")):
+        return False
+    if t.gt is not None and not value > t.gt:
+        return False
+    if t.ge is not None and not value >= t.ge:
+        return False
+    return True
+
+
+def _check_union(value: Any, t: mi.UnionType, path: str, issues: list[ConfigIssue]) -> None:
+    attempts: list[list[ConfigIssue]] = []
+    for member in t.types:
+        found: list[ConfigIssue] = []
+        _check(value, member, path, found)
+        if not found:
+            return
+        attempts.append(found)
+    # An object was given and one member is an object type: its issues are the useful ones.
+    if isinstance(value, dict):
+        for member, found in zip(t.types, attempts):
+            if isinstance(member, (mi.StructType, mi.DictType)):
+                issues.extend(found)
+                return
+    _mismatch(value, t, path, issues)
+
+
+def _check_struct(value: Any, t: mi.StructType, path: str, issues: list[ConfigIssue]) -> None:
+    if not isinstance(value, dict):
+        return _mismatch(value, t, path, issues)
+    fields = {field.encode_name: field for field in t.fields}
+    for key, item in value.items():
+        field = fields.get(key)
+        if field is None:
+            close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
+            suggestion = f' (did you mean "{close[0]}"?)' if close else ""
+            known = ", ".join(fields)
+            issues.append(
+                ConfigIssue(_join(path, str(key)), f"unknown key{suggestion}; expected one of: {known}")
+            )
+            continue
+        _check(item, field.type, _join(path, key), issues)
+    for name, field in fields.items():
+        if field.required and name not in value:
+            issues.append(ConfigIssue(_join(path, name), f"missing; expected {describe_type(field.type)}"))

@@ -1,0 +1,40 @@
+"""Stage 2: fill what the caller left out from the config.
+
+Rules:
+- ``agents.defaults.models["provider/model"].params`` (temperature, top_p,
+  ...) are added when the request does not set them; the request wins.
+- A token limit is added only when the model entry sets ``maxTokens``
+  explicitly, under the field the endpoint expects. A discovered or bare
+  entry sends none and leaves the limit to the server: the 8192 default is a
+  catalog figure, and vLLM rejects a limit above its context length.
+"""
+
+from __future__ import annotations
+
+from returns.result import Result, Success
+
+from pipeline.errors import GenesisError
+from pipeline.trace import Change, added
+from pipeline.types import Context
+
+STAGE = "apply_defaults"
+_TOKEN_FIELDS = ("max_tokens", "max_completion_tokens")
+
+
+def apply_defaults(ctx: Context) -> Result[Context, GenesisError]:
+    target = ctx.require_target(STAGE)
+    additions: dict[str, object] = {}
+    changes: list[Change] = []
+    params = ctx.catalog.params.get(target.ref, {})
+    for key, value in params.items():
+        if key not in ctx.body:
+            additions[key] = value
+            changes.append(added(STAGE, key, f'agents.defaults.models["{target.ref}"].params'))
+    limit = target.model.config.max_tokens
+    if isinstance(limit, int) and not any(field in ctx.body or field in additions for field in _TOKEN_FIELDS):
+        field = target.model.compat.max_tokens_field
+        additions[field] = limit
+        changes.append(added(STAGE, field, f"maxTokens of model {target.ref}"))
+    if not additions:
+        return Success(ctx)
+    return Success(ctx.updated(changes, body={**ctx.body, **additions}))

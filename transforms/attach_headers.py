@@ -1,0 +1,72 @@
+"""Stage 5: the request headers, merged in a fixed order, with auth last.
+
+Rules:
+- Order, later wins (names compare case-insensitively): ``Content-Type``,
+  attribution headers (native OpenAI only), the provider's ``headers``, the
+  model's ``headers``, the caller's headers; then auth.
+- Auth is ``Authorization: Bearer <apiKey>``. A provider with no key sends
+  none, so keyless local servers work; ``authHeader: false`` turns it off.
+- Attribution (``originator: genesis``, ``version``, ``User-Agent:
+  genesis/<version>``) goes to native OpenAI endpoints only; custom base
+  URLs get none and their User-Agent is never ``genesis/...``.
+- A header is secret, and redacted whenever shown, when its name says so
+  (authorization, api key, token, secret, cookie) or its value holds a
+  configured secret.
+"""
+
+from __future__ import annotations
+
+from returns.result import Result, Success
+
+from pipeline.errors import GenesisError
+from pipeline.trace import Change, added, changed
+from pipeline.types import Context
+from pipeline.version import __version__
+
+STAGE = "attach_headers"
+
+ATTRIBUTION_HEADERS = (("originator", "genesis"), ("version", __version__), ("User-Agent", f"genesis/{__version__}"))
+_SECRET_NAME_PARTS = ("auth", "key", "token", "secret", "cookie", "password", "credential")
+
+
+def is_secret_header(name: str, value: str, secrets: frozenset[str]) -> bool:
+    """Whether a header's value must be redacted when shown.
+
+    >>> is_secret_header("X-Api-Key", "abc", frozenset()), is_secret_header("X-Trace", "abc", frozenset())
+    (True, False)
+    >>> is_secret_header("X-Org", "org-s3cret", frozenset({"s3cret"}))
+    True
+    """
+    lowered = name.lower()
+    return any(part in lowered for part in _SECRET_NAME_PARTS) or any(secret in value for secret in secrets)
+
+
+def attach_headers(ctx: Context) -> Result[Context, GenesisError]:
+    target = ctx.require_target(STAGE)
+    provider, model = target.provider, target.model
+    merged: dict[str, tuple[str, str]] = {}
+    changes: list[Change] = []
+
+    def put(name: str, value: str, rule: str) -> None:
+        lowered = name.lower()
+        action = changed if lowered in merged else added
+        merged[lowered] = (name, value)
+        changes.append(action(STAGE, f"header {name}", rule))
+
+    put("Content-Type", "application/json", "JSON body")
+    if provider.native:
+        for name, value in ATTRIBUTION_HEADERS:
+            put(name, value, "attribution (native OpenAI endpoint)")
+    for name, value in provider.headers.items():
+        put(name, value, f"{provider.config_path}.headers")
+    for name, value in model.config.headers.items():
+        put(name, value, f"headers of model {target.ref}")
+    for name, value in ctx.caller_headers:
+        put(name, value, "caller's headers")
+    if provider.api_key and provider.auth_header:
+        put("Authorization", f"Bearer {provider.api_key}", f"apiKey ({provider.key_source})")
+
+    headers = tuple(merged.values())
+    secrets = ctx.catalog.secrets
+    secret_headers = frozenset(name.lower() for name, value in headers if is_secret_header(name, value, secrets))
+    return Success(ctx.updated(changes, headers=headers, secret_headers=secret_headers))

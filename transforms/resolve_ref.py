@@ -1,0 +1,39 @@
+"""Stage 1: resolve the model ref and put the server's model id in the body.
+
+The catalog is already built (config, built-ins, discovered models); this
+stage only looks up. ``"openai-responses"`` providers are rejected with a
+clear "not supported yet" rather than sent a chat-completions body.
+"""
+
+from __future__ import annotations
+
+from returns.result import Failure, Result, Success
+
+from pipeline.errors import GenesisError, UnsupportedError
+from pipeline.refs import resolve
+from pipeline.trace import Change, added, changed
+from pipeline.types import Context
+
+STAGE = "resolve_ref"
+
+
+def resolve_ref(ctx: Context) -> Result[Context, GenesisError]:
+    target = resolve(ctx.catalog, ctx.ref)
+    provider, model = target.provider, target.model
+    if provider.api != "openai-completions":
+        return Failure(
+            UnsupportedError(
+                f'{provider.config_path}.api: "{provider.api}" is not supported yet',
+                hint='use api: "openai-completions" (the default), which vLLM, SGLang, inferrs and llama.cpp all serve',
+            )
+        )
+    model_id = model.config.id
+    rule = f"resolved {target.ref}" + (" (not listed in its provider's models: synthesized entry)" if model.origin == "synthesized" else "")
+    changes: list[Change] = []
+    previous = ctx.body.get("model")
+    if previous is None:
+        changes.append(added(STAGE, "model", rule))
+    elif previous != model_id:
+        changes.append(changed(STAGE, "model", rule, f"was {previous!r}"))
+    body = {"model": model_id, **{key: value for key, value in ctx.body.items() if key != "model"}}
+    return Success(ctx.updated(changes, target=target, body=body))

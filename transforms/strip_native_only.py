@@ -1,0 +1,38 @@
+"""Stage 4: remove fields only native OpenAI endpoints understand.
+
+Proxy-style endpoints (vLLM, inferrs, SGLang, llama.cpp, any non-OpenAI
+host) never get these; each removal is recorded with its rule. ``store`` is
+governed by ``compat.supportsStore`` (true on native, false elsewhere).
+"""
+
+from __future__ import annotations
+
+from returns.result import Result, Success
+
+from pipeline.errors import GenesisError
+from pipeline.trace import Change, removed
+from pipeline.types import Context
+
+STAGE = "strip_native_only"
+
+# field -> why a proxy-style endpoint must not get it
+NATIVE_ONLY_FIELDS: dict[str, str] = {
+    "service_tier": "proxy-style endpoint (service tiers are an OpenAI billing feature)",
+    "prompt_cache_key": "proxy-style endpoint (prompt-cache hints are native OpenAI only)",
+    "prompt_cache_retention": "proxy-style endpoint (prompt-cache hints are native OpenAI only)",
+    "reasoning": "proxy-style endpoint (no OpenAI reasoning-compat payload shaping)",
+}
+
+
+def strip_native_only(ctx: Context) -> Result[Context, GenesisError]:
+    target = ctx.require_target(STAGE)
+    drop: dict[str, str] = {}
+    if not target.provider.native:
+        drop.update((field, why) for field, why in NATIVE_ONLY_FIELDS.items() if field in ctx.body)
+    if "store" in ctx.body and not target.model.compat.supports_store:
+        drop["store"] = "supportsStore: false" + ("" if target.provider.native else " (proxy-style endpoint)")
+    if not drop:
+        return Success(ctx)
+    changes: list[Change] = [removed(STAGE, field, why) for field, why in drop.items()]
+    body = {key: value for key, value in ctx.body.items() if key not in drop}
+    return Success(ctx.updated(changes, body=body))
