@@ -8,8 +8,9 @@ through the async methods added on top of this class.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
-from typing import Any
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from returns.result import Result
 
@@ -18,6 +19,10 @@ from pipeline.config import LoadedConfig, load_config, parse_config
 from pipeline.errors import GenesisError
 from pipeline.runner import Pipeline, load_custom_stages
 from pipeline.types import Context, WireRequest
+
+if TYPE_CHECKING:
+    from backends.audit import AuditRecord
+    from backends.events import Completion, Event
 
 
 class Genesis:
@@ -41,7 +46,10 @@ class Genesis:
         base = pipeline if pipeline is not None else Pipeline()
         self.pipeline = load_custom_stages(base, loaded.config.pipeline.stages, loaded.source)
         self.transport = transport
+        self.warn: Callable[[str], None] = logging.getLogger("genesis").warning
         self._catalog = build_catalog(loaded, self.env)
+        self._client: Any = None
+        self._discovered = False
 
     @classmethod
     def from_config_file(cls, path: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None, **options: Any) -> Genesis:
@@ -76,6 +84,122 @@ class Genesis:
         """The exact wire request for ``request`` to ``model``; raises a GenesisError on bad input."""
         result = self.pipeline.build(self._catalog, request, ref=model, headers=tuple(headers))
         return result.alt(_raise).unwrap()
+
+    # -- I/O: everything below sends requests (httpx, under anyio: asyncio or trio) --
+
+    def client(self) -> Any:
+        """The shared ``httpx.AsyncClient`` (made on first use, with the injected transport if any)."""
+        if self._client is None:
+            from backends.http import make_client
+
+            self._client = make_client(self.transport)
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    async def __aenter__(self) -> Genesis:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def discover(self) -> None:
+        """Ask each built-in provider opted in by its key variable for its models, once.
+
+        A provider that does not answer is a warning (``self.warn``), not an error; its
+        refs still resolve, to synthesized entries.
+        """
+        if self._discovered:
+            return
+        self._discovered = True
+        targets = [provider for provider in self._catalog.providers.values() if provider.discovery]
+        if not targets:
+            return
+        import anyio
+
+        from backends.discovery import fetch_models
+        from pipeline.errors import ProviderError
+
+        found: dict[str, Any] = {}
+
+        async def one(provider: Any) -> None:
+            try:
+                found[provider.id], _ = await fetch_models(self.client(), provider)
+            except ProviderError as error:
+                hint = f" (hint: {error.hint})" if error.hint else ""
+                self.warn(f"discovery of {provider.id} models failed: {error}{hint}")
+
+        async with anyio.create_task_group() as group:
+            for provider in targets:
+                group.start_soon(one, provider)
+        self._catalog = build_catalog(self.loaded, self.env, found)
+
+    async def stream(
+        self,
+        model: str | None,
+        request: Mapping[str, Any],
+        *,
+        headers: Sequence[tuple[str, str]] = (),
+        audit: Callable[[AuditRecord], None] | None = None,
+        fallbacks: bool = True,
+    ) -> AsyncIterator[Event]:
+        """Send the request (with failover) and yield typed events as they arrive."""
+        from backends.session import RunState, run_events
+
+        await self.discover()
+        events = run_events(self, model, request, RunState(), headers=headers, audit=audit, use_fallbacks=fallbacks)
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()
+
+    async def run(
+        self,
+        model: str | None,
+        request: Mapping[str, Any],
+        *,
+        headers: Sequence[tuple[str, str]] = (),
+        audit: Callable[[AuditRecord], None] | None = None,
+        fallbacks: bool = True,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> Completion:
+        """Send the request and return the whole completion (streamed or not, per the request)."""
+        from backends.session import RunState, run_events
+
+        await self.discover()
+        state = RunState()
+        events = run_events(self, model, request, state, headers=headers, audit=audit, use_fallbacks=fallbacks)
+        try:
+            async for event in events:
+                if on_event is not None:
+                    on_event(event)
+        finally:
+            await events.aclose()
+        return _completion(state)
+
+    def run_sync(self, model: str | None, request: Mapping[str, Any], *, backend: str = "asyncio", **options: Any) -> Completion:
+        """``run()`` for code without an event loop; opens and closes its own connections."""
+        import anyio
+
+        async def main() -> Completion:
+            try:
+                return await self.run(model, request, **options)
+            finally:
+                await self.aclose()
+
+        return anyio.run(main, backend=backend)
+
+
+def _completion(state: Any) -> Completion:
+    import msgspec
+
+    target = state.target
+    completion: Completion = state.aggregator.completion(provider=target.provider.id, model=target.model.config.id)
+    return msgspec.structs.replace(completion, attempts=tuple(state.attempts))
 
 
 def _raise(error: GenesisError) -> GenesisError:

@@ -47,6 +47,22 @@ def build_parser() -> argparse.ArgumentParser:
     wire.add_argument("--raw", action="store_true", help="print the body bytes exactly as sent (not pretty-printed)")
     wire.add_argument("--show-secrets", action="store_true", help="print keys and other secret headers instead of ***")
     _add_config(wire)
+
+    infer = commands.add_parser("infer", help="run a model").add_subparsers(dest="infer_command", metavar="SUBJECT", required=True)
+    model = infer.add_parser("model", help="model capabilities").add_subparsers(dest="model_command", metavar="ACTION", required=True)
+    run = model.add_parser("run", help="send a prompt and stream the answer to stdout")
+    run.add_argument("--model", metavar="REF", help="provider/model, an alias, or a model id (default: agents.defaults.model.primary)")
+    source = run.add_mutually_exclusive_group(required=True)
+    source.add_argument("--prompt", metavar="TEXT", help="the user message")
+    source.add_argument("--request", metavar="FILE", help="an OpenAI-style chat completion body (JSON); - reads stdin")
+    run.add_argument("--system", metavar="TEXT", help="a system message before the prompt")
+    run.add_argument("--max-tokens", type=int, metavar="N", help="token limit for the answer")
+    run.add_argument("--no-stream", action="store_true", help="ask for one non-streamed answer")
+    run.add_argument("--json", action="store_true", help="print one JSON object at the end (ok, provider, model, attempts, outputs, usage, finishReason)")
+    run.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'", help="an extra request header (repeatable)")
+    run.add_argument("--audit", metavar="FILE", help="append each attempt's exact request (secrets redacted), status, usage and timing as JSON lines")
+    run.add_argument("--no-fallbacks", action="store_true", help="do not try agents.defaults.model.fallbacks after a failure")
+    _add_config(run)
     return parser
 
 
@@ -79,6 +95,10 @@ def _dispatch(args: Any) -> int:
         from pipeline.commands.wire import run_wire
 
         return run_wire(args)
+    if args.command == "infer":
+        from pipeline.commands.infer import run_infer
+
+        return run_infer(args)
     raise AssertionError(f"unhandled command {args.command}")
 
 

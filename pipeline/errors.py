@@ -9,6 +9,8 @@ and variable names, never values.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class GenesisError(Exception):
     """Base of every user-facing error: a one-line message and an optional hint."""
@@ -90,3 +92,35 @@ class StageError(GenesisError):
     def __init__(self, stage: str, message: str, *, hint: str | None = None) -> None:
         self.stage = stage
         super().__init__(f"stage {stage!r}: {message}", hint=hint)
+
+
+class ProviderError(GenesisError):
+    """A request a server did not answer usefully, classified (see ``backends.classify``).
+
+    Carries the class, the HTTP status (None when there was no answer), the
+    server's own message, the URL, and the raw body text (truncated) for
+    auditing. ``str()`` is one line; the raw body is never part of it.
+    """
+
+    def __init__(
+        self,
+        error_class: str,
+        message: str,
+        *,
+        url: str,
+        status: int | None = None,
+        hint: str | None = None,
+        raw: str = "",
+        ref: str = "",
+    ) -> None:
+        self.error_class = error_class
+        self.kind = error_class
+        self.server_message = message
+        self.url = url
+        self.status = status
+        self.raw = raw
+        self.ref = ref
+        self.attempts: list[Any] = []  # filled by a run: every attempt before and including this one
+        where = f"HTTP {status} from {url}" if status is not None else url
+        prefix = f"{ref}: " if ref else ""
+        super().__init__(f"{prefix}{error_class}: {message} ({where})", hint=hint)

@@ -1,0 +1,94 @@
+"""Discovery: ask a server which models it serves (``GET {baseUrl}/models``).
+
+Rules (SPEC 5): Bearer key, 5 s timeout; each ``data[].id`` becomes a model
+entry named by its id; ``max_model_len`` (vLLM) or ``meta.n_ctx``
+(llama.cpp) becomes ``contextWindow``, else 128000; reasoning is guessed
+from the id. A failure is a ProviderError for the caller to turn into a
+warning; it never stops a run.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import httpx
+import msgspec
+
+from backends.classify import HintContext, http_error, hint_for
+from pipeline.catalog import ProviderEntry
+from pipeline.config import ModelConfig
+from pipeline.errors import ProviderError
+
+DISCOVERY_TIMEOUT = 5.0
+DEFAULT_CONTEXT_WINDOW = 128000
+_REASONING_ID = re.compile(r"r1|reasoning|think|reason", re.IGNORECASE)
+
+
+class _Meta(msgspec.Struct):
+    n_ctx: int | None = None
+
+
+class _ServedModel(msgspec.Struct):
+    id: str
+    max_model_len: int | None = None
+    meta: _Meta | None = None
+
+
+class _ModelList(msgspec.Struct):
+    data: list[_ServedModel]
+
+
+_MODEL_LIST = msgspec.json.Decoder(_ModelList)
+
+
+def models_from_listing(body: bytes) -> list[ModelConfig]:
+    """Model entries from a ``/models`` body (raises msgspec errors on other shapes).
+
+    >>> [(m.id, m.context_window, m.reasoning) for m in models_from_listing(
+    ...     b'{"data": [{"id": "tiny-model", "max_model_len": 1024}, {"id": "deepseek-r1", "meta": {"n_ctx": 4096}}]}')]
+    [('tiny-model', 1024, False), ('deepseek-r1', 4096, True)]
+    """
+    listing = _MODEL_LIST.decode(body)
+    models = []
+    for served in listing.data:
+        window = served.max_model_len or (served.meta.n_ctx if served.meta else None) or DEFAULT_CONTEXT_WINDOW
+        models.append(ModelConfig(id=served.id, reasoning=bool(_REASONING_ID.search(served.id)), context_window=window))
+    return models
+
+
+def models_url(provider: ProviderEntry) -> str:
+    return provider.base_url.rstrip("/") + "/models"
+
+
+def auth_headers(provider: ProviderEntry) -> dict[str, str]:
+    headers = dict(provider.headers)
+    if provider.api_key and provider.auth_header:
+        headers["Authorization"] = f"Bearer {provider.api_key}"
+    return headers
+
+
+def provider_hints(provider: ProviderEntry) -> HintContext:
+    return HintContext(provider.id, provider.base_url, provider.id, provider.config_path, provider.key_source, provider.key_env)
+
+
+async def fetch_models(client: httpx.AsyncClient, provider: ProviderEntry, timeout: float = DISCOVERY_TIMEOUT) -> tuple[list[ModelConfig], float]:
+    """The models a provider's server lists, and how long it took (seconds)."""
+    url = models_url(provider)
+    hints = provider_hints(provider)
+    started = time.perf_counter()
+    try:
+        response = await client.get(url, headers=auth_headers(provider), timeout=timeout)
+    except httpx.TimeoutException:
+        raise ProviderError("timeout", f"no answer within {timeout:g} s", url=url, hint=hint_for("timeout", "", hints)) from None
+    except httpx.HTTPError as exc:
+        message = f"cannot connect: {exc}" if isinstance(exc, httpx.ConnectError) else f"{type(exc).__name__}: {exc}"
+        raise ProviderError("unreachable", message, url=url, hint=hint_for("unreachable", message, hints)) from None
+    elapsed = time.perf_counter() - started
+    if response.status_code >= 400:
+        raise http_error(response.status_code, response.content, url=url, ref=provider.id, context=hints)
+    try:
+        return models_from_listing(response.content), elapsed
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        text = response.content[:200].decode("utf-8", "replace")
+        raise ProviderError("format", f"not a model list ({exc}): {text}", url=url, status=response.status_code) from None

@@ -1,0 +1,577 @@
+"""A local HTTP/1.1 server that imitates faults real LLM servers won't produce on demand.
+
+Standard library only. In tests::
+
+    with FaultServer() as server:
+        client = Client(base_url=server.base_url)      # "http://127.0.0.1:PORT/v1"
+        ...                                            # model="<scenario>"
+        server.requests[-1]["headers"]["authorization"]
+
+By hand::
+
+    python tests/servers/fault_server.py --port 8100
+    curl -s localhost:8100/v1/chat/completions -d '{"model":"crlf","stream":true,"messages":[]}'
+
+Routes: ``GET /health`` -> ``{"status":"ok"}``; ``GET /v1/models`` lists the scenarios;
+``POST /v1/chat/completions`` behaves as the scenario named by the body's ``"model"``
+(see ``SCENARIOS``). Unknown model -> vLLM's 404. No API key is checked.
+
+HTTP details: every request is answered with HTTP/1.1; fixed bodies carry
+Content-Length, streams (``"stream": true``) use chunked transfer-encoding with one
+HTTP chunk per SSE event. Connections are kept alive unless the client sends
+``Connection: close`` (or speaks HTTP/1.0), or the scenario breaks the connection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from typing import Any
+
+__all__ = ["FaultServer", "SCENARIOS"]
+
+SCENARIOS: dict[str, str] = {
+    "ok": "a normal answer 'Hello world' (stream: role delta, 'Hello', ' world', stop, usage if asked)",
+    "drop-mid-stream": "200 stream; 2 content chunks, then the TCP connection closes mid-chunk (FIN)",
+    "reset-mid-stream": "like drop-mid-stream but the connection is reset (RST)",
+    "malformed-chunk": "one good chunk, then an event with broken JSON, then [DONE]",
+    "serde-422": "422 text/plain serde error (inferrs/axum) for a content-part array",
+    "finish-error": "200, content 'Error: engine failed: out of memory', finish_reason 'error'",
+    "stream-error-object": "200 stream: one content chunk, then data: {\"error\": {...}}, then [DONE]",
+    "slow": "waits 30 s (FaultServer.slow_seconds) before sending anything",
+    "huge-event": "200 stream with ONE data: event whose content delta is 64 MiB of 'a'",
+    "unauthorized": "401 {\"error\":\"Unauthorized\"} (vLLM's shape)",
+    "overloaded": "503 text/plain 'Service Unavailable'",
+    "crlf": "the ok stream with \\r\\n line endings",
+    "cr": "the ok stream with \\r line endings",
+    "reasoning": "deltas with reasoning_content, then content; finish stop",
+    "tool-stream": "one get_weather tool call built across deltas; finish tool_calls",
+    "strict-inferrs": "422/400 for developer role, content arrays, tools, stream_options without stream",
+}
+
+SERDE_422 = (
+    "Failed to deserialize the JSON body into the target type: messages[{i}].content: "
+    "invalid type: sequence, expected a string at line 1 column 97"
+)
+DEVELOPER_422 = (
+    "Failed to deserialize the JSON body into the target type: messages[{i}].role: "
+    "unknown variant `developer`, expected one of `system`, `user`, `assistant`, `tool` "
+    "at line 1 column 30"
+)
+HUGE_EVENT_BYTES = 64 * 1024 * 1024
+_PIECE = b"a" * (1024 * 1024)
+_REASONS = {
+    200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+    405: "Method Not Allowed", 413: "Payload Too Large", 422: "Unprocessable Entity",
+    500: "Internal Server Error", 503: "Service Unavailable",
+}
+_MAX_BODY = 64 * 1024 * 1024
+
+
+class _Close(Exception):
+    """Raised by a handler to end the connection without further writes."""
+
+
+class FaultServer:
+    """The fault server, run on its own event loop in a background thread.
+
+    ``FaultServer(port=0)`` picks a free port. Leaving the ``with`` block (or calling
+    ``close()``) stops it at once, cancelling pending (e.g. ``slow``) requests.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, slow_seconds: float = 30.0):
+        self.host = host
+        self.port = port
+        self.slow_seconds = slow_seconds
+        self.requests: list[dict[str, Any]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._ids = 0
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    def start(self) -> "FaultServer":
+        self._thread = threading.Thread(target=self._run, name="fault-server", daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+        if self._error is not None:
+            raise RuntimeError(f"fault server failed to start: {self._error}") from self._error
+        if not self._ready.is_set():
+            raise RuntimeError("fault server did not start within 10 s")
+        return self
+
+    def close(self) -> None:
+        if self._loop is not None and self._stop is not None and self._thread is not None:
+            if self._thread.is_alive():
+                self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(5)
+        self._thread = None
+
+    def __enter__(self) -> "FaultServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def serve_forever(self) -> None:
+        """Run in the calling thread until interrupted (for the command line)."""
+        if self._thread is None:
+            self.start()
+        try:
+            while self._thread is not None and self._thread.is_alive():
+                self._thread.join(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.close()
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._main())
+        except BaseException as exc:  # surfaced by start()
+            self._error = exc
+            self._ready.set()
+        finally:
+            loop.close()
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        server = await asyncio.start_server(
+            self._on_connection, self.host, self.port, limit=1024 * 1024, reuse_address=True
+        )
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            server.close()
+            for task in list(self._tasks):
+                task.cancel()
+            if self._tasks:
+                await asyncio.wait(list(self._tasks), timeout=1)
+            try:
+                await asyncio.wait_for(server.wait_closed(), 1)
+            except asyncio.TimeoutError:
+                pass
+            await asyncio.sleep(0)  # let the transports' close callbacks run
+
+    # -- HTTP/1.1 ----------------------------------------------------------------------
+
+    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            while True:
+                keep_alive = await self._one_request(reader, writer)
+                if not keep_alive:
+                    break
+        except (_Close, asyncio.CancelledError, ConnectionError, asyncio.IncompleteReadError,
+                asyncio.LimitOverrunError, ValueError):
+            pass
+        finally:
+            self._tasks.discard(task)
+            if not writer.is_closing():
+                writer.close()
+
+    async def _one_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        line = await reader.readline()
+        if not line:
+            return False  # client closed between requests
+        try:
+            method, target, version = line.decode("latin-1").rstrip("\r\n").split(" ")
+        except ValueError:
+            await _send(writer, 400, b"bad request line\n", "text/plain", keep_alive=False)
+            return False
+        headers: dict[str, str] = {}
+        while True:
+            hline = await reader.readline()
+            if hline in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = hline.decode("latin-1").partition(":")
+            key, value = name.strip().lower(), value.strip()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+
+        connection = headers.get("connection", "").lower()
+        keep_alive = ("close" not in connection) if version == "HTTP/1.1" else ("keep-alive" in connection)
+
+        if headers.get("expect", "").lower() == "100-continue":
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            body = await _read_chunked(reader)
+        else:
+            length = int(headers.get("content-length", "0") or 0)
+            if length > _MAX_BODY:
+                await _send(writer, 413, b"too large\n", "text/plain", keep_alive=False)
+                return False
+            body = await reader.readexactly(length) if length else b""
+
+        self.requests.append({"method": method, "path": target, "headers": headers, "body": body})
+        await self._route(method, target.split("?", 1)[0], body, writer, keep_alive)
+        return keep_alive
+
+    async def _route(self, method: str, path: str, body: bytes, writer: asyncio.StreamWriter, keep_alive: bool) -> None:
+        if path == "/health":
+            if method != "GET":
+                return await _send_json(writer, 405, {"detail": "Method Not Allowed"}, keep_alive)
+            return await _send_json(writer, 200, {"status": "ok"}, keep_alive)
+        if path == "/v1/models":
+            if method != "GET":
+                return await _send_json(writer, 405, {"detail": "Method Not Allowed"}, keep_alive)
+            data = [{"id": name, "object": "model", "created": 0, "owned_by": "genesis-fault-server"}
+                    for name in SCENARIOS]
+            return await _send_json(writer, 200, {"object": "list", "data": data}, keep_alive)
+        if path == "/v1/chat/completions":
+            if method != "POST":
+                return await _send_json(writer, 405, {"detail": "Method Not Allowed"}, keep_alive)
+            return await self._chat(body, writer, keep_alive)
+        return await _send_json(writer, 404, {"detail": "Not Found"}, keep_alive)
+
+    # -- chat completions --------------------------------------------------------------
+
+    async def _chat(self, raw: bytes, writer: asyncio.StreamWriter, keep_alive: bool) -> None:
+        try:
+            body = json.loads(raw)
+            if not isinstance(body, dict):
+                raise ValueError("body is not an object")
+        except ValueError as exc:
+            return await _send_json(writer, 400, _error(f"Invalid JSON body: {exc}", "BadRequestError", 400), keep_alive)
+        model = body.get("model")
+        if model not in SCENARIOS:
+            err = _error(f"The model `{model}` does not exist.", "NotFoundError", 404, param="model")
+            return await _send_json(writer, 404, err, keep_alive)
+        self._ids += 1
+        chat = _Chat(model, f"chatcmpl-fault-{self._ids}", body, writer, keep_alive)
+        handler = getattr(self, "_scenario_" + model.replace("-", "_"))
+        await handler(chat)
+
+    async def _scenario_ok(self, chat: "_Chat", *, sep: bytes = b"\n", usage: bool = True) -> None:
+        if not chat.stream:
+            return await chat.completion({"role": "assistant", "content": "Hello world"}, "stop", usage=usage)
+        await chat.begin_stream()
+        await chat.chunk({"role": "assistant", "content": ""}, sep=sep)
+        await chat.chunk({"content": "Hello"}, sep=sep)
+        await chat.chunk({"content": " world"}, sep=sep)
+        await chat.chunk({}, "stop", sep=sep)
+        if usage:
+            await chat.usage_chunk(sep=sep)
+        await chat.done(sep=sep)
+
+    async def _scenario_crlf(self, chat: "_Chat") -> None:
+        await self._scenario_ok(chat, sep=b"\r\n")
+
+    async def _scenario_cr(self, chat: "_Chat") -> None:
+        await self._scenario_ok(chat, sep=b"\r")
+
+    async def _drop(self, chat: "_Chat", *, reset: bool) -> None:
+        first, second = {"role": "assistant", "content": "Hello"}, {"content": " world"}
+        if not chat.stream:
+            # Content-Length promises the whole answer; half of it arrives.
+            payload = json.dumps(chat.completion_body({"role": "assistant", "content": "Hello world"}, "stop")).encode()
+            chat.writer.write(_head(200, "application/json", len(payload), keep_alive=True) + payload[: len(payload) // 2])
+            await chat.writer.drain()
+        else:
+            await chat.begin_stream()
+            await chat.chunk(first)
+            await chat.chunk(second)
+            # Announce the next event's full chunk, send half of it, and go away.
+            event = chat.event_bytes(chat.chunk_body({"content": "!"}))
+            chat.writer.write(b"%x\r\n" % len(event) + event[: len(event) // 2])
+            await chat.writer.drain()
+        await asyncio.sleep(0.05)  # let the client read what was sent before the connection dies
+        if reset:
+            sock = chat.writer.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            chat.writer.transport.abort()
+        else:
+            chat.writer.close()
+        raise _Close
+
+    async def _scenario_drop_mid_stream(self, chat: "_Chat") -> None:
+        await self._drop(chat, reset=False)
+
+    async def _scenario_reset_mid_stream(self, chat: "_Chat") -> None:
+        await self._drop(chat, reset=True)
+
+    async def _scenario_malformed_chunk(self, chat: "_Chat") -> None:
+        if not chat.stream:
+            return await chat.send(200, b'{"choices": [{"message": {"content": "x"', "application/json")
+        await chat.begin_stream()
+        await chat.chunk({"role": "assistant", "content": "Hello"})
+        await chat.raw_event(b'data: {"choices": [{"delta": {"content": "x"\n\n')
+        await chat.done()
+
+    async def _scenario_serde_422(self, chat: "_Chat") -> None:
+        index = next((i for i, m in enumerate(chat.messages) if isinstance(m, dict) and isinstance(m.get("content"), list)), 1)
+        await chat.send(422, SERDE_422.format(i=index).encode(), "text/plain; charset=utf-8")
+
+    async def _scenario_finish_error(self, chat: "_Chat") -> None:
+        text = "Error: engine failed: out of memory"
+        if not chat.stream:
+            return await chat.completion({"role": "assistant", "content": text}, "error")
+        await chat.begin_stream()
+        await chat.chunk({"role": "assistant", "content": ""})
+        await chat.chunk({"content": text})
+        await chat.chunk({}, "error")
+        await chat.usage_chunk()
+        await chat.done()
+
+    async def _scenario_stream_error_object(self, chat: "_Chat") -> None:
+        error = {"error": {"message": "boom", "type": "InternalServerError", "code": 500}}
+        if not chat.stream:
+            return await chat.send(200, json.dumps(error).encode(), "application/json")
+        await chat.begin_stream()
+        await chat.chunk({"role": "assistant", "content": "Hello"})
+        await chat.raw_event(b"data: " + json.dumps(error).encode() + b"\n\n")
+        await chat.done()
+
+    async def _scenario_slow(self, chat: "_Chat") -> None:
+        await asyncio.sleep(self.slow_seconds)  # cancelled by close()
+        await self._scenario_ok(chat)
+
+    async def _scenario_huge_event(self, chat: "_Chat") -> None:
+        if not chat.stream:
+            head, tail = _split_around(chat.completion_body({"role": "assistant", "content": "@"}, "stop"))
+            chat.writer.write(_head(200, "application/json", len(head) + HUGE_EVENT_BYTES + len(tail), chat.keep_alive) + head)
+            await _write_huge(chat.writer, HUGE_EVENT_BYTES, chunked=False)
+            chat.writer.write(tail)
+            return await chat.writer.drain()
+        await chat.begin_stream()
+        head, tail = _split_around(chat.chunk_body({"role": "assistant", "content": "@"}))
+        # One SSE event, written as many HTTP chunks.
+        chat.writer.write(_chunk(b"data: " + head))
+        await _write_huge(chat.writer, HUGE_EVENT_BYTES, chunked=True)
+        chat.writer.write(_chunk(tail + b"\n\n"))
+        await chat.chunk({}, "stop")
+        await chat.usage_chunk()
+        await chat.done()
+
+    async def _scenario_unauthorized(self, chat: "_Chat") -> None:
+        await chat.send(401, b'{"error":"Unauthorized"}', "application/json")
+
+    async def _scenario_overloaded(self, chat: "_Chat") -> None:
+        await chat.send(503, b"Service Unavailable", "text/plain; charset=utf-8")
+
+    async def _scenario_reasoning(self, chat: "_Chat") -> None:
+        if not chat.stream:
+            message = {"role": "assistant", "reasoning_content": "Let me think. The user greets me.",
+                       "content": "Hello world"}
+            return await chat.completion(message, "stop")
+        await chat.begin_stream()
+        await chat.chunk({"role": "assistant", "content": ""})
+        await chat.chunk({"reasoning_content": "Let me think."})
+        await chat.chunk({"reasoning_content": " The user greets me."})
+        await chat.chunk({"content": "Hello"})
+        await chat.chunk({"content": " world"})
+        await chat.chunk({}, "stop")
+        await chat.usage_chunk()
+        await chat.done()
+
+    async def _scenario_tool_stream(self, chat: "_Chat") -> None:
+        if not chat.stream:
+            call = {"id": "call_1", "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+            return await chat.completion({"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls")
+        await chat.begin_stream()
+        await chat.chunk({"role": "assistant", "content": ""})
+        await chat.chunk({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                                          "function": {"name": "get_weather", "arguments": ""}}]})
+        await chat.chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"city": '}}]})
+        await chat.chunk({"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]})
+        await chat.chunk({}, "tool_calls")
+        await chat.usage_chunk()
+        await chat.done()
+
+    async def _scenario_strict_inferrs(self, chat: "_Chat") -> None:
+        for i, message in enumerate(chat.messages):
+            if isinstance(message, dict) and message.get("role") == "developer":
+                return await chat.send(422, DEVELOPER_422.format(i=i).encode(), "text/plain; charset=utf-8")
+        for i, message in enumerate(chat.messages):
+            if isinstance(message, dict) and isinstance(message.get("content"), list):
+                return await chat.send(422, SERDE_422.format(i=i).encode(), "text/plain; charset=utf-8")
+        if "tools" in chat.body:
+            message = '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set'
+            return await chat.send_json(400, _error(message, "BadRequestError", 400))
+        if "stream_options" in chat.body and chat.body.get("stream") is not True:
+            message = "Stream options can only be defined when `stream=True`."
+            return await chat.send_json(400, _error(message, "BadRequestError", 400))
+        await self._scenario_ok(chat, usage=False)
+
+
+class _Chat:
+    """One chat completion request and the helpers to answer it."""
+
+    def __init__(self, model: str, cid: str, body: dict, writer: asyncio.StreamWriter, keep_alive: bool):
+        self.model, self.id, self.body, self.writer, self.keep_alive = model, cid, body, writer, keep_alive
+        self.created = int(time.time())
+        self.stream = body.get("stream") is True
+        options = body.get("stream_options")
+        self.include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        messages = body.get("messages")
+        self.messages: list = messages if isinstance(messages, list) else []
+
+    async def send(self, status: int, payload: bytes, content_type: str) -> None:
+        await _send(self.writer, status, payload, content_type, self.keep_alive)
+
+    async def send_json(self, status: int, obj: Any) -> None:
+        await _send_json(self.writer, status, obj, self.keep_alive)
+
+    def completion_body(self, message: dict, finish_reason: str, *, usage: bool = True) -> dict:
+        body = {
+            "id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
+        }
+        if usage:
+            body["usage"] = _USAGE
+        return body
+
+    async def completion(self, message: dict, finish_reason: str, *, usage: bool = True) -> None:
+        await self.send_json(200, self.completion_body(message, finish_reason, usage=usage))
+
+    def chunk_body(self, delta: dict, finish_reason: str | None = None) -> dict:
+        return {
+            "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+        }
+
+    @staticmethod
+    def event_bytes(obj: Any, sep: bytes = b"\n") -> bytes:
+        return b"data: " + json.dumps(obj).encode() + sep + sep
+
+    async def begin_stream(self) -> None:
+        self.writer.write(
+            b"HTTP/1.1 200 OK\r\n"
+            b"content-type: text/event-stream; charset=utf-8\r\n"
+            b"cache-control: no-cache\r\n"
+            b"transfer-encoding: chunked\r\n"
+            + (b"" if self.keep_alive else b"connection: close\r\n")
+            + b"server: genesis-fault-server\r\n\r\n"
+        )
+        await self.writer.drain()
+
+    async def raw_event(self, data: bytes) -> None:
+        self.writer.write(_chunk(data))
+        await self.writer.drain()
+
+    async def chunk(self, delta: dict, finish_reason: str | None = None, *, sep: bytes = b"\n") -> None:
+        await self.raw_event(self.event_bytes(self.chunk_body(delta, finish_reason), sep))
+
+    async def usage_chunk(self, *, sep: bytes = b"\n") -> None:
+        """The final `"choices": []` chunk, sent only if stream_options.include_usage."""
+        if self.include_usage:
+            body = self.chunk_body({})
+            body["choices"] = []
+            body["usage"] = _USAGE
+            await self.raw_event(self.event_bytes(body, sep))
+
+    async def done(self, *, sep: bytes = b"\n") -> None:
+        self.writer.write(_chunk(b"data: [DONE]" + sep + sep) + b"0\r\n\r\n")
+        await self.writer.drain()
+
+
+_USAGE = {"prompt_tokens": 12, "completion_tokens": 2, "total_tokens": 14}
+
+
+def _error(message: str, type_: str, code: int, param: str | None = None) -> dict:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def _head(status: int, content_type: str, length: int, keep_alive: bool) -> bytes:
+    return (
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\n"
+        f"content-type: {content_type}\r\n"
+        f"content-length: {length}\r\n"
+        + ("" if keep_alive else "connection: close\r\n")
+        + "server: genesis-fault-server\r\n\r\n"
+    ).encode("latin-1")
+
+
+async def _send(writer: asyncio.StreamWriter, status: int, payload: bytes, content_type: str, keep_alive: bool) -> None:
+    writer.write(_head(status, content_type, len(payload), keep_alive) + payload)
+    await writer.drain()
+
+
+async def _send_json(writer: asyncio.StreamWriter, status: int, obj: Any, keep_alive: bool) -> None:
+    await _send(writer, status, json.dumps(obj).encode(), "application/json", keep_alive)
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def _split_around(obj: dict) -> tuple[bytes, bytes]:
+    """JSON of obj split where the (unique) content "@" is, to splice a huge content in."""
+    head, _, tail = json.dumps(obj).encode().partition(b'"content": "@"')
+    return head + b'"content": "', b'"' + tail
+
+
+async def _write_huge(writer: asyncio.StreamWriter, size: int, *, chunked: bool) -> None:
+    left = size
+    while left:
+        piece = _PIECE if left >= len(_PIECE) else _PIECE[:left]
+        writer.write(_chunk(piece) if chunked else piece)
+        await writer.drain()
+        left -= len(piece)
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    parts, total = [], 0
+    while True:
+        size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return b"".join(parts)
+        total += size
+        if total > _MAX_BODY:
+            raise _Close
+        parts.append(await reader.readexactly(size))
+        await reader.readexactly(2)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--slow-seconds", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
+    server = FaultServer(args.host, args.port, slow_seconds=args.slow_seconds)
+    try:
+        server.start()
+    except RuntimeError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"fault server on {server.base_url} (scenarios: {', '.join(SCENARIOS)}); Ctrl-C stops it", flush=True)
+    server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
