@@ -63,6 +63,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--audit", metavar="FILE", help="append each attempt's exact request (secrets redacted), status, usage and timing as JSON lines")
     run.add_argument("--no-fallbacks", action="store_true", help="do not try agents.defaults.model.fallbacks after a failure")
     _add_config(run)
+
+    models = commands.add_parser("models", help="list models, check servers, probe what a server accepts")
+    models_commands = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    listing = models_commands.add_parser("list", help="configured, built-in and discovered models")
+    listing.add_argument("--provider", metavar="ID", help="only this provider")
+    listing.add_argument("--json", action="store_true", help="a JSON list of models")
+    listing.add_argument("--plain", action="store_true", help="one provider/model ref per line")
+    _add_config(listing)
+    status = models_commands.add_parser("status", help="providers, their base URLs and where their keys come from")
+    status.add_argument("--probe", action="store_true", help="also ask each server: GET /models and /health")
+    status.add_argument("--provider", metavar="ID", help="only this provider")
+    status.add_argument("--json", action="store_true", help="a JSON list of providers")
+    _add_config(status)
+    probe = models_commands.add_parser("probe", help="send tiny requests to find what a server accepts; print a compat block")
+    probe.add_argument("ref", metavar="REF", help="provider/model")
+    probe.add_argument("--json", action="store_true", help="the probe results as JSON")
+    _add_config(probe)
     return parser
 
 
@@ -72,10 +89,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    from pipeline.errors import GenesisError
+    from pipeline.errors import GenesisError, ProviderError
 
     try:
         return _dispatch(args)
+    except ProviderError as error:  # the server failed, not the user
+        report_error(error)
+        return EXIT_FAILED
     except GenesisError as error:
         report_error(error)
         return EXIT_USAGE
@@ -95,6 +115,11 @@ def _dispatch(args: Any) -> int:
         from pipeline.commands.wire import run_wire
 
         return run_wire(args)
+    if args.command == "models":
+        from pipeline.commands import models
+
+        handlers = {"list": models.run_list, "status": models.run_status, "probe": models.run_probe}
+        return handlers[args.models_command](args)
     if args.command == "infer":
         from pipeline.commands.infer import run_infer
 
