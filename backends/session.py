@@ -24,6 +24,7 @@ from backends.stream import Aggregator
 from pipeline.errors import GenesisError, ProviderError
 from pipeline.refs import Target, normalize_ref
 from pipeline.wire import encode_wire
+from pipeline.errors import unwrap_or_raise
 
 if TYPE_CHECKING:
     from pipeline.api import Genesis
@@ -78,7 +79,7 @@ async def run_events(
         last = position == len(chain) - 1
         shaped = genesis.shape(candidate, request, headers=headers)
         try:
-            ctx = shaped.alt(_raise).unwrap()
+            ctx = unwrap_or_raise(shaped)
             wire = encode_wire(ctx)
         except GenesisError as error:
             if position == 0:
@@ -120,6 +121,3 @@ async def run_events(
             audit(make_record(wire, ok=True, status=timing.status, finish_reason=aggregator.finish, usage=aggregator.usage, timing=timing.as_ms()))
         return
 
-
-def _raise(error: GenesisError) -> GenesisError:
-    raise error

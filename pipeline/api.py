@@ -19,6 +19,7 @@ from pipeline.config import LoadedConfig, load_config, parse_config
 from pipeline.errors import GenesisError
 from pipeline.runner import Pipeline, load_custom_stages
 from pipeline.types import Context, WireRequest
+from pipeline.errors import unwrap_or_raise
 
 if TYPE_CHECKING:
     from backends.audit import AuditRecord
@@ -83,7 +84,7 @@ class Genesis:
     def build(self, model: str | None, request: Mapping[str, Any], *, headers: Sequence[tuple[str, str]] = ()) -> WireRequest:
         """The exact wire request for ``request`` to ``model``; raises a GenesisError on bad input."""
         result = self.pipeline.build(self._catalog, request, ref=model, headers=tuple(headers))
-        return result.alt(_raise).unwrap()
+        return unwrap_or_raise(result)  # type: ignore[no-any-return]
 
     # -- I/O: everything below sends requests (httpx, under anyio: asyncio or trio) --
 
@@ -201,6 +202,3 @@ def _completion(state: Any) -> Completion:
     completion: Completion = state.aggregator.completion(provider=target.provider.id, model=target.model.config.id)
     return msgspec.structs.replace(completion, attempts=tuple(state.attempts))
 
-
-def _raise(error: GenesisError) -> GenesisError:
-    raise error

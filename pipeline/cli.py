@@ -23,6 +23,18 @@ def _add_config(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="config file (default: $GENESIS_CONFIG_PATH or ~/.genesis/genesis.json)")
 
 
+def _add_request(parser: argparse.ArgumentParser) -> None:
+    """The chat request a command works on: a model ref plus a prompt or a request file."""
+    parser.add_argument("--model", metavar="REF", help="provider/model, an alias, or a model id (default: agents.defaults.model.primary)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--prompt", metavar="TEXT", help="the user message")
+    source.add_argument("--request", metavar="FILE", help="an OpenAI-style chat completion body (JSON); - reads stdin")
+    parser.add_argument("--system", metavar="TEXT", help="a system message before the prompt")
+    parser.add_argument("--max-tokens", type=int, metavar="N", help="token limit for the answer")
+    parser.add_argument("--no-stream", action="store_true", help="a non-streamed request (default with --prompt: streamed)")
+    parser.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'", help="an extra request header (repeatable)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="genesis",
@@ -34,14 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     wire = commands.add_parser("wire", help="print the exact HTTP request for a chat request, without sending it")
-    wire.add_argument("--model", metavar="REF", help="provider/model, an alias, or a model id (default: agents.defaults.model.primary)")
-    source = wire.add_mutually_exclusive_group(required=True)
-    source.add_argument("--prompt", metavar="TEXT", help="the user message")
-    source.add_argument("--request", metavar="FILE", help="an OpenAI-style chat completion body (JSON); - reads stdin")
-    wire.add_argument("--system", metavar="TEXT", help="a system message before the prompt")
-    wire.add_argument("--max-tokens", type=int, metavar="N", help="token limit for the answer")
-    wire.add_argument("--no-stream", action="store_true", help="a non-streaming request (default with --prompt: stream)")
-    wire.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'", help="an extra request header (repeatable)")
+    _add_request(wire)
     wire.add_argument("--json", action="store_true", help='print one JSON object {"method", "url", "headers", "body"}')
     wire.add_argument("--explain", action="store_true", help="also print what each stage changed, and why")
     wire.add_argument("--raw", action="store_true", help="print the body bytes exactly as sent (not pretty-printed)")
@@ -51,15 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     infer = commands.add_parser("infer", help="run a model").add_subparsers(dest="infer_command", metavar="SUBJECT", required=True)
     model = infer.add_parser("model", help="model capabilities").add_subparsers(dest="model_command", metavar="ACTION", required=True)
     run = model.add_parser("run", help="send a prompt and stream the answer to stdout")
-    run.add_argument("--model", metavar="REF", help="provider/model, an alias, or a model id (default: agents.defaults.model.primary)")
-    source = run.add_mutually_exclusive_group(required=True)
-    source.add_argument("--prompt", metavar="TEXT", help="the user message")
-    source.add_argument("--request", metavar="FILE", help="an OpenAI-style chat completion body (JSON); - reads stdin")
-    run.add_argument("--system", metavar="TEXT", help="a system message before the prompt")
-    run.add_argument("--max-tokens", type=int, metavar="N", help="token limit for the answer")
-    run.add_argument("--no-stream", action="store_true", help="ask for one non-streamed answer")
+    _add_request(run)
     run.add_argument("--json", action="store_true", help="print one JSON object at the end (ok, provider, model, attempts, outputs, usage, finishReason)")
-    run.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'", help="an extra request header (repeatable)")
     run.add_argument("--audit", metavar="FILE", help="append each attempt's exact request (secrets redacted), status, usage and timing as JSON lines")
     run.add_argument("--no-fallbacks", action="store_true", help="do not try agents.defaults.model.fallbacks after a failure")
     _add_config(run)

@@ -124,3 +124,21 @@ class ProviderError(GenesisError):
         where = f"HTTP {status} from {url}" if status is not None else url
         prefix = f"{ref}: " if ref else ""
         super().__init__(f"{prefix}{error_class}: {message} ({where})", hint=hint)
+
+
+def unwrap_or_raise(result: Any) -> Any:
+    """The value of a ``Success``; the error of a ``Failure`` is raised.
+
+    >>> from returns.result import Failure, Success
+    >>> unwrap_or_raise(Success(1))
+    1
+    >>> unwrap_or_raise(Failure(RequestError("bad")))
+    Traceback (most recent call last):
+    ...
+    pipeline.errors.RequestError: bad
+    """
+    from returns.result import Failure
+
+    if isinstance(result, Failure):
+        raise result.failure()
+    return result.unwrap()

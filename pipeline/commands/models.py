@@ -9,9 +9,10 @@ import msgspec
 
 from pipeline.catalog import Catalog, ModelEntry, ProviderEntry
 from pipeline.commands.common import load_genesis
-from pipeline.errors import GenesisError, UnknownModelError
+from pipeline.errors import UnknownModelError
 from pipeline.providers import activation_hint
 from pipeline.refs import normalize_ref
+from pipeline.errors import unwrap_or_raise
 
 
 def format_context(tokens: int | None) -> str:
@@ -164,7 +165,7 @@ def run_probe(args: Any) -> int:
     from pipeline.wire import encode_wire
 
     genesis = load_genesis(args)
-    ctx = genesis.shape(args.ref, prompt_request("Say hi", stream=False)).alt(_raise).unwrap()
+    ctx = unwrap_or_raise(genesis.shape(args.ref, prompt_request("Say hi", stream=False)))
     wire = encode_wire(ctx)
     target = ctx.require_target("probe")
 
@@ -186,6 +187,3 @@ def run_probe(args: Any) -> int:
         print(f"genesis: warning: {result.name}: inconclusive ({result.detail})", file=sys.stderr)
     return 0
 
-
-def _raise(error: GenesisError) -> GenesisError:
-    raise error

@@ -8,16 +8,16 @@ from typing import Any
 import msgspec
 
 from pipeline.commands.common import load_genesis, parse_headers, request_from_args
-from pipeline.errors import GenesisError
 from pipeline.render import as_json, as_text
 from pipeline.trace import render_trace
 from pipeline.wire import encode_wire
+from pipeline.errors import unwrap_or_raise
 
 
 def run_wire(args: Any) -> int:
     genesis = load_genesis(args)
     request = request_from_args(args)
-    ctx = genesis.shape(args.model, request, headers=parse_headers(args.header)).alt(_raise).unwrap()
+    ctx = unwrap_or_raise(genesis.shape(args.model, request, headers=parse_headers(args.header)))
     wire = encode_wire(ctx)
     out = sys.stdout
     if args.json:
@@ -32,6 +32,3 @@ def run_wire(args: Any) -> int:
         out.write("\n".join(render_trace(ctx.trace, genesis.pipeline.names)) + "\n")
     return 0
 
-
-def _raise(error: GenesisError) -> GenesisError:
-    raise error
