@@ -16,6 +16,7 @@ import httpx
 import msgspec
 
 from backends.classify import HintContext, http_error, hint_for
+from backends.http import os_reason
 from pipeline.catalog import ProviderEntry
 from pipeline.config import ModelConfig
 from pipeline.errors import ProviderError
@@ -82,7 +83,7 @@ async def fetch_models(client: httpx.AsyncClient, provider: ProviderEntry, timeo
     except httpx.TimeoutException:
         raise ProviderError("timeout", f"no answer within {timeout:g} s", url=url, hint=hint_for("timeout", "", hints)) from None
     except httpx.HTTPError as exc:
-        message = f"cannot connect: {exc}" if isinstance(exc, httpx.ConnectError) else f"{type(exc).__name__}: {exc}"
+        message = f"cannot connect: {os_reason(exc)}" if isinstance(exc, httpx.ConnectError) else f"{type(exc).__name__}: {os_reason(exc)}"
         raise ProviderError("unreachable", message, url=url, hint=hint_for("unreachable", message, hints)) from None
     elapsed = time.perf_counter() - started
     if response.status_code >= 400:

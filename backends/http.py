@@ -116,9 +116,27 @@ async def _read_capped(response: httpx.Response, limit: int) -> bytes:
     return bytes(data[:limit])
 
 
+def os_reason(exc: BaseException) -> str:
+    """The operating system's words for a network failure (``connection refused``), else the exception's.
+
+    httpx and anyio wrap the OSError that says what happened; the innermost one with an errno wins.
+    """
+    found, seen = None, 0
+    current: BaseException | None = exc
+    while current is not None and seen < 10:
+        if isinstance(current, OSError) and current.errno is not None:
+            found = current
+        current, seen = current.__cause__ or current.__context__, seen + 1
+    if found is not None:
+        import os
+
+        return os.strerror(found.errno).lower() if found.errno else str(found)
+    return str(exc) or type(exc).__name__
+
+
 def transport_error(exc: httpx.HTTPError, wire: WireRequest, hints: HintContext, timeout: httpx.Timeout) -> ProviderError:
     """A failure below HTTP: no connection, no answer in time, or a connection that broke mid-answer."""
-    detail = str(exc) or type(exc).__name__
+    detail = os_reason(exc) if isinstance(exc, httpx.NetworkError) else (str(exc) or type(exc).__name__)
     if isinstance(exc, httpx.ConnectTimeout):
         error_class, message = "timeout", f"no connection within {timeout.connect:g} s"
     elif isinstance(exc, httpx.TimeoutException):

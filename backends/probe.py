@@ -21,7 +21,7 @@ import msgspec
 from backends.classify import HintContext, class_of_status, hint_for
 from backends.discovery import auth_headers, fetch_models, provider_hints
 from backends.events import Usage
-from backends.http import Timing, send_events
+from backends.http import Timing, os_reason, send_events
 from pipeline.catalog import ProviderEntry
 from pipeline.errors import ProviderError
 from pipeline.types import WireRequest
@@ -62,7 +62,7 @@ async def check_health(client: httpx.AsyncClient, provider: ProviderEntry) -> Re
     except httpx.TimeoutException:
         return Reachability("timeout", _ms(time.perf_counter() - started))
     except httpx.HTTPError as error:
-        return Reachability("unreachable", _ms(time.perf_counter() - started), detail=str(error) or type(error).__name__)
+        return Reachability("unreachable", _ms(time.perf_counter() - started), detail=os_reason(error))
     latency = _ms(time.perf_counter() - started)
     if response.status_code == 200:
         return Reachability("ok", latency, 200)
