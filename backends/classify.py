@@ -28,6 +28,8 @@ from typing import Any
 
 import msgspec
 
+from backends.events import Finish, ServerError, StreamFault
+from backends.stream import FINISH_REASONS, Aggregator
 from pipeline.errors import ProviderError
 
 FAILOVER_CLASSES = frozenset({"unreachable", "timeout", "auth", "rate_limit", "overloaded", "model_not_found", "server_error", "protocol"})
@@ -150,11 +152,12 @@ def hint_for(error_class: str, message: str, ctx: HintContext) -> str | None:
     return None
 
 
-def event_failure(event: object, text_so_far: str, *, url: str, ref: str, context: HintContext) -> ProviderError | None:
-    """The error an event stands for, if any: an error object, a protocol fault, or a finish that is not a completion."""
-    from backends.events import Finish, ServerError, StreamFault
-    from backends.stream import FINISH_REASONS
+# Event kinds that can stand for a failure; every other kind is passed without a call.
+CHECKED_EVENTS = (ServerError, StreamFault, Finish)
 
+
+def event_failure(event: object, answer: Aggregator, *, url: str, ref: str, context: HintContext) -> ProviderError | None:
+    """The error an event stands for, if any: an error object, a protocol fault, or a finish that is not a completion."""
     if isinstance(event, ServerError):
         error_class = "context_overflow" if is_context_overflow(event.message, event.param) else "server_error"
         return ProviderError(error_class, event.message, url=url, status=200, ref=ref, hint=hint_for(error_class, event.message, context))
@@ -162,7 +165,7 @@ def event_failure(event: object, text_so_far: str, *, url: str, ref: str, contex
         return ProviderError("protocol", event.message, url=url, status=200, ref=ref)
     if isinstance(event, Finish) and event.reason not in FINISH_REASONS:
         if event.reason == "error":
-            said = _one_line(text_so_far[-300:]) or "(no message)"
+            said = _one_line(answer.text[-300:]) or "(no message)"
             error_class = "context_overflow" if is_context_overflow(said, None) else "server_error"
             return ProviderError(error_class, f"the server reported an error: {said}", url=url, status=200, ref=ref,
                                  hint=hint_for(error_class, said, context))

@@ -16,7 +16,7 @@ Rules:
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import anyio
 import httpx
@@ -67,10 +67,8 @@ async def send_events(
     wire: WireRequest,
     hints: HintContext,
     timing: Timing,
-    *,
-    on_response: Callable[[int], None] | None = None,
-) -> AsyncIterator[Event]:
-    """Send ``wire`` and yield the answer's events; raise ProviderError for every failure."""
+) -> AsyncIterator[list[Event]]:
+    """Send ``wire`` and yield the answer's events, one list per network read; raise ProviderError for every failure."""
     timeout = timeout_for(wire.timeout_seconds)
     request = httpx.Request(
         wire.method, wire.url, headers=list(wire.headers), content=wire.body, extensions={"timeout": timeout.as_dict()}
@@ -88,17 +86,16 @@ async def send_events(
         if not is_sse:
             body = await response.aread()
             timing.first_byte = time.perf_counter()
-            for event in response_events(body):
-                yield event
+            yield response_events(body)
             return
         parser = StreamParser()
         async for piece in response.aiter_raw():
             if timing.first_byte is None:
                 timing.first_byte = time.perf_counter()
-            for event in parser.feed(piece):
-                yield event
-        for event in parser.close():
-            yield event
+            events = parser.feed(piece)
+            if events:
+                yield events
+        yield parser.close()
     except httpx.HTTPError as exc:
         raise transport_error(exc, wire, hints, timeout) from None
     finally:

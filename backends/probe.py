@@ -145,9 +145,10 @@ class ProbeResult(msgspec.Struct, frozen=True, omit_defaults=True):
 
 async def _attempt(client: httpx.AsyncClient, wire: WireRequest, hints: HintContext) -> tuple[bool, Usage | None]:
     usage: Usage | None = None
-    async for event in send_events(client, wire, hints, Timing()):
-        if isinstance(event, Usage):
-            usage = event
+    async for events in send_events(client, wire, hints, Timing()):
+        for event in events:
+            if isinstance(event, Usage):
+                usage = event
     return True, usage
 
 

@@ -17,7 +17,7 @@ from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from backends.audit import AuditRecord, make_record
-from backends.classify import FAILOVER_CLASSES, HintContext, event_failure
+from backends.classify import CHECKED_EVENTS, FAILOVER_CLASSES, HintContext, event_failure
 from backends.events import Attempt, AttemptFailed, Event, ReasoningDelta, TextDelta, ToolCallDelta
 from backends.http import Timing, send_events
 from backends.stream import Aggregator
@@ -95,15 +95,20 @@ async def run_events(
         state.target, state.aggregator = target, Aggregator()
         timing = Timing()
         answered = False
+        aggregator = state.aggregator
         try:
-            async for event in send_events(client, wire, hints, timing):
-                failure = event_failure(event, state.aggregator.text, url=wire.url, ref=wire.ref, context=hints)
-                if failure is not None:
-                    raise failure
-                state.aggregator.add(event)
-                answered = answered or isinstance(event, _ANSWER_EVENTS)
-                yield event
-            if state.aggregator.finish is None:
+            async for events in send_events(client, wire, hints, timing):
+                for event in events:
+                    kind = type(event)
+                    if kind in CHECKED_EVENTS:
+                        failure = event_failure(event, aggregator, url=wire.url, ref=wire.ref, context=hints)
+                        if failure is not None:
+                            raise failure
+                    elif kind in _ANSWER_EVENTS:
+                        answered = True
+                    aggregator.add(event)
+                    yield event
+            if aggregator.finish is None:
                 raise ProviderError("protocol", "the answer ended without a finish_reason", url=wire.url, status=timing.status, ref=wire.ref)
         except ProviderError as error:
             attempt = Attempt(wire.provider, wire.model, ok=False, error_class=error.error_class, message=error.server_message, status=error.status)
@@ -117,7 +122,6 @@ async def run_events(
             continue
         state.attempts.append(Attempt(wire.provider, wire.model, ok=True, status=timing.status))
         if audit is not None:
-            aggregator = state.aggregator
             audit(make_record(wire, ok=True, status=timing.status, finish_reason=aggregator.finish, usage=aggregator.usage, timing=timing.as_ms()))
         return
 

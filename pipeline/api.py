@@ -147,10 +147,16 @@ class Genesis:
         audit: Callable[[AuditRecord], None] | None = None,
         fallbacks: bool = True,
     ) -> AsyncIterator[Event]:
-        """Send the request (with failover) and yield typed events as they arrive."""
+        """Send the request (with failover) and yield typed events as they arrive.
+
+        A request without a ``stream`` field is sent streamed (``"stream": true``);
+        ``"stream": false`` is honoured and yields the whole answer at once.
+        """
         from backends.session import RunState, run_events
 
         await self.discover()
+        if "stream" not in request:
+            request = {**request, "stream": True}
         events = run_events(self, model, request, RunState(), headers=headers, audit=audit, use_fallbacks=fallbacks)
         try:
             async for event in events:
