@@ -39,9 +39,10 @@ def timeout_for(seconds: float | None) -> httpx.Timeout:
 
 
 def make_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """One client per Genesis: pooled connections, no connection cap (many concurrent streams)."""
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
-    return httpx.AsyncClient(transport=transport, limits=limits, timeout=None, trust_env=False)
+    """One client per Genesis; by default over ``Http11Transport`` (O(1) connection reuse, no cap)."""
+    from backends.transport import Http11Transport
+
+    return httpx.AsyncClient(transport=transport or Http11Transport(), timeout=None, trust_env=False)
 
 
 class Timing:

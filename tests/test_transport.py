@@ -1,0 +1,159 @@
+"""The HTTP/1.1 transport: connection reuse, stale keep-alive connections, TLS, errors.
+
+Each test runs its own tiny server on 127.0.0.1 inside the test's event loop
+(anyio listeners), on asyncio and on trio.
+"""
+
+from __future__ import annotations
+
+import ssl
+import subprocess
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+import httpx
+import pytest
+
+from backends.transport import Http11Transport
+
+pytestmark = pytest.mark.anyio
+
+RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
+
+
+async def read_request(stream: anyio.abc.ByteStream) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += await stream.receive()
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")), 0)
+    while len(rest) < length:
+        rest += await stream.receive()
+    return head
+
+
+Handler = Callable[[anyio.abc.ByteStream, list[int]], Awaitable[None]]
+
+
+async def serve(handler: Handler, task_group: anyio.abc.TaskGroup, *, tls: ssl.SSLContext | None = None) -> tuple[int, list[int]]:
+    listener: Any = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    if tls is not None:
+        from anyio.streams.tls import TLSListener
+
+        listener = TLSListener(listener, tls, standard_compatible=False)
+    connections: list[int] = []
+
+    async def accept(stream: anyio.abc.ByteStream) -> None:
+        connections.append(1)
+        async with stream:
+            try:
+                await handler(stream, connections)
+            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                pass
+
+    task_group.start_soon(listener.serve, accept)
+    return port, connections
+
+
+async def keep_alive(stream: anyio.abc.ByteStream, connections: list[int]) -> None:
+    while True:
+        await read_request(stream)
+        await stream.send(RESPONSE)
+
+
+async def answer_once_then_close(stream: anyio.abc.ByteStream, connections: list[int]) -> None:
+    await read_request(stream)
+    await stream.send(RESPONSE)  # keep-alive implied, but the server closes right after
+
+
+async def test_connections_are_reused() -> None:
+    async with anyio.create_task_group() as group:
+        port, connections = await serve(keep_alive, group)
+        transport = Http11Transport()
+        async with httpx.AsyncClient(transport=transport) as client:
+            for _ in range(5):
+                assert (await client.get(f"http://127.0.0.1:{port}/")).text == "ok"
+        assert len(connections) == 1
+        group.cancel_scope.cancel()
+
+
+async def test_concurrent_requests_open_separate_connections_then_reuse_them() -> None:
+    async with anyio.create_task_group() as group:
+        port, connections = await serve(keep_alive, group)
+        async with httpx.AsyncClient(transport=Http11Transport()) as client:
+            for _ in range(2):
+                async with anyio.create_task_group() as requests:
+                    for _ in range(20):
+                        requests.start_soon(client.get, f"http://127.0.0.1:{port}/")
+        assert len(connections) == 20
+        group.cancel_scope.cancel()
+
+
+async def test_a_connection_the_server_closed_is_not_reused() -> None:
+    async with anyio.create_task_group() as group:
+        port, connections = await serve(answer_once_then_close, group)
+        async with httpx.AsyncClient(transport=Http11Transport()) as client:
+            assert (await client.get(f"http://127.0.0.1:{port}/")).text == "ok"
+            await anyio.sleep(0.05)
+            assert (await client.get(f"http://127.0.0.1:{port}/")).text == "ok"
+        assert len(connections) == 2
+        group.cancel_scope.cancel()
+
+
+async def test_closed_between_check_and_send_is_retried_once() -> None:
+    async def close_after_first(stream: anyio.abc.ByteStream, connections: list[int]) -> None:
+        await read_request(stream)
+        await stream.send(RESPONSE)
+        if len(connections) == 1:
+            await read_request(stream)  # take the second request, then hang up without answering
+
+    async with anyio.create_task_group() as group:
+        port, connections = await serve(close_after_first, group)
+        async with httpx.AsyncClient(transport=Http11Transport()) as client:
+            assert (await client.get(f"http://127.0.0.1:{port}/")).text == "ok"
+            assert (await client.get(f"http://127.0.0.1:{port}/")).text == "ok"
+        assert len(connections) == 2
+        group.cancel_scope.cancel()
+
+
+async def test_refused_connection_is_a_connect_error_with_the_os_reason() -> None:
+    async with httpx.AsyncClient(transport=Http11Transport()) as client:
+        with pytest.raises(httpx.ConnectError) as caught:
+            await client.get("http://127.0.0.1:9/")
+    from backends.http import os_reason
+
+    assert os_reason(caught.value) == "connection refused"
+
+
+async def test_read_timeout() -> None:
+    async def silent(stream: anyio.abc.ByteStream, connections: list[int]) -> None:
+        await read_request(stream)
+        await anyio.sleep(10)
+
+    async with anyio.create_task_group() as group:
+        port, _ = await serve(silent, group)
+        async with httpx.AsyncClient(transport=Http11Transport(), timeout=0.2) as client:
+            with anyio.fail_after(5), pytest.raises(httpx.ReadTimeout):
+                await client.get(f"http://127.0.0.1:{port}/")
+        group.cancel_scope.cancel()
+
+
+async def test_tls(tmp_path: Path) -> None:
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-days", "1",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    client_context = ssl.create_default_context(cafile=str(cert))
+    async with anyio.create_task_group() as group:
+        port, connections = await serve(keep_alive, group, tls=server_context)
+        async with httpx.AsyncClient(transport=Http11Transport(ssl_context=client_context)) as client:
+            assert (await client.get(f"https://localhost:{port}/")).text == "ok"
+            assert (await client.get(f"https://localhost:{port}/")).text == "ok"
+        assert len(connections) == 1
+        group.cancel_scope.cancel()
