@@ -77,6 +77,8 @@ class SSEDecoder:
         self._buffer += data
         while True:
             if self._pack and not self._data and not self._event and self._pack_run(out):
+                if not self._buffer:
+                    break
                 continue
             line = self._next_line(final=False)
             if line is None:
