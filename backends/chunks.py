@@ -12,8 +12,6 @@ Rules:
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 from backends.events import Event, Finish, ReasoningDelta, ServerError, TextDelta, ToolCallDelta, Usage
@@ -117,6 +115,3 @@ def excerpt(data: bytes | str, limit: int = 200) -> str:
         return text
     return f"{text[:limit]}... ({len(data)} bytes)"
 
-
-def to_jsonable(value: Any) -> Any:
-    return msgspec.to_builtins(value)

@@ -18,8 +18,8 @@ import anyio
 import httpx
 import msgspec
 
-from backends.classify import HintContext, class_of_status, hint_for
-from backends.discovery import auth_headers, fetch_models, provider_hints
+from backends.classify import HintContext, class_of_status
+from backends.discovery import auth_headers, fetch_models
 from backends.events import Usage
 from backends.http import Timing, os_reason, send_events
 from pipeline.catalog import ProviderEntry
@@ -198,6 +198,3 @@ def compat_block(results: list[ProbeResult]) -> str:
     lines.append("}")
     return "\n".join(lines)
 
-
-def unreachable_hint(provider: ProviderEntry) -> str | None:
-    return hint_for("unreachable", "", provider_hints(provider))

@@ -67,13 +67,6 @@ class Genesis:
     def catalog(self) -> Catalog:
         return self._catalog
 
-    def with_catalog(self, catalog: Catalog) -> Genesis:
-        """The same Genesis over another catalog (for example one with discovered models)."""
-        clone = object.__new__(type(self))
-        clone.__dict__.update(self.__dict__)
-        clone._catalog = catalog
-        return clone
-
     def shape(self, model: str | None, request: Mapping[str, Any], *, headers: Sequence[tuple[str, str]] = ()) -> Result[Context, GenesisError]:
         """Run the stages; the context holds the shaped body, headers and the trace of every change."""
         return self.pipeline.shape(self._catalog, request, ref=model, headers=tuple(headers))

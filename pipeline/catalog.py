@@ -104,12 +104,6 @@ class Catalog(msgspec.Struct, frozen=True):
         return [model for provider in self.providers.values() if provider.active for model in provider.models]
 
 
-def discovery_targets(loaded: LoadedConfig, env: Mapping[str, str]) -> list[ProviderEntry]:
-    """Built-in providers whose models must be discovered: key variable set, no explicit entry."""
-    catalog = build_catalog(loaded, env)
-    return [provider for provider in catalog.providers.values() if provider.discovery]
-
-
 def build_catalog(
     loaded: LoadedConfig,
     env: Mapping[str, str],

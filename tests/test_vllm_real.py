@@ -101,7 +101,7 @@ async def test_dead_primary_falls_back_to_the_live_server(vllm_url: str) -> None
 
 
 async def test_discovery_finds_the_served_model(vllm_url: str) -> None:
-    g = Genesis.from_config_text(f'{{models: {{providers: {{}}}}}}', env={"VLLM_API_KEY": VLLM_KEY})
+    g = Genesis.from_config_text('{models: {providers: {}}}', env={"VLLM_API_KEY": VLLM_KEY})
     if not vllm_url.startswith("http://127.0.0.1:8000/"):
         pytest.skip("discovery uses the built-in vllm base URL (port 8000)")
     async with g:
