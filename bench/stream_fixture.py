@@ -84,6 +84,14 @@ def _dumps(obj: object) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def _chunk(cid: str, model: str, delta: dict, finish_reason: str | None = None, *, stop: bool = False) -> bytes:
+    """One vLLM chat.completion.chunk with a single choice."""
+    choice: dict = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+    if stop:
+        choice["stop_reason"] = None
+    return _dumps({"id": cid, "object": "chat.completion.chunk", "created": CREATED, "model": model, "choices": [choice]})
+
+
 def _split(text: str, pieces: int) -> list[str]:
     """``text`` cut into exactly ``pieces`` non-empty parts (text must be long enough)."""
     n = len(text)
@@ -118,11 +126,7 @@ def make_payloads(
     cid = _chunk_id(rng, "chatcmpl-")
 
     def chunk(delta: dict, finish_reason: str | None = None, *, stop: bool = False) -> bytes:
-        choice: dict = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-        if stop:
-            choice["stop_reason"] = None
-        return _dumps({"id": cid, "object": "chat.completion.chunk", "created": CREATED, "model": model,
-                       "choices": [choice]})
+        return _chunk(cid, model, delta, finish_reason, stop=stop)
 
     out = [chunk({"role": "assistant", "content": ""})]
     out += [chunk({reasoning_field: _token(rng)}) for _ in range(shape.reasoning)]
@@ -149,11 +153,7 @@ def content_stream_payloads(tokens: int = 50, *, seed: int = DEFAULT_SEED, model
     cid = _chunk_id(rng, "chatcmpl-")
 
     def chunk(delta: dict, finish_reason: str | None = None, *, stop: bool = False) -> bytes:
-        choice: dict = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-        if stop:
-            choice["stop_reason"] = None
-        return _dumps({"id": cid, "object": "chat.completion.chunk", "created": CREATED, "model": model,
-                       "choices": [choice]})
+        return _chunk(cid, model, delta, finish_reason, stop=stop)
 
     out = [chunk({"role": "assistant", "content": ""})]
     out += [chunk({"content": _token(rng)}) for _ in range(tokens)]
