@@ -94,8 +94,8 @@ def tools_surface(body: Body, compat: Compat, target: Target) -> tuple[Body, lis
     for index, message in enumerate(_messages(body)):
         role = message.get("role")
         if role == "assistant" and message.get("tool_calls"):
-            lines = [text_of(message.get("content"))] if text_of(message.get("content")) else []
-            lines += [_tool_call_text(call) for call in message["tool_calls"]]
+            said = text_of(message.get("content"))
+            lines = ([said] if said else []) + [_tool_call_text(call) for call in message["tool_calls"]]
             flattened = {key: value for key, value in message.items() if key != "tool_calls"}
             shaped.append({**flattened, "content": "\n".join(lines)})
             changes.append(changed(STAGE, f"messages[{index}]", "supportsTools: false", "tool calls flattened to text"))
