@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from returns.result import Result
@@ -131,7 +131,7 @@ class Genesis:
                 group.start_soon(one, provider)
         self._catalog = build_catalog(self.loaded, self.env, found)
 
-    async def stream(
+    def stream(
         self,
         model: str | None,
         request: Mapping[str, Any],
@@ -139,23 +139,17 @@ class Genesis:
         headers: Sequence[tuple[str, str]] = (),
         audit: Callable[[AuditRecord], None] | None = None,
         fallbacks: bool = True,
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """Send the request (with failover) and yield typed events as they arrive.
 
         A request without a ``stream`` field is sent streamed (``"stream": true``);
         ``"stream": false`` is honoured and yields the whole answer at once.
         """
-        from backends.session import RunState, run_events
+        from backends.session import RunState
 
-        await self.discover()
         if "stream" not in request:
             request = {**request, "stream": True}
-        events = run_events(self, model, request, RunState(), headers=headers, audit=audit, use_fallbacks=fallbacks)
-        try:
-            async for event in events:
-                yield event
-        finally:
-            await events.aclose()
+        return self._events(model, request, RunState(), headers, audit, fallbacks)
 
     async def run(
         self,
@@ -168,18 +162,33 @@ class Genesis:
         on_event: Callable[[Event], None] | None = None,
     ) -> Completion:
         """Send the request and return the whole completion (streamed or not, per the request)."""
-        from backends.session import RunState, run_events
+        from backends.session import RunState
+
+        state = RunState()
+        async for event in self._events(model, request, state, headers, audit, fallbacks):
+            if on_event is not None:
+                on_event(event)
+        return _completion(state)
+
+    async def _events(
+        self,
+        model: str | None,
+        request: Mapping[str, Any],
+        state: Any,
+        headers: Sequence[tuple[str, str]],
+        audit: Callable[[AuditRecord], None] | None,
+        fallbacks: bool,
+    ) -> AsyncGenerator[Event, None]:
+        """One run: discovery (once per Genesis), then the session, always closed."""
+        from backends.session import run_events
 
         await self.discover()
-        state = RunState()
         events = run_events(self, model, request, state, headers=headers, audit=audit, use_fallbacks=fallbacks)
         try:
             async for event in events:
-                if on_event is not None:
-                    on_event(event)
+                yield event
         finally:
             await events.aclose()
-        return _completion(state)
 
     def run_sync(self, model: str | None, request: Mapping[str, Any], *, backend: str = "asyncio", **options: Any) -> Completion:
         """``run()`` for code without an event loop; opens and closes its own connections."""
