@@ -17,33 +17,61 @@ class _Event(msgspec.Struct, frozen=True, tag_field="event"):
     """Events encode with an ``event`` field naming their kind."""
 
 
-class TextDelta(_Event, frozen=True, tag="text"):
-    text: str
+# Every answer event names the choice it belongs to (``n > 1`` answers several
+# choices in one stream); ``choice`` 0 is omitted when encoded.
 
 
-class ReasoningDelta(_Event, frozen=True, tag="reasoning"):
+class TextDelta(_Event, frozen=True, tag="text", omit_defaults=True):
     text: str
+    choice: int = 0
+
+
+class ReasoningDelta(_Event, frozen=True, tag="reasoning", omit_defaults=True):
+    text: str
+    choice: int = 0
 
 
 class ToolCallDelta(_Event, frozen=True, tag="tool_call", omit_defaults=True):
-    """A piece of a tool call; the first piece of an ``index`` carries id and name."""
+    """A piece of a tool call; the first piece of a call carries id and name.
+
+    ``index`` is the call's position as the server numbers it; a new ``id`` on an
+    index already in use starts a new call (Ollama numbers parallel calls all 0).
+    """
 
     index: int
     id: str | None = None
     name: str | None = None
     arguments: str = ""
+    choice: int = 0
 
 
 class Usage(_Event, frozen=True, tag="usage"):
+    """Token counts for the whole answer (all choices).
+
+    ``cached_tokens`` (from ``prompt_tokens_details``) are part of ``prompt_tokens``;
+    ``reasoning_tokens`` (from ``completion_tokens_details``) part of
+    ``completion_tokens``; ``cache_write_tokens`` where a server reports them.
+    """
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
-class Finish(_Event, frozen=True, tag="finish"):
+class Timings(_Event, frozen=True, tag="timings"):
+    """A server's own timing figures as sent (llama.cpp's ``timings``: prompt_ms, predicted_per_second, ...)."""
+
+    values: dict[str, float]
+
+
+class Finish(_Event, frozen=True, tag="finish", omit_defaults=True):
     """The server's finish_reason, as sent (``stop``, ``length``, ``tool_calls``, ``error``, ...)."""
 
     reason: str
+    choice: int = 0
 
 
 class ServerError(_Event, frozen=True, tag="error", omit_defaults=True):
@@ -76,7 +104,7 @@ class StreamFault(_Event, frozen=True, tag="fault"):
     message: str
 
 
-Event: TypeAlias = TextDelta | ReasoningDelta | ToolCallDelta | Usage | Finish | ServerError | StreamFault | AttemptFailed
+Event: TypeAlias = TextDelta | ReasoningDelta | ToolCallDelta | Usage | Timings | Finish | ServerError | StreamFault | AttemptFailed
 
 FinishReason = Literal["stop", "length", "tool_use"]
 
@@ -89,7 +117,22 @@ class ToolCall(msgspec.Struct, frozen=True, omit_defaults=True):
     arguments_error: str | None = None
 
 
+class Output(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One choice of an answer."""
+
+    index: int
+    text: str
+    finish_reason: FinishReason
+    raw_finish_reason: str
+    reasoning: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
 class Completion(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A whole answer. The top-level text, reasoning, tool calls and finish reason are
+    choice 0's; ``outputs`` holds every choice, in index order (one for ``n`` = 1).
+    ``cost`` is in USD, from the model's ``cost`` config (None when it has none)."""
+
     text: str
     finish_reason: FinishReason
     raw_finish_reason: str
@@ -99,3 +142,6 @@ class Completion(msgspec.Struct, frozen=True, omit_defaults=True):
     provider: str = ""
     model: str = ""
     attempts: tuple[Attempt, ...] = ()
+    outputs: tuple[Output, ...] = ()
+    timings: dict[str, float] | None = None
+    cost: float | None = None

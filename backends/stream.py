@@ -31,7 +31,7 @@ class StreamParser:
 
     >>> p = StreamParser()
     >>> p.feed(b'data: {"choices": [{"delta": {"content": "Hi"}}]}\\n\\ndata: {"choices": [{"delta": {}, "finish_reason": "stop"}]}\\n\\n')
-    [TextDelta(text='Hi'), Finish(reason='stop')]
+    [TextDelta(text='Hi', choice=0), Finish(reason='stop', choice=0)]
     >>> p.feed(b"data: [DONE]\\n\\n"), p.done
     ([], True)
     """

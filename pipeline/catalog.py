@@ -28,6 +28,7 @@ from pipeline.config import (
     ModelConfig,
     ProviderConfig,
 )
+from pipeline.policy import DEFAULT_POLICY, SendPolicy, policy_for
 from pipeline.providers import BUILTIN_PROVIDERS
 from pipeline.refs import normalize_ref
 
@@ -63,6 +64,7 @@ class ProviderEntry(msgspec.Struct, frozen=True):
     builtin_compat: CompatConfig = CompatConfig()
     key_env: str | None = None
     discovery: bool = False
+    policy: SendPolicy = DEFAULT_POLICY
 
     @property
     def config_path(self) -> str:
@@ -180,6 +182,7 @@ def _configured_entry(provider_id: str, provider: ProviderConfig, env: Mapping[s
         loopback=is_loopback(provider.base_url),
         builtin_compat=builtin.compat if builtin else CompatConfig(),
         key_env=builtin.key_env if builtin else None,
+        policy=policy_for(provider),
     )
     return msgspec.structs.replace(entry, models=tuple(entry.entry_for(m, "configured") for m in provider.models))
 

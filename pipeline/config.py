@@ -27,6 +27,7 @@ from pipeline.errors import ConfigError, ConfigIssue
 _Positive = Annotated[float, msgspec.Meta(gt=0)]
 _PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 _NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+_Retries = Annotated[int, msgspec.Meta(ge=0, le=10)]
 
 Api = Literal["openai-completions", "openai-responses"]
 InputKind = Literal["text", "image"]
@@ -61,6 +62,7 @@ class CompatConfig(_Section, frozen=True):
     requires_tool_result_name: bool | UnsetType = UNSET
     requires_assistant_after_tool_result: bool | UnsetType = UNSET
     thinking_format: ThinkingFormat | UnsetType = UNSET
+    requires_thinking_as_text: bool | UnsetType = UNSET
 
 
 class ModelConfig(_Section, frozen=True):
@@ -83,6 +85,13 @@ class ModelConfig(_Section, frozen=True):
         return self.max_tokens if isinstance(self.max_tokens, int) else DEFAULT_MAX_TOKENS
 
 
+class TlsConfig(_Section, frozen=True):
+    """TLS for an https baseUrl: a CA bundle to trust, or (said loudly) no verification at all."""
+
+    ca_file: _NonEmpty | UnsetType = UNSET
+    verify: bool = True
+
+
 class ProviderConfig(_Section, frozen=True):
     base_url: _NonEmpty
     api_key: str | UnsetType = UNSET
@@ -90,6 +99,12 @@ class ProviderConfig(_Section, frozen=True):
     headers: dict[str, str] = {}
     auth_header: bool = True
     timeout_seconds: _Positive | UnsetType = UNSET
+    connect_timeout_seconds: _Positive | UnsetType = UNSET
+    read_timeout_seconds: _Positive | UnsetType = UNSET
+    total_timeout_seconds: _Positive | UnsetType = UNSET
+    max_response_bytes: _PositiveInt | UnsetType = UNSET
+    max_retries: _Retries | UnsetType = UNSET
+    tls: TlsConfig = TlsConfig()
     models: tuple[ModelConfig, ...] = ()
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import msgspec
 
+from pipeline.policy import DEFAULT_POLICY, SendPolicy
 from pipeline.trace import Change
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ class WireRequest(msgspec.Struct, frozen=True):
     ref: str = ""
     stream: bool = False
     timeout_seconds: float | None = None
+    policy: SendPolicy = DEFAULT_POLICY
 
     def redacted_headers(self) -> Headers:
         """Headers as they may be shown: secret values become ``***`` (``Bearer ***`` for bearer auth)."""
