@@ -121,6 +121,7 @@ class ProviderError(GenesisError):
         self.raw = raw
         self.ref = ref
         self.attempts: list[Any] = []  # filled by a run: every attempt before and including this one
+        self.retry_after: float | None = None  # seconds, from the answer's Retry-After header (backends.http)
         where = f"HTTP {status} from {url}" if status is not None else url
         prefix = f"{ref}: " if ref else ""
         super().__init__(f"{prefix}{error_class}: {message} ({where})", hint=hint)
