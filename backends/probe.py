@@ -3,9 +3,12 @@
 ``models probe`` sends a handful of tiny requests, each a baseline that
 works plus one feature, and reads the answers into compat flags. The probes
 are data (``PROBES``); each says which flag it decides and what an accepted
-or rejected answer means. Only a ``format`` rejection (400/422) counts as
-"the server does not take this"; any other failure makes the probe
-inconclusive and the flag is left out of the suggestion.
+or rejected answer means. A ``format`` rejection (400/422) counts as "the
+server does not take this". So does a 500 when the baseline, sent again
+right after, still works: the feature alone broke the server
+(llama-cpp-python answers 500 to content arrays and the developer role).
+Any other failure makes the probe inconclusive and the flag is left out of
+the suggestion.
 """
 
 from __future__ import annotations
@@ -170,6 +173,9 @@ async def probe_compat(client: httpx.AsyncClient, wire: WireRequest, hints: Hint
         except ProviderError as error:
             if error.error_class in ("format", "context_overflow"):
                 results.append(ProbeResult(probe.name, probe.flag, "rejected", probe.rejected, f"{error.status}: {error.server_message}"))
+            elif error.status == 500 and await _still_works(client, variant(baseline), hints):
+                detail = f"500 to this feature while the baseline still works: {error.server_message}"
+                results.append(ProbeResult(probe.name, probe.flag, "rejected", probe.rejected, detail))
             else:
                 results.append(ProbeResult(probe.name, probe.flag, "inconclusive", None, f"{error.error_class}: {error.server_message}"))
             continue
@@ -178,6 +184,14 @@ async def probe_compat(client: httpx.AsyncClient, wire: WireRequest, hints: Hint
         else:
             results.append(ProbeResult(probe.name, probe.flag, "accepted", probe.accepted))
     return None, results
+
+
+async def _still_works(client: httpx.AsyncClient, baseline: WireRequest, hints: HintContext) -> bool:
+    try:
+        await _attempt(client, baseline, hints)
+    except ProviderError:
+        return False
+    return True
 
 
 def compat_block(results: list[ProbeResult]) -> str:

@@ -28,6 +28,7 @@ class Compat(msgspec.Struct, frozen=True):
     requires_tool_result_name: bool
     requires_assistant_after_tool_result: bool
     thinking_format: ThinkingFormat
+    requires_thinking_as_text: bool
 
 
 def _endpoint_defaults(native: bool, loopback: bool, reasoning: bool) -> Compat:
@@ -43,6 +44,7 @@ def _endpoint_defaults(native: bool, loopback: bool, reasoning: bool) -> Compat:
         requires_tool_result_name=False,
         requires_assistant_after_tool_result=False,
         thinking_format="openai",
+        requires_thinking_as_text=False,
     )
 
 

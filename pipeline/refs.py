@@ -7,6 +7,10 @@ Rules (SPEC 2):
 - A ref with no slash is an alias (case-insensitive), else a model id unique
   among the active providers, else an error listing the close matches.
 - No ref at all means ``agents.defaults.model.primary``.
+- A ref that starts with ``/`` is a model id, not a provider: llama-server
+  serves its ``-m`` path as the id (``/models/qwen.gguf``). It resolves like
+  a bare id (unique among the active providers, discovered ones included);
+  ``llamacpp//models/qwen.gguf`` names the provider explicitly.
 - An id that an active provider does not list still resolves, to a
   synthesized entry; an inactive or unknown provider is an error with a hint.
 """
@@ -67,7 +71,7 @@ def resolve(catalog: Catalog, ref: str | None) -> Target:
             )
         ref = catalog.primary
     ref = ref.strip()
-    parts = split_ref(ref)
+    parts = None if ref.startswith("/") else split_ref(ref)
     if parts is None:
         return _resolve_bare(catalog, ref)
     provider_id, model_id = parts
@@ -98,6 +102,12 @@ def _resolve_bare(catalog: Catalog, name: str) -> Target:
     raise UnknownModelError(f"Unknown model: {name}", hint=_unknown_hint(catalog, name, None))
 
 
+PATH_ID_HINT = (
+    "an id starting with / is a file path, as llama-server names a model after its -m path: "
+    "name the provider too (llamacpp/{id}), or start the server with --alias NAME and use llamacpp/NAME"
+)
+
+
 def close_matches(catalog: Catalog, query: str, limit: int = 5) -> list[str]:
     """Known refs and aliases that look like ``query``, best first."""
     aliases = {alias: ref for alias, ref in catalog.aliases.items()}
@@ -116,6 +126,8 @@ def _unknown_hint(catalog: Catalog, ref: str, provider_id: str | None) -> str:
         parts.append("did you mean: " + ", ".join(matches))
     if provider_id is not None:
         parts.append(activation_hint(provider_id))
+    elif ref.startswith("/"):
+        parts.append(PATH_ID_HINT.format(id=ref))
     elif not matches:
         parts.append("use provider/model, e.g. vllm/your-model-id; `genesis models list` shows what is known")
     return "; ".join(parts)

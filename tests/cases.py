@@ -49,6 +49,20 @@ QWEN = """{
   } } },
 }"""
 
+VISION = """{
+  models: { providers: { inferrs: {
+    baseUrl: "http://127.0.0.1:8080/v1",
+    models: [{ id: "gemma-vision", input: ["text", "image"], compat: { requiresStringContent: true } }],
+  } } },
+}"""
+
+THINKING_AS_TEXT = """{
+  models: { providers: { llamacpp: {
+    baseUrl: "http://127.0.0.1:8080/v1",
+    models: [{ id: "mistral-small", reasoning: true, compat: { requiresThinkingAsText: true } }],
+  } } },
+}"""
+
 ENV = {"VLLM_API_KEY": "vllm-secret-123", "OPENAI_API_KEY": "sk-test-abcdefghijklmnopqrstuvwxyz", "TEAM_TOKEN": "team-token-999"}
 
 TOOLS = [
@@ -74,10 +88,27 @@ CASES: dict[str, dict[str, Any]] = {
         "request": {"messages": [{"role": "user", "content": [{"type": "text", "text": "What is"}, {"type": "text", "text": "2 + 2?"}]}],
                     "service_tier": "auto", "store": True, "prompt_cache_key": "k", "stream": True},
     },
-    "inferrs_mixed_content_kept": {
+    "inferrs_text_only_image_removed": {
         "config": INFERRS, "model": "Gemma 4 (inferrs)",
         "request": {"messages": [{"role": "user", "content": [{"type": "text", "text": "Describe"},
+                                                             {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]},
+                                 {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,BBBB"}}]}]},
+    },
+    "vision_mixed_content_kept": {
+        "config": VISION, "model": "inferrs/gemma-vision",
+        "request": {"messages": [{"role": "user", "content": [{"type": "text", "text": "Describe"},
                                                              {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]},
+    },
+    "history_hygiene_thinking_as_text": {
+        "config": THINKING_AS_TEXT, "model": "llamacpp/mistral-small",
+        "request": {"messages": [
+            {"role": "user", "content": "Weather in Paris and Rome?"},
+            {"role": "assistant", "content": "", "reasoning_content": "Two cities: two calls.", "tool_calls": [
+                {"id": "call_p", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}},
+                {"id": "call_r", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Rome\"}"}}]},
+            {"role": "tool", "tool_call_id": "call_p", "content": "18 C"},
+            {"role": "assistant", "content": ""},
+            {"role": "user", "content": "Thanks"}], "stream": True},
     },
     "vllm_native_only_fields": {
         "config": VLLM, "model": "vllm/tiny-model",

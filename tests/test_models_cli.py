@@ -154,3 +154,26 @@ def test_probe_of_a_dead_server_is_one_line(tmp_path: Path) -> None:
     config = write(tmp_path, '{models: {providers: {x: {baseUrl: "http://127.0.0.1:9/v1"}}}}')
     done = genesis_cli("models", "probe", "x/m", "--config", config)
     assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1 and "unreachable" in done.stderr
+
+
+def test_probe_counts_a_500_to_the_feature_alone_as_not_accepted(fault_server: Any, tmp_path: Path) -> None:
+    """llama-cpp-python answers 500, not 4xx, to content arrays and the developer role; the baseline still works."""
+    config = write(tmp_path, f'{{models: {{providers: {{lcp: {{baseUrl: "{fault_server.base_url}"}}}}}}}}')
+    done = genesis_cli("models", "probe", "lcp/llama-cpp-python", "--json", "--config", config)
+    results = {r["flag"]: (r["outcome"], r.get("value")) for r in json.loads(done.stdout)["results"]}
+    assert results["requiresStringContent"] == ("rejected", True)
+    assert results["supportsDeveloperRole"] == ("rejected", False)
+    assert results["supportsTools"] == ("accepted", True)
+    text = genesis_cli("models", "probe", "lcp/llama-cpp-python", "--config", config).stdout
+    assert "requiresStringContent: true," in text and "supportsDeveloperRole: false," in text
+
+
+def test_probe_calls_a_500_inconclusive_when_the_baseline_fails_too(tmp_path: Path) -> None:
+    """A server that falls over answers 500 to everything after the first request: no flag is blamed on a feature."""
+    from tests.servers.fault_server import FaultServer
+
+    with FaultServer() as server:
+        config = write(tmp_path, f'{{models: {{providers: {{lcp: {{baseUrl: "{server.base_url}"}}}}}}}}')
+        done = genesis_cli("models", "probe", "lcp/breaks-after-first", "--json", "--config", config)
+    outcomes = {r["flag"]: r["outcome"] for r in json.loads(done.stdout)["results"]}
+    assert set(outcomes.values()) == {"inconclusive"}, outcomes

@@ -89,3 +89,34 @@ def test_replace_mode_has_no_builtins() -> None:
 
 def test_seed_config_primary() -> None:
     assert resolve(catalog(INFERRS), None).model.compat.requires_string_content is True
+
+
+# ---- ids that start with "/" (llama-server's default id is its -m path) ----
+
+PATH_CONFIG = '{models: {providers: {llamacpp: {baseUrl: "http://127.0.0.1:8080/v1", models: [{id: "/models/tiny.gguf"}]}}}}'
+
+
+def test_a_path_id_resolves_as_a_bare_id_of_the_provider_that_lists_it() -> None:
+    from tests.conftest import genesis_from
+
+    target = genesis_from(PATH_CONFIG).shape("/models/tiny.gguf", {"messages": [{"role": "user", "content": "hi"}]}).unwrap().target
+    assert (target.provider.id, target.model.config.id, target.model.origin) == ("llamacpp", "/models/tiny.gguf", "configured")
+
+
+def test_a_path_id_with_its_provider_keeps_the_leading_slash() -> None:
+    from tests.conftest import genesis_from
+
+    body = genesis_from(PATH_CONFIG).build("llamacpp//models/tiny.gguf", {"messages": [{"role": "user", "content": "hi"}]}).body
+    assert body.startswith(b'{"model":"/models/tiny.gguf"')
+
+
+def test_an_unknown_path_id_gets_a_hint_about_paths_not_an_empty_provider() -> None:
+    from pipeline.errors import UnknownModelError
+    from tests.conftest import genesis_from
+
+    with pytest.raises(UnknownModelError) as caught:
+        genesis_from(PATH_CONFIG).build("/other/model.gguf", {"messages": [{"role": "user", "content": "hi"}]})
+    assert str(caught.value) == "Unknown model: /other/model.gguf"
+    hint = caught.value.hint or ""
+    assert "models.providers. " not in hint and "providers.." not in hint
+    assert "llamacpp//other/model.gguf" in hint and "--alias" in hint

@@ -4,6 +4,12 @@ Each rule below reads one resolved flag (``pipeline.compat``) and returns a
 new body plus the changes it made; the stage folds ``RULES`` in order. Rules
 never edit a message in place: a changed message is a new dict in a new list.
 
+- History hygiene first (``transforms.history_hygiene``): unanswered tool
+  calls get a ``No result provided`` result, empty assistant turns go,
+  earlier reasoning is cleaned (or sent as text: requiresThinkingAsText).
+- A model whose ``input`` has no ``image``: image parts are removed from
+  content arrays (the server would answer 400, and 400 never fails over); a
+  message left with no parts gets the text ``IMAGE_OMITTED_TEXT``.
 - supportsDeveloperRole false: ``developer`` messages go as ``system``
   (inferrs answers 422 to ``developer``).
 - supportsTools false: no ``tools``/``tool_choice``; earlier tool calls and
@@ -34,6 +40,7 @@ from pipeline.errors import GenesisError
 from pipeline.refs import Target
 from pipeline.trace import Change, added, changed, removed
 from pipeline.types import Context
+from transforms.history_hygiene import earlier_reasoning, empty_assistant_turns, missing_tool_results
 
 STAGE = "compat_shaping"
 
@@ -42,12 +49,37 @@ Rule = Callable[[Body, Compat, Target], tuple[Body, list[Change]]]
 
 # Text of the assistant turn inserted after a tool result (requiresAssistantAfterToolResult).
 ASSISTANT_BRIDGE_TEXT = "I have processed the tool results."
+# Text of a message whose only parts were images sent to a text-only model.
+IMAGE_OMITTED_TEXT = "(image omitted: this model takes text only)"
+_IMAGE_PART_TYPES = ("image_url", "image", "input_image")
 _TOOL_FIELDS = ("tools", "tool_choice", "parallel_tool_calls", "functions", "function_call")
 
 
 def _messages(body: Body) -> list[Any]:
     messages = body.get("messages")
     return messages if isinstance(messages, list) else []
+
+
+def text_only_input(body: Body, compat: Compat, target: Target) -> tuple[Body, list[Change]]:
+    if "image" in target.model.config.input:
+        return body, []
+    messages = _messages(body)
+    shaped = list(messages)
+    changes: list[Change] = []
+    for index, message in enumerate(messages):
+        content = message.get("content")
+        if not isinstance(content, list):
+            continue
+        images = [at for at, part in enumerate(content) if isinstance(part, dict) and part.get("type") in _IMAGE_PART_TYPES]
+        if not images:
+            continue
+        kept = [part for at, part in enumerate(content) if at not in images]
+        changes += [removed(STAGE, f"messages[{index}].content[{at}]", "model input is text only") for at in images]
+        if not kept:
+            kept = [{"type": "text", "text": IMAGE_OMITTED_TEXT}]
+            changes.append(added(STAGE, f"messages[{index}].content[0]", "a message left empty", IMAGE_OMITTED_TEXT))
+        shaped[index] = {**message, "content": kept}
+    return ({**body, "messages": shaped}, changes) if changes else (body, [])
 
 
 def developer_role(body: Body, compat: Compat, target: Target) -> tuple[Body, list[Change]]:
@@ -230,6 +262,10 @@ def max_tokens_field(body: Body, compat: Compat, target: Target) -> tuple[Body, 
 
 
 RULES: tuple[Rule, ...] = (
+    missing_tool_results,
+    empty_assistant_turns,
+    earlier_reasoning,
+    text_only_input,
     developer_role,
     tools_surface,
     tool_result_name,

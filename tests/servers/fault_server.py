@@ -54,6 +54,8 @@ SCENARIOS: dict[str, str] = {
     "reasoning": "deltas with reasoning_content, then content; finish stop",
     "tool-stream": "one get_weather tool call built across deltas; finish tool_calls",
     "strict-inferrs": "422/400 for developer role, content arrays, tools, stream_options without stream",
+    "llama-cpp-python": "500 (not 4xx) for content-part arrays and the developer role, as llama-cpp-python's server answers",
+    "breaks-after-first": "the first request of a connection's life answers ok, every later one 500 (a server falling over)",
 }
 
 SERDE_422 = (
@@ -417,6 +419,19 @@ class FaultServer:
         if "stream_options" in chat.body and chat.body.get("stream") is not True:
             message = "Stream options can only be defined when `stream=True`."
             return await chat.send_json(400, _error(message, "BadRequestError", 400))
+        await self._scenario_ok(chat, usage=False)
+
+
+    async def _scenario_llama_cpp_python(self, chat: "_Chat") -> None:
+        for message in chat.messages:
+            if isinstance(message, dict) and (message.get("role") == "developer" or isinstance(message.get("content"), list)):
+                return await chat.send_json(500, _error("Internal Server Error", "internal_server_error", 500))
+        await self._scenario_ok(chat, usage=False)
+
+    async def _scenario_breaks_after_first(self, chat: "_Chat") -> None:
+        self.broken_calls = getattr(self, "broken_calls", 0) + 1
+        if self.broken_calls > 1:
+            return await chat.send_json(500, _error("Internal Server Error", "internal_server_error", 500))
         await self._scenario_ok(chat, usage=False)
 
 
