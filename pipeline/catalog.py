@@ -30,7 +30,7 @@ from pipeline.config import (
 )
 from pipeline.policy import DEFAULT_POLICY, SendPolicy, policy_for
 from pipeline.providers import BUILTIN_PROVIDERS
-from pipeline.refs import normalize_ref
+from pipeline.ref_syntax import normalize_ref
 
 ModelOrigin = Literal["configured", "discovered", "synthesized"]
 ProviderOrigin = Literal["configured", "builtin"]

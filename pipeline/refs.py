@@ -24,6 +24,7 @@ import msgspec
 
 from pipeline.errors import UnknownModelError
 from pipeline.providers import activation_hint
+from pipeline.ref_syntax import normalize_ref as normalize_ref, split_ref as split_ref  # re-exported: callers import them from here
 
 if TYPE_CHECKING:
     from pipeline.catalog import Catalog, ModelEntry, ProviderEntry
@@ -35,30 +36,6 @@ class Target(msgspec.Struct, frozen=True):
     ref: str
     provider: ProviderEntry
     model: ModelEntry
-
-
-def split_ref(ref: str) -> tuple[str, str] | None:
-    """``(provider, model_id)``, or None for a ref without a slash.
-
-    >>> split_ref("Inferrs/google/gemma-4-E2B-it")
-    ('inferrs', 'google/gemma-4-E2B-it')
-    >>> split_ref("gemma") is None
-    True
-    """
-    provider, slash, model_id = ref.partition("/")
-    if not slash:
-        return None
-    return provider.strip().lower(), model_id.strip()
-
-
-def normalize_ref(ref: str) -> str:
-    """A ref with its provider id lower-cased (the model id keeps its case).
-
-    >>> normalize_ref("VLLM/Tiny-Model")
-    'vllm/Tiny-Model'
-    """
-    parts = split_ref(ref)
-    return f"{parts[0]}/{parts[1]}" if parts else ref
 
 
 def resolve(catalog: Catalog, ref: str | None) -> Target:
