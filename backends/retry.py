@@ -106,13 +106,13 @@ class Cooldowns:
         return cooling.until if cooling is not None else -math.inf
 
     def failed(self, key: tuple[str, str], *, started: float, error_class: str, retry_after: float | None = None) -> float:
-        """Record a run whose tries of the model (begun at ``started``) all failed; the cooldown it set, in seconds."""
+        """Record a run whose tries of the model (begun at ``started``) all failed; the cooldown in force, in seconds."""
         now = self.clock()
         cooling = self._models.setdefault(key, _Cooling())
-        if started > cooling.last_failure:
-            cooling.failures += 1
-        length = cooldown_seconds(cooling.failures, retry_after)
-        cooling.until = max(cooling.until, now + length)
+        if started <= cooling.last_failure:  # the same outage, already counted by a run that overlapped this one
+            return max(cooling.until - now, 0.0)
+        cooling.failures += 1
+        cooling.until = max(cooling.until, now + cooldown_seconds(cooling.failures, retry_after))
         cooling.last_failure = now
         cooling.last_class = error_class
         return cooling.until - now

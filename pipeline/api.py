@@ -25,7 +25,7 @@ from pipeline.types import Context, WireRequest
 
 if TYPE_CHECKING:
     from backends.audit import AuditRecord
-    from backends.events import Completion, Event
+    from backends.events import Completion, Event, Output
 
 
 class Genesis:
@@ -150,9 +150,14 @@ class Genesis:
         self._catalog = build_catalog(self.loaded, self.env, found)
 
     def _scrubbed(self, message: str) -> str:
-        """One line, every configured secret replaced by ``***``."""
+        """One line, every configured secret replaced by ``***``.
+
+        Values under 4 characters are left: they are placeholders such as ``x`` (a local
+        server takes any key), and replacing them would garble every word.
+        """
         for secret in sorted(self._catalog.secrets, key=len, reverse=True):
-            message = message.replace(secret, "***")
+            if len(secret) >= 4:
+                message = message.replace(secret, "***")
         return " ".join(message.split())
 
     def stream(
@@ -233,24 +238,34 @@ async def _anyio_sleep(seconds: float) -> None:
     await anyio.sleep(seconds)
 
 
+def outputs_of(completion: Completion) -> tuple[Output, ...]:
+    """Every choice of a completion; one without ``outputs`` is its own single choice.
+
+    >>> from backends.events import Completion
+    >>> [(o.index, o.text) for o in outputs_of(Completion("hi", "stop", "stop"))]
+    [(0, 'hi')]
+    """
+    if completion.outputs:
+        return completion.outputs
+    from backends.events import Output
+
+    return (Output(0, completion.text, completion.finish_reason, completion.raw_finish_reason, completion.reasoning, completion.tool_calls),)
+
+
 def _completion(state: Any) -> Completion:
     """The answer of the attempt that succeeded, with every attempt, its timings and its cost."""
     import msgspec
 
-    from backends.events import Output
     from pipeline.cost import run_cost
 
     target = state.target
     completion: Completion = state.aggregator.completion(provider=target.provider.id, model=target.model.config.id)
-    outputs = completion.outputs or (
-        Output(0, completion.text, completion.finish_reason, completion.raw_finish_reason, completion.reasoning, completion.tool_calls),
-    )
     usage = completion.usage
     cost = None if usage is None else run_cost(
         target.model.config.cost, prompt=usage.prompt_tokens, completion=usage.completion_tokens,
         cached=usage.cached_tokens, cache_write=usage.cache_write_tokens,
     )
     return msgspec.structs.replace(
-        completion, attempts=tuple(state.attempts), outputs=outputs, cost=cost,
+        completion, attempts=tuple(state.attempts), outputs=outputs_of(completion), cost=cost,
         timings=completion.timings if completion.timings is not None else state.timings,
     )
