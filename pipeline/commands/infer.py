@@ -113,9 +113,9 @@ async def _run(args: Any, progress: Progress) -> int:
         live.finish()
         return _fail(args, error, progress.attempts, progress.partial())
     live.end_reasoning()
-    target = genesis.catalog.providers[completion.provider].find(completion.model)
-    window = target.config.context_window if target is not None else None
-    window = window if isinstance(window, int) else None
+    provider = genesis.catalog.providers[completion.provider]
+    entry = provider.find(completion.model) or provider.synthesize(completion.model)  # the limits the request was built with
+    window = entry.config.context_window if isinstance(entry.config.context_window, int) else None
     if args.json:
         print(msgspec.json.encode(document(completion, window)).decode())
         return 0
