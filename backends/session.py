@@ -78,7 +78,6 @@ class RunState:
         self.target: Target | None = None
         self.aggregator = Aggregator()
         self.timings: dict[str, float] | None = None
-        self.sent = False  # a request went out
         self.answered = False  # text, reasoning or a tool call reached the caller
 
 
@@ -212,7 +211,7 @@ async def _tries(host: RunHost, client: Any, wire: WireRequest, target: Target, 
 
 async def _answer(client: Any, wire: WireRequest, hints: HintContext, timing: Timing, state: RunState, target: Target, held: list[Event]) -> AsyncGenerator[Event, None]:
     """One try: send, check each event, yield the answer's events and hold the rest; raise ProviderError on any failure."""
-    state.target, state.aggregator, state.sent = target, Aggregator(), True
+    state.target, state.aggregator = target, Aggregator()
     aggregator = state.aggregator
     # send_events is an async generator (typed as an iterator): closed here, at once, whatever ends the try.
     stream = cast(AsyncGenerator[list[Event], None], send_events(client, wire, hints, timing))
@@ -225,11 +224,12 @@ async def _answer(client: Any, wire: WireRequest, hints: HintContext, timing: Ti
                     if failure is not None:
                         raise failure
                 aggregator.add(event)
-                if kind in _HELD_EVENTS:
-                    held.append(event)
-                    continue
                 if kind in _ANSWER_EVENTS:
                     state.answered = True
-                yield event
+                    yield event
+                elif kind in _HELD_EVENTS:
+                    held.append(event)
+                else:
+                    yield event
     if aggregator.finish is None:
         raise ProviderError("protocol", "the answer ended without a finish_reason", url=wire.url, status=timing.status, ref=wire.ref)

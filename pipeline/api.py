@@ -169,10 +169,13 @@ class Genesis:
         audit: Callable[[AuditRecord], None] | None = None,
         fallbacks: bool = True,
     ) -> AsyncGenerator[Event, None]:
-        """Send the request (with failover) and yield typed events as they arrive.
+        """Send the request (with retries and failover) and yield typed events as they arrive.
 
         A request without a ``stream`` field is sent streamed (``"stream": true``);
-        ``"stream": false`` is honoured and yields the whole answer at once.
+        ``"stream": false`` is honoured and yields the whole answer at once. Text,
+        reasoning and tool-call pieces come as they arrive; Usage, Timings and Finish
+        once the answer is complete; ``AttemptFailed`` for each try, retry or skip the
+        run goes on after (see ``backends.session``).
         """
         from backends.session import RunState
 
