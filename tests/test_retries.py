@@ -418,3 +418,12 @@ async def test_usage_of_a_failed_stream_is_not_passed_on(fault_server: Any) -> N
         events = [event async for event in g.stream("fault/usage-then-error", PROMPT)]
     assert sum(isinstance(e, Usage) for e in events) == 1
     assert [a.error_class for a in (e.attempt for e in events if isinstance(e, AttemptFailed))] == ["server_error"]
+
+
+async def test_a_rate_limited_model_is_retried_then_handed_over(fault_server: Any) -> None:
+    sleeps: list[float] = []
+    async with fault_genesis(fault_server, sleeps, retries=1, fallbacks='"fault/ok"') as g:
+        completion = await g.run("fault/rate-limited", PROMPT)
+    assert [(a.model, a.error_class, a.status, a.retry) for a in completion.attempts] == [
+        ("rate-limited", "rate_limit", 429, 0), ("rate-limited", "rate_limit", 429, 1), ("ok", None, 200, 0)]
+    assert len(sleeps) == 1  # the delay itself: Retry-After (1 s) once backends.http reads the header, else the backoff
