@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random as _random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -50,6 +49,8 @@ class Genesis:
         """``sleep`` (the wait between retries), ``clock`` (monotonic seconds, for
         cooldowns) and ``random`` (a draw in [0, 1), the retry jitter) are
         injectable, so tests neither wait nor guess."""
+        from random import random as uniform
+
         from backends.retry import Cooldowns
 
         self.loaded = loaded
@@ -59,7 +60,7 @@ class Genesis:
         self.transport = transport
         self.warn: Callable[[str], None] = logging.getLogger("genesis").warning
         self.sleep: Callable[[float], Awaitable[None]] = sleep or _anyio_sleep
-        self.random: Callable[[], float] = random or _random.random
+        self.random: Callable[[], float] = random or uniform
         # Models that keep failing are skipped by later runs for a while (backends.retry).
         self.cooldowns = Cooldowns(clock or time.monotonic)
         self._catalog = build_catalog(loaded, self.env)
