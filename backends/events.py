@@ -103,8 +103,9 @@ class Attempt(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class AttemptFailed(_Event, frozen=True, tag="attempt_failed"):
-    """A try failed (or was skipped) before answering, and the run goes on: the same
-    model again after ``attempt.delay_ms`` (a retry), else the next fallback."""
+    """A try failed or was skipped before answering, and the run did not end there (a
+    failure that ends it is raised instead, carrying every attempt). ``attempt.delay_ms``
+    set: the same model is tried again after that wait."""
 
     attempt: Attempt
 

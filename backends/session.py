@@ -18,9 +18,9 @@ Rules:
   a retry or a fallback would repeat an answer the caller already has.
 - Usage, Timings and Finish are held until the attempt's answer is complete, so
   nothing of a failed attempt but its answer's beginning reaches the caller.
-- Every try, retry and skip is an ``Attempt``, audited as it ends; a failed or
-  skipped one that the run goes on after is yielded as ``AttemptFailed``; the
-  error that ends a run carries them all.
+- Every try, retry and skip is an ``Attempt``, audited as it ends. Each failed or
+  skipped one is yielded as ``AttemptFailed`` as it is recorded, unless the run
+  ends right there; a run that fails raises a ProviderError carrying them all.
 - A stream that ends without a finish_reason is a protocol error.
 - Cancellation, during a send or a backoff sleep, propagates untouched.
 """

@@ -51,13 +51,13 @@ def cli(fault_server: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 
 def keys(value: Any, where: str = "") -> list[str]:
-    """Every object key in a JSON document, with its path (values of ``timings`` and
-    ``parsedArguments`` are the server's and the model's own, not ours)."""
+    """Every object key in a JSON document, with its path (not inside ``parsedArguments``:
+    a tool's arguments are the model's own, passed on as it wrote them)."""
     found: list[str] = []
     if isinstance(value, dict):
         for key, item in value.items():
             found.append(f"{where}.{key}")
-            if key not in ("timings", "parsedArguments"):
+            if key != "parsedArguments":
                 found += keys(item, f"{where}.{key}")
     elif isinstance(value, list):
         for index, item in enumerate(value):
@@ -199,8 +199,9 @@ def test_document_usage(usage: Usage, expected: dict[str, Any]) -> None:
 def test_document_cost_timings_and_attempts() -> None:
     attempts = (Attempt("p", "m", ok=False, error_class="overloaded", message="Loading model", status=503, delay_ms=250),
                 Attempt("p", "m", ok=True, status=200, retry=1))
-    doc = document(Completion("", "stop", "stop", cost=0.5, timings={"prompt_ms": 1.5}, attempts=attempts), None)
-    assert (doc["cost"], doc["timings"]) == (0.5, {"prompt_ms": 1.5})
+    timings = {"prompt_ms": 1.5, "predicted_per_second": 40.0}
+    doc = document(Completion("", "stop", "stop", cost=0.5, timings=timings, attempts=attempts), None)
+    assert (doc["cost"], doc["timings"]) == (0.5, {"promptMs": 1.5, "predictedPerSecond": 40.0})  # the server's keys, camelCase
     assert doc["attempts"] == [
         {"provider": "p", "model": "m", "ok": False, "class": "overloaded", "message": "Loading model", "status": 503, "delayMs": 250},
         {"provider": "p", "model": "m", "ok": True, "status": 200, "retry": 1}]

@@ -164,13 +164,17 @@ class _LiveOutput:
 
 
 def attempt_notice(attempt: Any) -> str:
-    """The stderr line for an attempt the run goes on after: a retry, a skip, or a failover.
+    """The stderr line for a failed or skipped attempt that is not the run's final error.
+
+    It states what happened, and what comes next only when that is decided (a
+    retry); what follows a failover shows on the next line (another notice, the
+    status line naming the model that answered, or the error that ended the run).
 
     >>> from backends.events import Attempt
     >>> attempt_notice(Attempt("vllm", "m", ok=False, error_class="overloaded", message="Loading model", status=503, delay_ms=420))
     'genesis: vllm/m failed (overloaded: Loading model); retrying in 0.4 s'
     >>> attempt_notice(Attempt("vllm", "m", ok=False, error_class="auth", message="Unauthorized", status=401))
-    'genesis: vllm/m failed (auth: Unauthorized); trying the next fallback'
+    'genesis: vllm/m failed (auth: Unauthorized)'
     >>> attempt_notice(Attempt("vllm", "m", ok=False, error_class="cooldown", message="cooling down for 30 s more"))
     'genesis: vllm/m skipped (cooling down for 30 s more)'
     """
@@ -180,7 +184,7 @@ def attempt_notice(attempt: Any) -> str:
     failed = f"genesis: {name} failed ({attempt.error_class}: {attempt.message})"
     if attempt.delay_ms is not None:
         return f"{failed}; retrying in {attempt.delay_ms / 1000:.1f} s"
-    return f"{failed}; trying the next fallback"
+    return failed
 
 
 def text_pieces(completion: Any, *, streamed: bool) -> list[tuple[str, str]]:
@@ -252,8 +256,18 @@ def document(completion: Any, window: int | None) -> dict[str, Any]:
     if completion.cost is not None:
         result["cost"] = completion.cost
     if completion.timings is not None:
-        result["timings"] = dict(completion.timings)
+        result["timings"] = {camel(name): value for name, value in completion.timings.items()}
     return result
+
+
+def camel(name: str) -> str:
+    """A server's snake_case key in the document's style (llama.cpp's timings).
+
+    >>> camel("predicted_per_second"), camel("cache_n"), camel("promptMs")
+    ('predictedPerSecond', 'cacheN', 'promptMs')
+    """
+    first, *rest = name.split("_")
+    return first + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 def attempt_json(attempt: Any) -> dict[str, Any]:
