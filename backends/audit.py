@@ -2,7 +2,9 @@
 
 An audit hook is any callable taking an ``AuditRecord``; ``JsonlAudit``
 appends each record as one JSON line. A record is made for every attempt,
-failed or not, after the attempt ends.
+failed or not, retries included, after the attempt ends; a model skipped
+while it cools down gets a record of class ``cooldown`` without a request
+(nothing was sent).
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ class AuditRecord(msgspec.Struct, frozen=True, omit_defaults=True):
     ref: str
     provider: str
     model: str
-    request: AuditRequest
     ok: bool
+    request: AuditRequest | None = None
+    retry: int = 0
+    delay_ms: int | None = None
     status: int | None = None
     error_class: str | None = msgspec.field(default=None, name="class")
     message: str | None = None
@@ -43,8 +47,10 @@ def audit_request(wire: WireRequest) -> AuditRequest:
     return AuditRequest(wire.method, wire.url, dict(wire.redacted_headers()), wire.body.decode("utf-8", "replace"))
 
 
-def make_record(wire: WireRequest, **fields: Any) -> AuditRecord:
-    return AuditRecord(time=time.time(), ref=wire.ref, provider=wire.provider, model=wire.model, request=audit_request(wire), **fields)
+def make_record(wire: WireRequest, *, sent: bool = True, **fields: Any) -> AuditRecord:
+    """The record of one attempt with ``wire``; ``sent=False`` (a cooldown skip) leaves the request out."""
+    request = audit_request(wire) if sent else None
+    return AuditRecord(time=time.time(), ref=wire.ref, provider=wire.provider, model=wire.model, request=request, **fields)
 
 
 class JsonlAudit:

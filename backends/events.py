@@ -84,16 +84,28 @@ class ServerError(_Event, frozen=True, tag="error", omit_defaults=True):
 
 
 class Attempt(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One try of one model in a run (``backends.session``).
+
+    ``retry`` is 0 for a model's first try in the run, n for its n-th retry;
+    ``delay_ms`` is set on a failed try the same model is retried after: the
+    wait before that retry. A model skipped while it cools down is an attempt
+    of class ``cooldown`` that sent nothing.
+    """
+
     provider: str
     model: str
     ok: bool
     error_class: str | None = msgspec.field(default=None, name="class")
     message: str | None = None
     status: int | None = None
+    retry: int = 0
+    delay_ms: int | None = None
 
 
 class AttemptFailed(_Event, frozen=True, tag="attempt_failed"):
-    """A model failed before answering and the next fallback is tried (failover)."""
+    """A try failed or was skipped before answering, and the run did not end there (a
+    failure that ends it is raised instead, carrying every attempt). ``attempt.delay_ms``
+    set: the same model is tried again after that wait."""
 
     attempt: Attempt
 

@@ -1,35 +1,73 @@
-"""One run: build, send, check each event, fail over when it should.
+"""One run: build, send, check each event, retry, cool down, fail over.
 
 Rules:
 - The candidates are the requested model (or the primary), then
   ``agents.defaults.model.fallbacks`` in order (skipping the requested one).
-- A candidate that fails with a class in ``FAILOVER_CLASSES`` before any of
-  its answer reached the caller hands over to the next; every attempt is
-  recorded (provider, model, class, message) and audited.
-- Once text, reasoning or a tool call has been yielded, an error ends the
-  run: a fallback would repeat an answer the caller already has.
+- A try that fails with a class in ``RETRY_CLASSES`` (``backends.retry``) before
+  any of its answer reached the caller is sent again to the same model, up to
+  the provider's ``maxRetries``, after a backoff (a server's Retry-After wins).
+  The wire request is built once per model and re-sent as it is.
+- A model whose retries ran out with a retryable class cools down: later runs of
+  the same owner (one ``Genesis``) skip it, as an attempt of class ``cooldown``,
+  until the cooldown ends. When nothing could be sent because every candidate
+  that resolves is cooling down, the one whose cooldown ends first is tried.
+- A model that fails with a class in ``FAILOVER_CLASSES`` hands over to the next
+  candidate; a fallback ref that does not resolve is an attempt too, and when
+  it is the last one the run ends with the last server failure.
+- Once text, reasoning or a tool call has been yielded, an error ends the run:
+  a retry or a fallback would repeat an answer the caller already has.
+- Usage, Timings and Finish are held until the attempt's answer is complete, so
+  nothing of a failed attempt but its answer's beginning reaches the caller.
+- Every try, retry and skip is an ``Attempt``, audited as it ends. Each failed or
+  skipped one is yielded as ``AttemptFailed`` as it is recorded, unless the run
+  ends right there; a run that fails raises a ProviderError carrying them all.
 - A stream that ends without a finish_reason is a protocol error.
+- Cancellation, during a send or a backoff sleep, propagates untouched.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from backends.audit import AuditRecord, make_record
 from backends.classify import CHECKED_EVENTS, FAILOVER_CLASSES, HintContext, event_failure
-from backends.events import Attempt, AttemptFailed, Event, ReasoningDelta, TextDelta, ToolCallDelta
+from backends.events import Attempt, AttemptFailed, Event, Finish, ReasoningDelta, TextDelta, Timings, ToolCallDelta, Usage
 from backends.http import Timing, send_events
+from backends.retry import RETRY_CLASSES, Cooldowns, backoff_delay
 from backends.stream import Aggregator
-from pipeline.errors import GenesisError, ProviderError
-from pipeline.refs import Target, normalize_ref
+from pipeline.errors import GenesisError, ProviderError, unwrap_or_raise
+from pipeline.refs import Target, normalize_ref, split_ref
+from pipeline.types import WireRequest
 from pipeline.wire import encode_wire
-from pipeline.errors import unwrap_or_raise
 
 if TYPE_CHECKING:
-    from pipeline.api import Genesis
+    from returns.result import Result
+
+    from pipeline.catalog import Catalog
+    from pipeline.types import Context
 
 _ANSWER_EVENTS = (TextDelta, ReasoningDelta, ToolCallDelta)
+_HELD_EVENTS = (Usage, Timings, Finish)
+
+Audit = Callable[[AuditRecord], None]
+
+
+class RunHost(Protocol):
+    """What a run needs from its owner (``pipeline.api.Genesis``): the catalog, the
+    stages, one HTTP client, the cooldown table, and the injectable sleep and randomness."""
+
+    cooldowns: Cooldowns
+    sleep: Callable[[float], Awaitable[None]]
+    random: Callable[[], float]
+
+    @property
+    def catalog(self) -> Catalog: ...
+
+    def client(self) -> Any: ...
+
+    def shape(self, model: str | None, request: Mapping[str, Any], *, headers: Sequence[tuple[str, str]] = ()) -> Result[Context, GenesisError]: ...
 
 
 class RunState:
@@ -39,13 +77,15 @@ class RunState:
         self.attempts: list[Attempt] = []
         self.target: Target | None = None
         self.aggregator = Aggregator()
+        self.timings: dict[str, float] | None = None
+        self.answered = False  # text, reasoning or a tool call reached the caller
 
 
-def candidates(genesis: Genesis, model: str | None, use_fallbacks: bool) -> list[str | None]:
+def candidates(catalog: Catalog, model: str | None, use_fallbacks: bool) -> list[str | None]:
     chain: list[str | None] = [model]
     if use_fallbacks:
-        first = normalize_ref(model) if model else genesis.catalog.primary
-        chain += [ref for ref in genesis.catalog.fallbacks if normalize_ref(ref) != first]
+        first = normalize_ref(model) if model else catalog.primary
+        chain += [ref for ref in catalog.fallbacks if normalize_ref(ref) != first]
     return chain
 
 
@@ -64,64 +104,132 @@ def hints_for(target: Target) -> HintContext:
 
 
 async def run_events(
-    genesis: Genesis,
+    host: RunHost,
     model: str | None,
     request: Mapping[str, Any],
     state: RunState,
     *,
     headers: Sequence[tuple[str, str]] = (),
-    audit: Callable[[AuditRecord], None] | None = None,
+    audit: Audit | None = None,
     use_fallbacks: bool = True,
 ) -> AsyncGenerator[Event, None]:
-    client = genesis.client()
-    chain = candidates(genesis, model, use_fallbacks)
+    client = host.client()
+    chain = candidates(host.catalog, model, use_fallbacks)
+    cooling: list[tuple[WireRequest, Target]] = []
+    last_error: ProviderError | None = None
     for position, candidate in enumerate(chain):
-        last = position == len(chain) - 1
-        shaped = genesis.shape(candidate, request, headers=headers)
+        final = position == len(chain) - 1
         try:
-            ctx = unwrap_or_raise(shaped)
+            ctx = unwrap_or_raise(host.shape(candidate, request, headers=headers))
             wire = encode_wire(ctx)
         except GenesisError as error:
             if position == 0:
                 raise
-            attempt = Attempt(provider="", model=candidate or "", ok=False, error_class=error.kind, message=str(error))
+            provider, model_id = split_ref(candidate or "") or ("", candidate or "")
+            attempt = Attempt(provider, model_id, ok=False, error_class=error.kind, message=str(error))
             state.attempts.append(attempt)
-            if last:
-                raise
             yield AttemptFailed(attempt)
             continue
         target = ctx.require_target("send")
-        hints = hints_for(target)
-        state.target, state.aggregator = target, Aggregator()
-        timing = Timing()
-        answered = False
-        aggregator = state.aggregator
-        try:
-            async for events in send_events(client, wire, hints, timing):
-                for event in events:
-                    kind = type(event)
-                    if kind in CHECKED_EVENTS:
-                        failure = event_failure(event, aggregator, url=wire.url, ref=wire.ref, context=hints)
-                        if failure is not None:
-                            raise failure
-                    elif kind in _ANSWER_EVENTS:
-                        answered = True
-                    aggregator.add(event)
-                    yield event
-            if aggregator.finish is None:
-                raise ProviderError("protocol", "the answer ended without a finish_reason", url=wire.url, status=timing.status, ref=wire.ref)
-        except ProviderError as error:
-            attempt = Attempt(wire.provider, wire.model, ok=False, error_class=error.error_class, message=error.server_message, status=error.status)
+        key = (wire.provider, wire.model)
+        if host.cooldowns.remaining(key) is not None:
+            message = host.cooldowns.describe(key)
+            attempt = Attempt(wire.provider, wire.model, ok=False, error_class="cooldown", message=message)
             state.attempts.append(attempt)
             if audit is not None:
-                audit(make_record(wire, ok=False, status=error.status, error_class=error.error_class, message=error.server_message, timing=timing.as_ms()))
-            if answered or last or error.error_class not in FAILOVER_CLASSES:
-                error.attempts = list(state.attempts)
-                raise
+                audit(make_record(wire, sent=False, ok=False, error_class="cooldown", message=message))
+            cooling.append((wire, target))
             yield AttemptFailed(attempt)
             continue
-        state.attempts.append(Attempt(wire.provider, wire.model, ok=True, status=timing.status))
-        if audit is not None:
-            audit(make_record(wire, ok=True, status=timing.status, finish_reason=aggregator.finish, usage=aggregator.usage, timing=timing.as_ms()))
-        return
+        failure: ProviderError | None = None
+        try:
+            async with aclosing(_tries(host, client, wire, target, state, audit)) as tries:
+                async for event in tries:
+                    yield event
+            return
+        except ProviderError as error:
+            if state.answered or final or error.error_class not in FAILOVER_CLASSES:
+                raise
+            failure = error
+        last_error = failure
+        yield AttemptFailed(state.attempts[-1])
+    if last_error is not None:
+        last_error.attempts = list(state.attempts)
+        raise last_error
+    # Nothing was sent: every candidate that resolves is cooling down. Failing
+    # without a request would help no one; the one that comes back first is tried.
+    wire, target = min(cooling, key=lambda pair: host.cooldowns.until((pair[0].provider, pair[0].model)))
+    async with aclosing(_tries(host, client, wire, target, state, audit)) as tries:
+        async for event in tries:
+            yield event
 
+
+async def _tries(host: RunHost, client: Any, wire: WireRequest, target: Target, state: RunState, audit: Audit | None) -> AsyncGenerator[Event, None]:
+    """One model: the first try and its retries; ends in success or raises the last failure (with every attempt)."""
+    key = (wire.provider, wire.model)
+    hints = hints_for(target)
+    started = host.cooldowns.clock()
+    retries = max(wire.policy.max_retries, 0)
+    for retry in range(retries + 1):
+        timing = Timing()
+        held: list[Event] = []
+        failure: ProviderError | None = None
+        try:
+            async with aclosing(_answer(client, wire, hints, timing, state, target, held)) as answer:
+                async for event in answer:
+                    yield event
+        except ProviderError as error:
+            failure = error
+        if failure is None:
+            host.cooldowns.succeeded(key)
+            state.attempts.append(Attempt(wire.provider, wire.model, ok=True, status=timing.status, retry=retry))
+            if audit is not None:
+                aggregator = state.aggregator
+                audit(make_record(wire, ok=True, retry=retry, status=timing.status, finish_reason=aggregator.finish, usage=aggregator.usage, timing=timing.as_ms()))
+            for event in held:
+                if isinstance(event, Timings):
+                    state.timings = event.values
+                yield event
+            return
+        retryable = failure.error_class in RETRY_CLASSES and not state.answered
+        delay = backoff_delay(retry + 1, host.random(), retry_after=failure.retry_after) if retryable and retry < retries else None
+        delay_ms = None if delay is None else round(delay * 1000)
+        attempt = Attempt(wire.provider, wire.model, ok=False, error_class=failure.error_class, message=failure.server_message,
+                          status=failure.status, retry=retry, delay_ms=delay_ms)
+        state.attempts.append(attempt)
+        if audit is not None:
+            audit(make_record(wire, ok=False, retry=retry, delay_ms=delay_ms, status=failure.status, error_class=failure.error_class,
+                              message=failure.server_message, timing=timing.as_ms()))
+        if delay is None:
+            if retryable:
+                host.cooldowns.failed(key, started=started, error_class=failure.error_class, retry_after=failure.retry_after)
+            failure.attempts = list(state.attempts)
+            raise failure
+        yield AttemptFailed(attempt)
+        await host.sleep(delay)
+
+
+async def _answer(client: Any, wire: WireRequest, hints: HintContext, timing: Timing, state: RunState, target: Target, held: list[Event]) -> AsyncGenerator[Event, None]:
+    """One try: send, check each event, yield the answer's events and hold the rest; raise ProviderError on any failure."""
+    state.target, state.aggregator = target, Aggregator()
+    aggregator = state.aggregator
+    # send_events is an async generator (typed as an iterator): closed here, at once, whatever ends the try.
+    stream = cast(AsyncGenerator[list[Event], None], send_events(client, wire, hints, timing))
+    async with aclosing(stream):
+        async for events in stream:
+            for event in events:
+                kind = type(event)
+                if kind in CHECKED_EVENTS:
+                    failure = event_failure(event, aggregator, url=wire.url, ref=wire.ref, context=hints)
+                    if failure is not None:
+                        raise failure
+                aggregator.add(event)
+                if kind in _ANSWER_EVENTS:
+                    state.answered = True
+                    yield event
+                elif kind in _HELD_EVENTS:
+                    held.append(event)
+                else:
+                    yield event
+    if aggregator.finish is None:
+        raise ProviderError("protocol", "the answer ended without a finish_reason", url=wire.url, status=timing.status, ref=wire.ref)

@@ -7,9 +7,10 @@ through the async methods added on top of this class.
 
 from __future__ import annotations
 
-import os
 import logging
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+import os
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from returns.result import Result
@@ -18,12 +19,12 @@ from pipeline.catalog import Catalog, build_catalog
 from pipeline.config import LoadedConfig, load_config, parse_config
 from pipeline.errors import GenesisError
 from pipeline.runner import Pipeline, load_custom_stages
-from pipeline.types import Context, WireRequest
 from pipeline.errors import unwrap_or_raise
+from pipeline.types import Context, WireRequest
 
 if TYPE_CHECKING:
     from backends.audit import AuditRecord
-    from backends.events import Completion, Event
+    from backends.events import Completion, Event, Output
 
 
 class Genesis:
@@ -41,13 +42,27 @@ class Genesis:
         env: Mapping[str, str] | None = None,
         pipeline: Pipeline | None = None,
         transport: Any = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        clock: Callable[[], float] | None = None,
+        random: Callable[[], float] | None = None,
     ) -> None:
+        """``sleep`` (the wait between retries), ``clock`` (monotonic seconds, for
+        cooldowns) and ``random`` (a draw in [0, 1), the retry jitter) are
+        injectable, so tests neither wait nor guess."""
+        from random import random as uniform
+
+        from backends.retry import Cooldowns
+
         self.loaded = loaded
         self.env: Mapping[str, str] = dict(os.environ if env is None else env)
         base = pipeline if pipeline is not None else Pipeline()
         self.pipeline = load_custom_stages(base, loaded.config.pipeline.stages, loaded.source)
         self.transport = transport
         self.warn: Callable[[str], None] = logging.getLogger("genesis").warning
+        self.sleep: Callable[[float], Awaitable[None]] = sleep or _anyio_sleep
+        self.random: Callable[[], float] = random or uniform
+        # Models that keep failing are skipped by later runs for a while (backends.retry).
+        self.cooldowns = Cooldowns(clock or time.monotonic)
         self._catalog = build_catalog(loaded, self.env)
         self._client: Any = None
         self._discovered = False
@@ -103,8 +118,9 @@ class Genesis:
     async def discover(self) -> None:
         """Ask each built-in provider opted in by its key variable for its models, once.
 
-        A provider that does not answer is a warning (``self.warn``), not an error; its
-        refs still resolve, to synthesized entries.
+        A provider that does not answer, or answers anything unusable, is a one-line
+        warning (``self.warn``, configured secrets scrubbed), never an error: its refs
+        still resolve, to synthesized entries. Cancellation propagates.
         """
         if self._discovered:
             return
@@ -115,21 +131,35 @@ class Genesis:
         import anyio
 
         from backends.discovery import fetch_models
-        from pipeline.errors import ProviderError
 
         found: dict[str, Any] = {}
 
         async def one(provider: Any) -> None:
+            # Each provider's failure is caught here, inside its task, so the task
+            # group never raises an ExceptionGroup for a provider that failed.
             try:
                 found[provider.id], _ = await fetch_models(self.client(), provider)
-            except ProviderError as error:
+            except GenesisError as error:
                 hint = f" (hint: {error.hint})" if error.hint else ""
-                self.warn(f"discovery of {provider.id} models failed: {error}{hint}")
+                self.warn(self._scrubbed(f"discovery of {provider.id} models failed: {error}{hint}"))
+            except Exception as error:  # a bug or an unforeseen answer must not stop the run
+                self.warn(self._scrubbed(f"discovery of {provider.id} models failed: {type(error).__name__}: {error}"))
 
         async with anyio.create_task_group() as group:
             for provider in targets:
                 group.start_soon(one, provider)
         self._catalog = build_catalog(self.loaded, self.env, found)
+
+    def _scrubbed(self, message: str) -> str:
+        """One line, every configured secret replaced by ``***``.
+
+        Values under 4 characters are left: they are placeholders such as ``x`` (a local
+        server takes any key), and replacing them would garble every word.
+        """
+        for secret in sorted(self._catalog.secrets, key=len, reverse=True):
+            if len(secret) >= 4:
+                message = message.replace(secret, "***")
+        return " ".join(message.split())
 
     def stream(
         self,
@@ -140,10 +170,13 @@ class Genesis:
         audit: Callable[[AuditRecord], None] | None = None,
         fallbacks: bool = True,
     ) -> AsyncGenerator[Event, None]:
-        """Send the request (with failover) and yield typed events as they arrive.
+        """Send the request (with retries and failover) and yield typed events as they arrive.
 
         A request without a ``stream`` field is sent streamed (``"stream": true``);
-        ``"stream": false`` is honoured and yields the whole answer at once.
+        ``"stream": false`` is honoured and yields the whole answer at once. Text,
+        reasoning and tool-call pieces come as they arrive; Usage, Timings and Finish
+        once the answer is complete; ``AttemptFailed`` for each try, retry or skip the
+        run goes on after (see ``backends.session``).
         """
         from backends.session import RunState
 
@@ -203,10 +236,40 @@ class Genesis:
         return anyio.run(main, backend=backend)
 
 
+async def _anyio_sleep(seconds: float) -> None:
+    import anyio
+
+    await anyio.sleep(seconds)
+
+
+def outputs_of(completion: Completion) -> tuple[Output, ...]:
+    """Every choice of a completion; one without ``outputs`` is its own single choice.
+
+    >>> from backends.events import Completion
+    >>> [(o.index, o.text) for o in outputs_of(Completion("hi", "stop", "stop"))]
+    [(0, 'hi')]
+    """
+    if completion.outputs:
+        return completion.outputs
+    from backends.events import Output
+
+    return (Output(0, completion.text, completion.finish_reason, completion.raw_finish_reason, completion.reasoning, completion.tool_calls),)
+
+
 def _completion(state: Any) -> Completion:
+    """The answer of the attempt that succeeded, with every attempt, its timings and its cost."""
     import msgspec
+
+    from pipeline.cost import run_cost
 
     target = state.target
     completion: Completion = state.aggregator.completion(provider=target.provider.id, model=target.model.config.id)
-    return msgspec.structs.replace(completion, attempts=tuple(state.attempts))
-
+    usage = completion.usage
+    cost = None if usage is None else run_cost(
+        target.model.config.cost, prompt=usage.prompt_tokens, completion=usage.completion_tokens,
+        cached=usage.cached_tokens, cache_write=usage.cache_write_tokens,
+    )
+    return msgspec.structs.replace(
+        completion, attempts=tuple(state.attempts), outputs=outputs_of(completion), cost=cost,
+        timings=completion.timings if completion.timings is not None else state.timings,
+    )

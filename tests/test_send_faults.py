@@ -25,11 +25,12 @@ ROOT = Path(__file__).resolve().parent.parent
 PROMPT = {"messages": [{"role": "user", "content": "hi"}], "stream": True}
 
 
-def config(base_url: str, *, timeout: float = 10, extra: str = "", fallbacks: str = "") -> str:
+def config(base_url: str, *, timeout: float = 10, extra: str = "", fallbacks: str = "", retries: int = 0) -> str:
+    # maxRetries 0: these tests pin classes and failover; retries have their own (tests/test_retries.py).
     return f"""{{
       agents: {{ defaults: {{ model: {{ primary: "fault/ok", fallbacks: [{fallbacks}] }} }} }},
       models: {{ providers: {{
-        fault: {{ baseUrl: "{base_url}", apiKey: "fault-secret", timeoutSeconds: {timeout},
+        fault: {{ baseUrl: "{base_url}", apiKey: "fault-secret", timeoutSeconds: {timeout}, maxRetries: {retries},
                   models: [{{ id: "ok" }}, {{ id: "strict-inferrs" {extra} }}] }},
       }} }},
     }}"""
@@ -210,7 +211,7 @@ def test_cli_json_failure_and_audit_file(fault_server: Any, tmp_path: Path) -> N
 
 def test_cli_nothing_listening_fails_fast_with_url_and_hint(tmp_path: Path) -> None:
     path = tmp_path / "c.json5"
-    path.write_text('{models: {providers: {vllm: {baseUrl: "http://127.0.0.1:9/v1", models: [{id: "m"}]}}}}')
+    path.write_text('{models: {providers: {vllm: {baseUrl: "http://127.0.0.1:9/v1", maxRetries: 0, models: [{id: "m"}]}}}}')
     done = cli("infer", "model", "run", "--config", str(path), "--model", "vllm/m", "--prompt", "hi")
     assert done.returncode == 1
     [line] = done.stderr.strip().splitlines()

@@ -31,7 +31,7 @@ def configured(vllm_url: str, key: str = VLLM_KEY, fallbacks: str = "") -> Genes
       agents: {{ defaults: {{ model: {{ primary: "vllm/tiny-model", fallbacks: [{fallbacks}] }} }} }},
       models: {{ providers: {{
         vllm: {{ baseUrl: "{vllm_url}", apiKey: "{key}", models: [{{ id: "tiny-model", contextWindow: 1024 }}] }},
-        dead: {{ baseUrl: "http://127.0.0.1:9/v1", timeoutSeconds: 3, models: [{{ id: "tiny-model" }}] }},
+        dead: {{ baseUrl: "http://127.0.0.1:9/v1", timeoutSeconds: 3, maxRetries: 0, models: [{{ id: "tiny-model" }}] }},
       }} }},
     }}"""
     return Genesis.from_config_text(text, env={})

@@ -58,6 +58,16 @@ SCENARIOS: dict[str, str] = {
     "breaks-after-first": "the first request of a connection's life answers ok, every later one 500 (a server falling over)",
 }
 
+# ---- retries, cooldown and held usage (session) ----------------------------------------
+SCENARIOS.update({
+    "loading": "503 llama.cpp's {\"error\":{\"code\":503,\"message\":\"Loading model\",\"type\":\"unavailable_error\"}}",
+    "warming-up": "503 'Loading model' (as loading) to the first FaultServer.warmup_failures (2) requests with the same messages, then ok",
+    "rate-limited": "429 with Retry-After: 1 and an OpenAI-shaped rate_limit_error body",
+    "usage-then-error": "200 stream: an empty delta, a usage chunk (always), then data: {\"error\": ...}",
+    "reasoning-only": "200: reasoning deltas only, no content; finish stop",
+})
+# ---- end of the session block ------------------------------------------------------------
+
 SERDE_422 = (
     "Failed to deserialize the JSON body into the target type: messages[{i}].content: "
     "invalid type: sequence, expected a string at line 1 column 97"
@@ -100,6 +110,8 @@ class FaultServer:
         self._error: BaseException | None = None
         self._tasks: set[asyncio.Task] = set()
         self._ids = 0
+        self.warmup_failures = 2  # session block: "warming-up" answers 503 this often per conversation
+        self.warmup_seen: dict[str, int] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -433,6 +445,51 @@ class FaultServer:
         if self.broken_calls > 1:
             return await chat.send_json(500, _error("Internal Server Error", "internal_server_error", 500))
         await self._scenario_ok(chat, usage=False)
+
+    # ---- retries, cooldown and held usage (session) ------------------------------------
+
+    async def _scenario_loading(self, chat: "_Chat") -> None:
+        await chat.send_json(503, {"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}})
+
+    async def _scenario_warming_up(self, chat: "_Chat") -> None:
+        # Counted per conversation, so each test (its own prompt) sees a server that warms up.
+        key = json.dumps(chat.messages, sort_keys=True)
+        seen = self.warmup_seen.get(key, 0)
+        self.warmup_seen[key] = seen + 1
+        if seen < self.warmup_failures:
+            return await self._scenario_loading(chat)
+        await self._scenario_ok(chat)
+
+    async def _scenario_rate_limited(self, chat: "_Chat") -> None:
+        payload = json.dumps(_error("Rate limit reached, retry later", "rate_limit_error", 429)).encode()
+        head = _head(429, "application/json", len(payload), chat.keep_alive)
+        chat.writer.write(head.replace(b"\r\n\r\n", b"\r\nretry-after: 1\r\n\r\n", 1) + payload)
+        await chat.writer.drain()
+
+    async def _scenario_usage_then_error(self, chat: "_Chat") -> None:
+        error = {"error": {"message": "engine died", "type": "InternalServerError", "code": 500}}
+        if not chat.stream:
+            return await chat.send(200, json.dumps(error).encode(), "application/json")
+        await chat.begin_stream()
+        await chat.chunk({"role": "assistant", "content": ""})
+        body = chat.chunk_body({})
+        body["choices"], body["usage"] = [], _USAGE
+        await chat.raw_event(chat.event_bytes(body))
+        await chat.raw_event(b"data: " + json.dumps(error).encode() + b"\n\n")
+        await chat.done()
+
+    async def _scenario_reasoning_only(self, chat: "_Chat") -> None:
+        if not chat.stream:
+            return await chat.completion({"role": "assistant", "reasoning_content": "Thinking it over.", "content": None}, "stop")
+        await chat.begin_stream()
+        await chat.chunk({"role": "assistant", "content": ""})
+        await chat.chunk({"reasoning_content": "Thinking"})
+        await chat.chunk({"reasoning_content": " it over."})
+        await chat.chunk({}, "stop")
+        await chat.usage_chunk()
+        await chat.done()
+
+    # ---- end of the session block ------------------------------------------------------
 
 
 class _Chat:
