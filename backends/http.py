@@ -230,14 +230,14 @@ class Exchange:
         )
 
 
-def prepare(method: str, url: str, headers: Any, body: bytes, exchange: Exchange, *, secret: frozenset[str] = frozenset()) -> httpx.Request:
+def prepare(method: str, url: str, headers: Any, body: bytes, exchange: Exchange) -> httpx.Request:
     """The httpx request with the policy's timeouts and TLS; refuses headers that cannot go out safely."""
     where = exchange.hints
     for name, value in headers:
         bad = _bad_header_value(value)
         if bad is None:
             continue
-        if name.lower() in secret or name.lower() == "authorization":
+        if name.lower() == "authorization":  # the configured key: its source is what to fix
             hint = f"the key (from {where.key_source}) has {bad} in it: remove it" + (f" from {where.key_env}" if where.key_env else "")
             raise ProviderError("auth", f"the {name} header's value has {bad} in it; the request was not sent", url=url, ref=exchange.ref, hint=hint)
         raise ProviderError("format", f"the {name} header's value has {bad} in it; the request was not sent", url=url, ref=exchange.ref,
@@ -297,7 +297,7 @@ async def send_events(
 ) -> AsyncIterator[list[Event]]:
     """Send ``wire`` and yield the answer's events, one list per network read; raise ProviderError for every failure."""
     exchange = Exchange(wire.url, wire.ref, hints, wire.policy)
-    request = prepare(wire.method, wire.url, wire.headers, wire.body, exchange, secret=wire.secret_headers)
+    request = prepare(wire.method, wire.url, wire.headers, wire.body, exchange)
     try:
         response = await open_response(client, request, exchange)
     finally:
