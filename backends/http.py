@@ -237,11 +237,12 @@ def prepare(method: str, url: str, headers: Any, body: bytes, exchange: Exchange
         bad = _bad_header_value(value)
         if bad is None:
             continue
+        shown = "".join(ch for ch in name if ch.isprintable())[:60]
+        message = f"the {shown} header's value has {bad} in it; the request was not sent"
         if name.lower() == "authorization":  # the configured key: its source is what to fix
             hint = f"the key (from {where.key_source}) has {bad} in it: remove it" + (f" from {where.key_env}" if where.key_env else "")
-            raise ProviderError("auth", f"the {name} header's value has {bad} in it; the request was not sent", url=url, ref=exchange.ref, hint=hint)
-        raise ProviderError("format", f"the {name} header's value has {bad} in it; the request was not sent", url=url, ref=exchange.ref,
-                            hint="header values must be printable ASCII on one line")
+            raise ProviderError("auth", message, url=url, ref=exchange.ref, hint=hint)
+        raise ProviderError("format", message, url=url, ref=exchange.ref, hint="header values must be printable ASCII on one line")
     policy = exchange.policy
     timeouts = {"connect": policy.connect_timeout, "read": policy.read_timeout, "write": policy.read_timeout, "pool": policy.connect_timeout}
     extensions: dict[str, Any] = {"timeout": timeouts}
