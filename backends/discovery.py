@@ -1,10 +1,12 @@
 """Discovery: ask a server which models it serves (``GET {baseUrl}/models``).
 
-Rules (SPEC 5): Bearer key, 5 s timeout; each ``data[].id`` becomes a model
+Rules (SPEC 5): Bearer key; the provider's send policy (caps, TLS), with
+its timeouts shortened to 5 s; each ``data[].id`` becomes a model
 entry named by its id; ``max_model_len`` (vLLM) or ``meta.n_ctx``
 (llama.cpp) becomes ``contextWindow``, else 128000; reasoning is guessed
-from the id. A failure is a ProviderError for the caller to turn into a
-warning; it never stops a run.
+from the id. Every failure, whatever raised it, is a ProviderError
+(classified by ``backends.http.transport_error``, as for chat requests) for
+the caller to turn into a warning; it never stops a run.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import time
 import httpx
 import msgspec
 
-from backends.classify import HintContext, http_error, hint_for
-from backends.http import os_reason
+from backends.classify import HintContext
+from backends.http import Exchange, fetch_body, transport_error
 from pipeline.catalog import ProviderEntry
 from pipeline.config import ModelConfig
 from pipeline.errors import ProviderError
@@ -74,22 +76,28 @@ def provider_hints(provider: ProviderEntry) -> HintContext:
 
 
 async def fetch_models(client: httpx.AsyncClient, provider: ProviderEntry, timeout: float = DISCOVERY_TIMEOUT) -> tuple[list[ModelConfig], float]:
-    """The models a provider's server lists, and how long it took (seconds)."""
+    """The models a provider's server lists, and how long it took (seconds). Every failure is a ProviderError."""
     url = models_url(provider)
     hints = provider_hints(provider)
+    policy = msgspec.structs.replace(
+        provider.policy,
+        connect_timeout=min(provider.policy.connect_timeout, timeout),
+        read_timeout=min(provider.policy.read_timeout, timeout),
+        total_timeout=min(provider.policy.total_timeout, timeout),
+    )
     started = time.perf_counter()
     try:
-        response = await client.get(url, headers=auth_headers(provider), timeout=timeout)
-    except httpx.TimeoutException:
-        raise ProviderError("timeout", f"no answer within {timeout:g} s", url=url, hint=hint_for("timeout", "", hints)) from None
-    except httpx.HTTPError as exc:
-        message = f"cannot connect: {os_reason(exc)}" if isinstance(exc, httpx.ConnectError) else f"{type(exc).__name__}: {os_reason(exc)}"
-        raise ProviderError("unreachable", message, url=url, hint=hint_for("unreachable", message, hints)) from None
+        exchange = Exchange(url, provider.id, hints, policy)
+        body = await fetch_body(client, "GET", url, list(auth_headers(provider).items()), exchange)
+    except ProviderError:
+        raise
+    except httpx.HTTPError as exc:  # the one mapping, as for chat requests
+        raise transport_error(exc, exchange) from None
+    except Exception as exc:  # a custom transport's own failure: still a warning for the caller, never a crash
+        raise ProviderError("protocol", f"discovery failed: {type(exc).__name__}", url=url, ref=provider.id) from None
     elapsed = time.perf_counter() - started
-    if response.status_code >= 400:
-        raise http_error(response.status_code, response.content, url=url, ref=provider.id, context=hints)
     try:
-        return models_from_listing(response.content), elapsed
+        return models_from_listing(body), elapsed
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        text = response.content[:200].decode("utf-8", "replace")
-        raise ProviderError("format", f"not a model list ({exc}): {text}", url=url, status=response.status_code) from None
+        text = body[:200].decode("utf-8", "replace")
+        raise ProviderError("format", f"not a model list ({exc}): {text}", url=url, status=200) from None

@@ -4,19 +4,44 @@ Rules:
 - The request goes out exactly as built: ``httpx.Request`` from the wire's
   method, URL, headers and body bytes, sent with ``client.send`` (so no
   client default headers are merged in; httpx adds only Host and
-  Content-Length, as ``genesis wire`` shows).
-- Timeouts: the provider's ``timeoutSeconds`` for connect and read, else
-  10 s to connect and 300 s between reads (a CPU server can be slow).
+  Content-Length, as ``genesis wire`` shows). A header value with CR, LF,
+  NUL or a non-ASCII character is refused before anything is sent, naming
+  the header, never its value.
+- Bounds come from ``wire.policy`` (``pipeline.policy``): ``connect_timeout``
+  to connect, ``read_timeout`` between two reads, ``total_timeout`` as a
+  deadline for the whole exchange (head and body; a server that trickles a
+  byte at a time or never stops streaming is cut off by it), and
+  ``max_response_bytes`` for one answer, counted on the wire and again after
+  Content-Encoding decoding (a gzip bomb stops at the cap, it never reaches
+  memory). Error bodies are read up to ``ERROR_BODY_LIMIT`` only.
+- A streamed answer ends at ``data: [DONE]``: nothing more is read, and the
+  connection is reused only if the HTTP body had really ended (see
+  ``backends.transport``).
 - A streamed request whose server answers plain JSON is parsed as a
   non-streamed answer; the events are the same.
-- Every failure leaves as a classified ``ProviderError``; cancellation
+- A redirect (3xx) is a ``protocol`` error naming the Location; the hint
+  says which ``baseUrl`` to set. Redirects are never followed: a POST with a
+  key is not replayed to another URL.
+- An error answer's ``Retry-After`` (seconds or an HTTP date) becomes
+  ``ProviderError.retry_after``: seconds, at most ``RETRY_AFTER_CAP``.
+- Every failure leaves as a classified ``ProviderError``; ``transport_error``
+  is the one place that maps a transport exception to a class. Cancellation
   propagates untouched, and the response is closed (shielded) either way.
+- Any ``httpx`` transport works, ``httpx.MockTransport`` included: a body the
+  transport already read is taken as it is (bounded by the same caps).
 """
 
 from __future__ import annotations
 
+import email.utils
+import logging
+import math
+import os
+import ssl
 import time
-from collections.abc import AsyncIterator
+import zlib
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import anyio
 import httpx
@@ -25,24 +50,139 @@ from backends.classify import HintContext, http_error, hint_for
 from backends.events import Event
 from backends.stream import StreamParser, response_events
 from pipeline.errors import ProviderError
+from pipeline.policy import SendPolicy
 from pipeline.types import WireRequest
 
-DEFAULT_CONNECT_TIMEOUT = 10.0
-DEFAULT_READ_TIMEOUT = 300.0
 ERROR_BODY_LIMIT = 64 * 1024
+RETRY_AFTER_CAP = 60.0
+LOCATION_LIMIT = 300
+log = logging.getLogger("genesis")
 
 
-def timeout_for(seconds: float | None) -> httpx.Timeout:
-    if seconds is not None:
-        return httpx.Timeout(seconds)
-    return httpx.Timeout(DEFAULT_READ_TIMEOUT, connect=DEFAULT_CONNECT_TIMEOUT)
+# ---- the client: one per Genesis, proxies from the environment ----
 
 
-def make_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """One client per Genesis; by default over ``Http11Transport`` (O(1) connection reuse, no cap)."""
-    from backends.transport import Http11Transport
+def make_client(transport: httpx.AsyncBaseTransport | None = None, *, environ: Mapping[str, str] | None = None) -> httpx.AsyncClient:
+    """One client per Genesis.
 
-    return httpx.AsyncClient(transport=transport or Http11Transport(), timeout=None, trust_env=False)
+    By default over ``Http11Transport`` (O(1) connection reuse, no cap), with
+    the proxies the environment names (``HTTP_PROXY``, ``HTTPS_PROXY``,
+    ``ALL_PROXY``, ``NO_PROXY``; httpx's rules, see ``environment_proxies``)
+    mounted per origin through httpx's own transport. An injected
+    ``transport`` is used for everything, as given: no proxies.
+    """
+    if transport is not None:
+        return httpx.AsyncClient(transport=transport, timeout=None, trust_env=False)
+    from backends.transport import Http11Transport, ProxyTransport
+
+    mounts: dict[str, httpx.AsyncBaseTransport | None] = {}
+    for pattern, proxy in environment_proxies(os.environ if environ is None else environ).items():
+        if proxy is None:
+            mounts[pattern] = None
+            continue
+        try:
+            mounts[pattern] = ProxyTransport(httpx.Proxy(proxy))
+        except (ValueError, TypeError, httpx.InvalidURL):  # never echo the proxy URL: it may carry a password
+            log.warning("ignoring the proxy for %s: its URL is not a usable http(s) proxy URL", pattern)
+    return httpx.AsyncClient(transport=Http11Transport(), mounts=mounts, timeout=None, trust_env=False)
+
+
+def _environment_proxy_variables(environ: Mapping[str, str]) -> dict[str, str]:
+    """``urllib.request.getproxies_environment`` over any mapping: lower-case names win, an empty one unsets."""
+    proxies: dict[str, str] = {}
+    for name, value in environ.items():
+        lowered = name.lower()
+        if value and lowered.endswith("_proxy"):
+            proxies[lowered[:-6]] = value
+    if "REQUEST_METHOD" in environ:  # CGI: HTTP_PROXY may come from a request header
+        proxies.pop("http", None)
+    for name, value in environ.items():
+        if name.endswith("_proxy"):
+            if value:
+                proxies[name.lower()[:-6]] = value
+            else:
+                proxies.pop(name.lower()[:-6], None)
+    return proxies
+
+
+def environment_proxies(environ: Mapping[str, str]) -> dict[str, str | None]:
+    """httpx's mount patterns for the proxy variables (``httpx._utils.get_environment_proxies``, any mapping).
+
+    >>> environment_proxies({"HTTP_PROXY": "proxy:3128", "NO_PROXY": "localhost,.internal"})
+    {'http://': 'http://proxy:3128', 'all://localhost': None, 'all://*.internal': None}
+    >>> environment_proxies({"HTTPS_PROXY": "http://p:1", "NO_PROXY": "*"})
+    {}
+    """
+    import ipaddress
+
+    info = _environment_proxy_variables(environ)
+    mounts: dict[str, str | None] = {}
+    for scheme in ("http", "https", "all"):
+        if info.get(scheme):
+            host = info[scheme]
+            mounts[f"{scheme}://"] = host if "://" in host else f"http://{host}"
+    for host in (entry.strip() for entry in info.get("no", "").split(",")):
+        if host == "*":
+            return {}
+        if not host:
+            continue
+        address = host.split("/")[0]
+        if "://" in host:
+            mounts[host] = None
+        elif _is_ip(ipaddress.IPv4Address, address):
+            mounts[f"all://{host}"] = None
+        elif _is_ip(ipaddress.IPv6Address, address):
+            mounts[f"all://[{host}]"] = None
+        elif host.lower() == "localhost":
+            mounts[f"all://{host}"] = None
+        else:
+            mounts[f"all://*{host}"] = None
+    return mounts
+
+
+def _is_ip(kind: Any, text: str) -> bool:
+    try:
+        kind(text)
+    except ValueError:
+        return False
+    return True
+
+
+# ---- TLS per provider ----
+
+_TLS_CONTEXTS: dict[tuple[bool, str | None, str | None, str | None], ssl.SSLContext] = {}
+
+
+def tls_context(policy: SendPolicy, where: HintContext, url: str, environ: Mapping[str, str] | None = None) -> ssl.SSLContext:
+    """The TLS context a provider's policy asks for (built once per setting).
+
+    The system's CAs, plus ``SSL_CERT_FILE``/``SSL_CERT_DIR`` if set, plus the
+    provider's ``tls.caFile``; ``tls.verify: false`` turns verification off.
+    """
+    env = os.environ if environ is None else environ
+    cert_file, cert_dir = env.get("SSL_CERT_FILE") or None, env.get("SSL_CERT_DIR") or None
+    key = (policy.tls_verify, policy.tls_ca_file, cert_file, cert_dir)
+    context = _TLS_CONTEXTS.get(key)
+    if context is not None:
+        return context
+    context = ssl.create_default_context()
+    for source, path, folder in (("SSL_CERT_FILE/SSL_CERT_DIR", cert_file, cert_dir), (f"models.providers.{where.provider}.tls.caFile", policy.tls_ca_file, None)):
+        if path is None and folder is None:
+            continue
+        try:
+            context.load_verify_locations(cafile=path, capath=folder)
+        except (OSError, ssl.SSLError) as exc:
+            reason = os_reason(exc)
+            message = f"cannot load the CA bundle {path or folder!r} ({source}): {reason}"
+            raise ProviderError("unreachable", message, url=url, ref=where.ref, hint=f"point {source} to a readable PEM file of CA certificates") from None
+    if not policy.tls_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    _TLS_CONTEXTS[key] = context
+    return context
+
+
+# ---- one exchange ----
 
 
 class Timing:
@@ -63,6 +203,93 @@ class Timing:
         return {"first_byte_ms": since(self.first_byte), "total_ms": since(self.end)}
 
 
+class Exchange:
+    """What errors of one exchange need: where it went, its bounds, and the deadline (anyio clock)."""
+
+    __slots__ = ("url", "ref", "hints", "policy", "deadline", "status")
+
+    def __init__(self, url: str, ref: str, hints: HintContext, policy: SendPolicy) -> None:
+        self.url, self.ref, self.hints, self.policy = url, ref, hints, policy
+        self.deadline = anyio.current_time() + policy.total_timeout
+        self.status: int | None = None
+
+    def total_timeout_error(self) -> ProviderError:
+        seconds = self.policy.total_timeout
+        return ProviderError(
+            "timeout", f"no complete answer within the total deadline of {seconds:g} s (totalTimeoutSeconds)",
+            url=self.url, status=self.status, ref=self.ref,
+            hint=f"raise models.providers.{self.hints.provider}.totalTimeoutSeconds if the server is just slow",
+        )
+
+    def too_large_error(self, what: str) -> ProviderError:
+        cap = self.policy.max_response_bytes
+        return ProviderError(
+            "protocol", f"the answer is larger than maxResponseBytes ({cap} bytes{what})",
+            url=self.url, status=self.status, ref=self.ref,
+            hint=f"raise models.providers.{self.hints.provider}.maxResponseBytes if answers this large are expected",
+        )
+
+
+def prepare(method: str, url: str, headers: Any, body: bytes, exchange: Exchange) -> httpx.Request:
+    """The httpx request with the policy's timeouts and TLS; refuses headers that cannot go out safely."""
+    where = exchange.hints
+    for name, value in headers:
+        bad = _bad_header_value(value)
+        if bad is None:
+            continue
+        shown = "".join(ch for ch in name if ch.isprintable())[:60]
+        message = f"the {shown} header's value has {bad} in it; the request was not sent"
+        if name.lower() == "authorization":  # the configured key: its source is what to fix
+            hint = f"the key (from {where.key_source}) has {bad} in it: remove it" + (f" from {where.key_env}" if where.key_env else "")
+            raise ProviderError("auth", message, url=url, ref=exchange.ref, hint=hint)
+        raise ProviderError("format", message, url=url, ref=exchange.ref, hint="header values must be printable ASCII on one line")
+    policy = exchange.policy
+    timeouts = {"connect": policy.connect_timeout, "read": policy.read_timeout, "write": policy.read_timeout, "pool": policy.connect_timeout}
+    extensions: dict[str, Any] = {"timeout": timeouts}
+    if url.startswith("https:"):
+        extensions["ssl_context"] = tls_context(policy, where, url)
+        if not policy.tls_verify:
+            log.warning("TLS certificate verification is OFF for %s (models.providers.%s.tls.verify: false): "
+                        "anyone on the path can read and change this request and its key", url, where.provider)
+    try:
+        return httpx.Request(method, url, headers=list(headers), content=body, extensions=extensions)
+    except httpx.InvalidURL as exc:
+        raise ProviderError("format", f"not a usable URL: {exc}", url=url, ref=exchange.ref,
+                            hint=f"check models.providers.{where.provider}.baseUrl") from None
+
+
+def _bad_header_value(value: str) -> str | None:
+    """What makes a header value unsendable, in words (never the value itself).
+
+    >>> [_bad_header_value(v) for v in ("Bearer k", "Bearer k\\n", "a\\x00b", "clé")]
+    [None, 'a line break (CR/LF)', 'a NUL character', 'a non-ASCII character']
+    """
+    if "\r" in value or "\n" in value:
+        return "a line break (CR/LF)"
+    if "\x00" in value:
+        return "a NUL character"
+    if not value.isascii():
+        return "a non-ASCII character"
+    return None
+
+
+async def open_response(client: httpx.AsyncClient, request: httpx.Request, exchange: Exchange) -> httpx.Response:
+    """Send, within the deadline; a 3xx is a redirect error, and the response is closed if anything fails here."""
+    try:
+        with anyio.CancelScope(deadline=exchange.deadline) as scope:
+            response = await client.send(request, stream=True)
+    except httpx.HTTPError as exc:
+        raise transport_error(exc, exchange) from None
+    if scope.cancelled_caught:
+        raise exchange.total_timeout_error()
+    exchange.status = response.status_code
+    if 300 <= response.status_code < 400:
+        with anyio.CancelScope(shield=True):
+            await response.aclose()
+        raise redirect_error(response, exchange)
+    return response
+
+
 async def send_events(
     client: httpx.AsyncClient,
     wire: WireRequest,
@@ -70,81 +297,351 @@ async def send_events(
     timing: Timing,
 ) -> AsyncIterator[list[Event]]:
     """Send ``wire`` and yield the answer's events, one list per network read; raise ProviderError for every failure."""
-    timeout = timeout_for(wire.timeout_seconds)
-    request = httpx.Request(
-        wire.method, wire.url, headers=list(wire.headers), content=wire.body, extensions={"timeout": timeout.as_dict()}
-    )
+    exchange = Exchange(wire.url, wire.ref, hints, wire.policy)
+    request = prepare(wire.method, wire.url, wire.headers, wire.body, exchange)
     try:
-        response = await client.send(request, stream=True)
-    except httpx.HTTPError as exc:
-        raise transport_error(exc, wire, hints, timeout) from None
-    timing.status = response.status_code
+        response = await open_response(client, request, exchange)
+    finally:
+        timing.status = exchange.status
+    body = BoundedBody(response, exchange)  # reads nothing yet
     try:
         if response.status_code >= 400:
-            body = await _read_capped(response, ERROR_BODY_LIMIT)
-            raise http_error(response.status_code, body, url=wire.url, ref=wire.ref, context=hints)
-        is_sse = response.headers.get("content-type", "").startswith("text/event-stream")
-        if not is_sse:
-            body = await response.aread()
+            raise await error_from(response, body, exchange)
+        if not response.headers.get("content-type", "").startswith("text/event-stream"):
+            data = await body.read_all()
             timing.first_byte = time.perf_counter()
-            yield response_events(body)
+            yield response_events(data)
             return
         parser = StreamParser()
-        async for piece in response.aiter_raw():
+        while not parser.done:
+            piece = await body.next()
+            if piece is None:
+                break
             if timing.first_byte is None:
                 timing.first_byte = time.perf_counter()
             events = parser.feed(piece)
             if events:
                 yield events
-        yield parser.close()
-    except httpx.HTTPError as exc:
-        raise transport_error(exc, wire, hints, timeout) from None
+        # [DONE] ends the answer: whatever the server does with the connection after it is not waited for
+        events = parser.close()
+        if events:
+            yield events
     finally:
         timing.end = time.perf_counter()
         with anyio.CancelScope(shield=True):
+            await body.aclose()
             await response.aclose()
 
 
-async def _read_capped(response: httpx.Response, limit: int) -> bytes:
-    data = bytearray()
-    async for piece in response.aiter_raw():
-        data += piece
-        if len(data) >= limit:
-            break
-    return bytes(data[:limit])
+async def fetch_body(client: httpx.AsyncClient, method: str, url: str, headers: Any, exchange: Exchange) -> bytes:
+    """A whole (non-streamed) answer within the exchange's bounds; an HTTP error status is a ProviderError."""
+    request = prepare(method, url, headers, b"", exchange)
+    response = await open_response(client, request, exchange)
+    body = BoundedBody(response, exchange)
+    try:
+        if response.status_code >= 400:
+            raise await error_from(response, body, exchange)
+        return await body.read_all()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await body.aclose()
+            await response.aclose()
+
+
+async def error_from(response: httpx.Response, body: BoundedBody, exchange: Exchange) -> ProviderError:
+    """The classified error for a 4xx/5xx answer: its body read up to ERROR_BODY_LIMIT, never more."""
+    try:
+        text = await body.read_all(truncate_at=ERROR_BODY_LIMIT)
+    except ProviderError:  # the status says what went wrong; a broken or late body only loses its words
+        text = body.received
+    error = http_error(response.status_code, text, url=exchange.url, ref=exchange.ref, context=exchange.hints)
+    error.retry_after = retry_after_seconds(response.headers.get("retry-after"))
+    return error
+
+
+def redirect_error(response: httpx.Response, exchange: Exchange) -> ProviderError:
+    """A 3xx: the API is not at this URL. The hint names the baseUrl the Location points to."""
+    status, location = response.status_code, response.headers.get("location")
+    if not location:
+        return ProviderError("protocol", f"the server answered {status} (a redirect) without a Location", url=exchange.url, status=status, ref=exchange.ref)
+    shown = "".join(ch for ch in location if ch.isprintable())[:LOCATION_LIMIT]
+    try:
+        target = str(httpx.URL(exchange.url).join(shown))
+    except (httpx.InvalidURL, ValueError):
+        target = shown
+    base_url = exchange.hints.base_url.rstrip("/")
+    suffix = exchange.url[len(base_url):] if base_url and exchange.url.startswith(base_url) else ""
+    base = target[: -len(suffix)] if suffix and target.endswith(suffix) else target
+    return ProviderError(
+        "protocol", f"the server redirected ({status}) to {target}; Genesis does not follow redirects",
+        url=exchange.url, status=status, ref=exchange.ref,
+        hint=f"set models.providers.{exchange.hints.provider}.baseUrl to {base}",
+    )
+
+
+# ---- reading a body within the bounds ----
+
+
+class BoundedBody:
+    """A response body read within an exchange's bounds: the deadline, and maxResponseBytes on the wire and decoded.
+
+    A body the transport already read (``httpx.MockTransport`` and other
+    in-memory transports hand over read, decoded responses) is taken as one
+    piece; a streamed one is read raw and decoded here, with bounded output.
+    """
+
+    def __init__(self, response: httpx.Response, exchange: Exchange) -> None:
+        self._exchange = exchange
+        self._limit = exchange.policy.max_response_bytes
+        self._wire_bytes = 0
+        self._body_bytes = 0
+        self._ended = False
+        self.received = b""  # what read_all had gathered when it stopped
+        self._raw: AsyncIterator[bytes] | None = None
+        self._ready: bytes | None = None
+        self._decoder = _Decoder("identity", exchange)
+        self._declared: int | None = None
+        self._problem: ProviderError | None = None
+        if response.is_stream_consumed:
+            self._ready = response.content
+            return
+        self._raw = response.aiter_raw()
+        self._declared = _content_length(response)
+        header = response.headers.get("content-encoding", "")
+        codings = [coding.strip().lower() for coding in header.split(",") if coding.strip().lower() not in ("", "identity")]
+        if len(codings) == 1 and codings[0] in _WBITS:
+            self._decoder = _Decoder(codings[0], exchange)
+        elif codings:
+            shown = "".join(ch for ch in header if ch.isprintable())[:60]
+            self._problem = ProviderError(
+                "protocol", f"unsupported Content-Encoding {shown!r} (Genesis reads identity, gzip and deflate, and asks for none)",
+                url=exchange.url, status=exchange.status, ref=exchange.ref)
+
+    async def next(self, limit: int | None = None, *, truncate: bool = False) -> bytes | None:
+        """The next decoded piece, or None at the end; past ``limit`` (default maxResponseBytes) an error, or the end if ``truncate``."""
+        cap = self._limit if limit is None else limit
+        if self._ended:
+            return None
+        if self._problem is not None:
+            raise self._problem
+        if self._ready is not None:
+            piece, self._ready, self._ended = self._ready, None, True
+            return self._count(piece, cap, truncate)
+        if self._raw is None:
+            return None
+        if not truncate and self._declared is not None and self._declared > self._limit:
+            raise self._exchange.too_large_error(f"; its Content-Length is {self._declared}")
+        while True:
+            raw = await self._next_raw()
+            if raw is None:
+                self._ended = True
+                return None
+            self._wire_bytes += len(raw)
+            if self._wire_bytes > self._limit:
+                if truncate:
+                    self._ended = True
+                    return None
+                raise self._exchange.too_large_error(" on the wire")
+            piece = self._decoder.decode(raw, cap - self._body_bytes + 1)
+            if piece:
+                return self._count(piece, cap, truncate)
+
+    async def _next_raw(self) -> bytes | None:
+        assert self._raw is not None
+        exchange = self._exchange
+        if anyio.current_time() >= exchange.deadline:
+            raise exchange.total_timeout_error()
+        raw: bytes | None = None
+        try:
+            with anyio.CancelScope(deadline=exchange.deadline) as scope:
+                raw = await self._raw.__anext__()
+        except StopAsyncIteration:
+            return None
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, exchange) from None
+        if scope.cancelled_caught:
+            raise exchange.total_timeout_error()
+        return raw
+
+    def _count(self, piece: bytes, cap: int, truncate: bool) -> bytes:
+        if self._body_bytes + len(piece) > cap:
+            if not truncate:
+                raise self._exchange.too_large_error(" after decoding" if self._decoder.decoding else "")
+            piece, self._ended = piece[: cap - self._body_bytes], True
+        self._body_bytes += len(piece)
+        return piece
+
+    async def read_all(self, *, truncate_at: int | None = None) -> bytes:
+        """The whole body; past ``truncate_at`` it is cut (error bodies), past maxResponseBytes it is an error."""
+        data = bytearray()
+        try:
+            while (piece := await self.next(truncate_at, truncate=truncate_at is not None)) is not None:
+                data += piece
+        finally:
+            self.received = bytes(data)
+        return self.received
+
+    async def aclose(self) -> None:
+        raw, self._raw = self._raw, None
+        aclose = getattr(raw, "aclose", None)
+        if aclose is not None:
+            try:
+                await aclose()
+            except httpx.HTTPError:
+                pass
+
+
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+class _Decoder:
+    """Content-Encoding decoding whose output per call is bounded (zlib's ``max_length``): a bomb stops at the cap."""
+
+    def __init__(self, encoding: str, exchange: Exchange) -> None:
+        self.decoding = encoding in _WBITS
+        self._encoding = encoding
+        self._exchange = exchange
+        self._first = True
+        self._zlib = zlib.decompressobj(_WBITS[encoding]) if self.decoding else None
+
+    def decode(self, data: bytes, limit: int) -> bytes:
+        """At most ``limit`` bytes (``limit`` > 0; zlib reads 0 as no limit): more than the caller's cap means over it."""
+        if self._zlib is None:
+            return data
+        first, self._first = self._first, False
+        try:
+            return self._zlib.decompress(data, limit)
+        except zlib.error as exc:
+            if first and self._encoding == "deflate":  # some servers send raw deflate, without the zlib header
+                self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+                return self.decode(data, limit)
+            exchange = self._exchange
+            raise ProviderError("protocol", f"the {self._encoding} body cannot be decoded: {exc}",
+                                url=exchange.url, status=exchange.status, ref=exchange.ref) from None
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    value = response.headers.get("content-length", "")
+    return int(value) if value.isdigit() else None
+
+
+# ---- Retry-After ----
+
+
+def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delay-seconds or an HTTP date), at most RETRY_AFTER_CAP.
+
+    Negative, non-finite or unparsable values are ignored (None); a date in the past means now (0.0).
+
+    >>> [retry_after_seconds(v, now=0.0) for v in ("7", " 2.5 ", "0", "600", "-3", "soon", "", None, "nan")]
+    [7.0, 2.5, 0.0, 60.0, None, None, None, None, None]
+    >>> retry_after_seconds("Thu, 01 Jan 1970 00:00:30 GMT", now=0.0), retry_after_seconds("Thu, 01 Jan 1970 00:00:30 GMT", now=100.0)
+    (30.0, 0.0)
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        until = _seconds_until(text, time.time() if now is None else now)
+        if until is None:
+            return None
+        seconds = max(until, 0.0)
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, RETRY_AFTER_CAP)
+
+
+def _seconds_until(date: str, now: float) -> float | None:
+    try:
+        when = email.utils.parsedate_to_datetime(date)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC by RFC 5322
+        import datetime
+
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return when.timestamp() - now
+
+
+# ---- the one mapping from transport exceptions to error classes ----
 
 
 def os_reason(exc: BaseException) -> str:
     """The operating system's words for a network failure (``connection refused``), else the exception's.
 
     httpx and anyio wrap the OSError that says what happened; the innermost one with an errno wins.
+    A TLS failure is said in TLS words (``certificate verify failed: ...``).
     """
     found, seen = None, 0
     current: BaseException | None = exc
     while current is not None and seen < 10:
+        if isinstance(current, ssl.SSLError):
+            if isinstance(current, ssl.SSLCertVerificationError) and current.verify_message:
+                return f"certificate verify failed: {current.verify_message}"
+            return current.reason.replace("_", " ").lower() if current.reason else str(current)
         if isinstance(current, OSError) and current.errno is not None:
             found = current
         current, seen = current.__cause__ or current.__context__, seen + 1
     if found is not None:
-        import os
-
         return os.strerror(found.errno).lower() if found.errno else str(found)
     return str(exc) or type(exc).__name__
 
 
-def transport_error(exc: httpx.HTTPError, wire: WireRequest, hints: HintContext, timeout: httpx.Timeout) -> ProviderError:
-    """A failure below HTTP: no connection, no answer in time, or a connection that broke mid-answer."""
-    detail = os_reason(exc) if isinstance(exc, httpx.NetworkError) else (str(exc) or type(exc).__name__)
+def transport_error(exc: Exception, exchange: Exchange) -> ProviderError:
+    """A failure below HTTP: no connection, no answer in time, a broken connection, a request that cannot be sent.
+
+    It carries no status, even if a head had arrived: the answer itself is what failed.
+
+    | exception | class | message names |
+    |---|---|---|
+    | ConnectTimeout | timeout | connectTimeoutSeconds |
+    | ReadTimeout, WriteTimeout, PoolTimeout | timeout | readTimeoutSeconds |
+    | ConnectError (refused, DNS, TLS) | unreachable | the OS's or TLS's reason |
+    | ProxyError | unreachable | the proxy variables |
+    | LocalProtocolError | format | which header (never a value) |
+    | ProtocolLimitError | protocol | the bound |
+    | RemoteProtocolError, ReadError | protocol | the connection broke mid-answer |
+    | UnsupportedProtocol | format | the baseUrl |
+    | other network errors | unreachable | the OS's reason |
+    | anything else | protocol | the exception's type |
+    """
+    from backends.transport import ProtocolLimitError, RefusedRequestError
+
+    policy, where = exchange.policy, exchange.hints
+    keys = f"models.providers.{where.provider}"
+    detail = os_reason(exc) if isinstance(exc, (httpx.NetworkError, httpx.ProxyError)) else (str(exc) or type(exc).__name__)
+    hint: str | None = None
     if isinstance(exc, httpx.ConnectTimeout):
-        error_class, message = "timeout", f"no connection within {timeout.connect:g} s"
+        error_class, message = "timeout", f"no connection within {policy.connect_timeout:g} s (connectTimeoutSeconds)"
+        hint = f"raise {keys}.connectTimeoutSeconds (or timeoutSeconds, which sets connect and read) if the server is just slow to accept"
     elif isinstance(exc, httpx.TimeoutException):
-        error_class, message = "timeout", f"no data from the server for {timeout.read:g} s ({type(exc).__name__})"
+        error_class, message = "timeout", f"no data from the server for {policy.read_timeout:g} s (readTimeoutSeconds)"
+        hint = f"raise {keys}.readTimeoutSeconds (or timeoutSeconds, which sets connect and read) if the server is just slow"
+    elif isinstance(exc, httpx.ProxyError):
+        error_class, message = "unreachable", f"the proxy failed: {detail}"
+        hint = "check HTTP_PROXY/HTTPS_PROXY/ALL_PROXY, or add the server's host to NO_PROXY"
     elif isinstance(exc, httpx.ConnectError):
         error_class, message = "unreachable", f"cannot connect: {detail}"
+        if "certificate" in detail:
+            hint = f"trust the server's CA with {keys}.tls.caFile (or SSL_CERT_FILE)"
+    elif isinstance(exc, httpx.LocalProtocolError):
+        # only our transport's words are shown: they name the header; other transports may quote its value
+        safe = isinstance(exc, RefusedRequestError)
+        error_class = "format"
+        message = str(exc) if safe else "the request cannot be sent as HTTP/1.1 (a header name or value is not valid)"
+    elif isinstance(exc, ProtocolLimitError):
+        error_class, message = "protocol", str(exc)
     elif isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
         error_class, message = "protocol", f"the connection broke mid-answer: {detail}"
+    elif isinstance(exc, httpx.UnsupportedProtocol):
+        error_class, message = "format", f"cannot send to this URL: {detail}"
+        hint = f"{keys}.baseUrl must start with http:// or https://"
     elif isinstance(exc, httpx.NetworkError):
         error_class, message = "unreachable", f"network error: {detail}"
     else:
-        error_class, message = "protocol", f"{type(exc).__name__}: {detail}"
-    return ProviderError(error_class, message, url=wire.url, ref=wire.ref, hint=hint_for(error_class, message, hints))
+        error_class, message = "protocol", f"{type(exc).__name__}: {detail}" if isinstance(exc, httpx.HTTPError) else type(exc).__name__
+    return ProviderError(error_class, message, url=exchange.url, ref=exchange.ref, hint=hint or hint_for(error_class, message, where))

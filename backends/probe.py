@@ -160,7 +160,7 @@ async def probe_compat(client: httpx.AsyncClient, wire: WireRequest, hints: Hint
     baseline: Body = {"model": wire.model, "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 1, "stream": False}
 
     def variant(body: Body) -> WireRequest:
-        return msgspec.structs.replace(wire, body=_ENCODER.encode(body), stream=body.get("stream") is True, timeout_seconds=wire.timeout_seconds or 30.0)
+        return msgspec.structs.replace(wire, body=_ENCODER.encode(body), stream=body.get("stream") is True, policy=msgspec.structs.replace(wire.policy, read_timeout=min(wire.policy.read_timeout, 30.0)))
 
     try:
         await _attempt(client, variant(baseline), hints)

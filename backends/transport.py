@@ -7,18 +7,32 @@ transport keeps idle connections in a list per origin: taking one and giving
 one back are O(1), and nothing is scanned per request.
 
 Rules:
-- One request per connection at a time; a connection goes back to the idle
-  list only after a complete response (h11 ``start_next_cycle``), and is
-  closed on any error, cancellation, or a body not read to the end.
+- One request per connection at a time. A connection goes back to the idle
+  list only after a complete exchange (h11 ``start_next_cycle``): either the
+  body was read to its end, or the caller stopped early and the rest of the
+  body, up to and including its end (the chunked terminator), was already
+  buffered. A connection with unread body bytes, or closed on any error or
+  cancellation, is never reused.
 - An idle connection is reused only if it has not expired (5 s) and its
   socket is not readable (a readable idle socket means the server closed it
-  or sent garbage). A request that fails on a reused connection before any
-  response byte arrived is retried once on a new connection.
+  or sent garbage); the check is ``poll``, which works for any fd number
+  (``select`` stops at 1024). A request that fails on a reused connection
+  before any response byte arrived is retried once on a new connection.
+- At most ``MAX_INFORMATIONAL_RESPONSES`` 1xx responses are read before the
+  real one; more is a ``ProtocolLimitError``.
+- A request h11 refuses to send (a header value with CR, LF or NUL, a bad
+  name) is an ``httpx.LocalProtocolError`` that names the header, never its
+  value: the value may be a key.
 - Failures leave as httpx's own exceptions (ConnectError, ConnectTimeout,
-  ReadTimeout, WriteError, ReadError, RemoteProtocolError), with the OS
-  error as the cause, so callers classify them as for any httpx transport.
+  ReadTimeout, WriteError, ReadError, RemoteProtocolError,
+  LocalProtocolError), with the OS error as the cause, so callers classify
+  them as for any httpx transport (``backends.http.transport_error``).
 - Timeouts come from the request's ``timeout`` extension (connect, read,
-  write), as httpx sets them.
+  write), as httpx sets them. TLS: the request's ``ssl_context`` extension
+  if present (per provider, see ``backends.http.tls_context``), else the
+  transport's context, else the default one. Idle connections are kept per
+  origin and per TLS context, so a connection made without verification is
+  never lent to a request that wants it.
 """
 
 from __future__ import annotations
@@ -26,7 +40,6 @@ from __future__ import annotations
 import select
 import ssl
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -34,10 +47,32 @@ import anyio.abc
 import h11
 import httpx
 
+from pipeline.policy import MAX_INFORMATIONAL_RESPONSES
+
 IDLE_EXPIRY_SECONDS = 5.0
 READ_SIZE = 64 * 1024
+_FORBIDDEN_IN_VALUES = (b"\r", b"\n", b"\x00")
 
-Origin = tuple[str, str, int]
+Origin = tuple[str, str, int, ssl.SSLContext | None]
+
+
+class ProtocolLimitError(httpx.RemoteProtocolError):
+    """The server went past a bound this transport keeps (its message names the bound)."""
+
+
+class RefusedRequestError(httpx.LocalProtocolError):
+    """A request h11 would not send; the message names the header, never its value."""
+
+
+def socket_is_readable(sock: Any) -> bool:
+    """True if ``sock`` has data or an EOF waiting (poll: no fd-number limit, unlike select)."""
+    poll = getattr(select, "poll", None)
+    if poll is None:  # Windows: select has no 1024 limit there
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable)
+    poller = poll()
+    poller.register(sock, select.POLLIN | select.POLLPRI)
+    return bool(poller.poll(0))
 
 
 class _Connection:
@@ -56,10 +91,9 @@ class _Connection:
         if sock is None:
             return False
         try:
-            readable, _, _ = select.select([sock], [], [], 0)
+            return not socket_is_readable(sock)
         except (OSError, ValueError):
             return False
-        return not readable
 
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True):
@@ -80,17 +114,21 @@ class Http11Transport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         url = request.url
-        origin: Origin = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
+        context: ssl.SSLContext | None = None
+        if url.scheme == "https":
+            context = request.extensions.get("ssl_context") or self._ssl_context or _default_context()
+        origin: Origin = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80), context)
+        head = _request_head(request)
         body = await request.aread()
         reused = await self._checkout(origin)
         if reused is not None:
             try:
-                return await self._exchange(reused, request, body, timeouts)
+                return await self._exchange(reused, head, body, timeouts)
             except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as error:
                 if not getattr(error, "before_response", False):
                     raise  # a response had begun: never send the request twice
         connection = await self._connect(origin, timeouts.get("connect"))
-        return await self._exchange(connection, request, body, timeouts)
+        return await self._exchange(connection, head, body, timeouts)
 
     async def aclose(self) -> None:
         idle, self._idle = self._idle, {}
@@ -117,11 +155,10 @@ class Http11Transport(httpx.AsyncBaseTransport):
         connections.append(connection)
 
     async def _connect(self, origin: Origin, timeout: float | None) -> _Connection:
-        scheme, host, port = origin
+        scheme, host, port, context = origin
         try:
             with anyio.fail_after(timeout):
-                if scheme == "https":
-                    context = self._ssl_context or ssl.create_default_context()
+                if context is not None:
                     stream: anyio.abc.ByteStream = await anyio.connect_tcp(host, port, tls=True, ssl_context=context, tls_hostname=host)
                 else:
                     stream = await anyio.connect_tcp(host, port)
@@ -131,59 +168,141 @@ class Http11Transport(httpx.AsyncBaseTransport):
             raise httpx.ConnectError(str(error) or type(error).__name__) from error
         return _Connection(stream, origin)
 
-    async def _exchange(self, connection: _Connection, request: httpx.Request, body: bytes, timeouts: dict[str, float | None]) -> httpx.Response:
+    async def _exchange(self, connection: _Connection, head: h11.Request, body: bytes, timeouts: dict[str, float | None]) -> httpx.Response:
         protocol = connection.protocol
+        refused: RefusedRequestError | None = None
         try:
-            outgoing = protocol.send(h11.Request(method=request.method, target=request.url.raw_path, headers=list(request.headers.raw)))
+            outgoing = protocol.send(head)
             if body:
                 outgoing += protocol.send(h11.Data(data=body))
             outgoing += protocol.send(h11.EndOfMessage())
             await _write(connection, outgoing, timeouts.get("write"))
-            head = await _next_event(connection, timeouts.get("read"), before_response=True)
-            while isinstance(head, h11.InformationalResponse):
-                head = await _next_event(connection, timeouts.get("read"), before_response=True)
+            response = await _next_event(connection, timeouts.get("read"), before_response=True)
+            informational = 0
+            while isinstance(response, h11.InformationalResponse):
+                informational += 1
+                if informational > MAX_INFORMATIONAL_RESPONSES:
+                    raise ProtocolLimitError(
+                        f"the server sent more than {MAX_INFORMATIONAL_RESPONSES} informational (1xx) responses before its answer"
+                    )
+                response = await _next_event(connection, timeouts.get("read"), before_response=True)
+        except h11.LocalProtocolError:
+            await connection.aclose()
+            refused = RefusedRequestError("h11 refused to send the request (a header name or value is not valid HTTP/1.1)")
         except BaseException:
             await connection.aclose()
             raise
-        if not isinstance(head, h11.Response):
+        if refused is not None:  # raised outside the handler: h11's message (which quotes the value) is not chained
+            raise refused
+        if not isinstance(response, h11.Response):
             await connection.aclose()
-            raise httpx.RemoteProtocolError(f"expected a response, got {type(head).__name__}")
-        stream = _ResponseBody(self, connection, timeouts.get("read"))
+            raise httpx.RemoteProtocolError(f"expected a response, got {type(response).__name__}")
         return httpx.Response(
-            head.status_code,
-            headers=head.headers.raw_items(),
-            stream=stream,
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": head.reason},
+            response.status_code,
+            headers=response.headers.raw_items(),
+            stream=_ResponseBody(self, connection, timeouts.get("read")),
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": response.reason},
         )
 
 
+def _request_head(request: httpx.Request) -> h11.Request:
+    """The h11 request head; a header h11 would refuse is named here, without its value."""
+    headers = list(request.headers.raw)
+    for name, value in headers:
+        if any(bad in value for bad in _FORBIDDEN_IN_VALUES):
+            shown = name.decode("ascii", "replace")
+            raise RefusedRequestError(f"the request header {shown!r} has a value with CR, LF or NUL in it; it was not sent")
+    try:
+        return h11.Request(method=request.method, target=request.url.raw_path, headers=headers)
+    except h11.LocalProtocolError:
+        pass
+    raise RefusedRequestError("h11 refused to send the request (a header name or value is not valid HTTP/1.1)")
+
+
+class ProxyTransport(httpx.AsyncBaseTransport):
+    """Requests through an HTTP(S) proxy, by httpx's own transport: one per TLS context the requests ask for."""
+
+    def __init__(self, proxy: httpx.Proxy) -> None:
+        self._proxy = proxy
+        self._by_context: dict[ssl.SSLContext, httpx.AsyncHTTPTransport] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        context = request.extensions.get("ssl_context") or _default_context()
+        transport = self._by_context.get(context)
+        if transport is None:
+            transport = self._by_context[context] = httpx.AsyncHTTPTransport(proxy=self._proxy, verify=context, trust_env=False)
+        return await transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        transports, self._by_context = list(self._by_context.values()), {}
+        for transport in transports:
+            await transport.aclose()
+
+
+_DEFAULT_CONTEXT: list[ssl.SSLContext] = []
+
+
+def _default_context() -> ssl.SSLContext:
+    if not _DEFAULT_CONTEXT:
+        _DEFAULT_CONTEXT.append(ssl.create_default_context())
+    return _DEFAULT_CONTEXT[0]
+
+
 class _ResponseBody(httpx.AsyncByteStream):
+    """The body as an async iterator (a class, not a generator: nothing is left for a finalizer)."""
+
     def __init__(self, transport: Http11Transport, connection: _Connection, read_timeout: float | None) -> None:
         self._transport = transport
         self._connection: _Connection | None = connection
         self._read_timeout = read_timeout
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    def __aiter__(self) -> _ResponseBody:
+        return self
+
+    async def __anext__(self) -> bytes:
         connection = self._connection
         if connection is None:
-            return
+            raise StopAsyncIteration
         while True:
-            event = await _next_event(connection, self._read_timeout, before_response=False)
+            try:
+                event = await _next_event(connection, self._read_timeout, before_response=False)
+            except BaseException:
+                self._connection = None
+                await connection.aclose()
+                raise
             if isinstance(event, h11.Data):
-                yield bytes(event.data)
+                if event.data:
+                    return bytes(event.data)
             elif isinstance(event, h11.EndOfMessage):
+                self._connection = None
+                await self._finish(connection)
+                raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        """Closed before the end was read: reuse only if the rest, up to the end, is already buffered and empty."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        protocol = connection.protocol
+        try:
+            while True:
+                event = protocol.next_event()
+                if isinstance(event, h11.Data) and not event.data:
+                    continue
                 break
-        self._connection = None
+        except h11.RemoteProtocolError:
+            event = None
+        if isinstance(event, h11.EndOfMessage):
+            await self._finish(connection)
+        else:  # unread body bytes, or the end not yet received: the connection cannot be reused
+            await connection.aclose()
+
+    async def _finish(self, connection: _Connection) -> None:
         protocol = connection.protocol
         if protocol.our_state is h11.DONE and protocol.their_state is h11.DONE:
             protocol.start_next_cycle()
             await self._transport._release(connection)
         else:
-            await connection.aclose()
-
-    async def aclose(self) -> None:
-        if self._connection is not None:  # closed before the end of the body: the connection cannot be reused
-            connection, self._connection = self._connection, None
             await connection.aclose()
 
 

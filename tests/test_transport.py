@@ -157,3 +157,114 @@ async def test_tls(tmp_path: Path) -> None:
             assert (await client.get(f"https://localhost:{port}/")).text == "ok"
         assert len(connections) == 1
         group.cancel_scope.cancel()
+
+
+# ---- reuse after an early stop, fd numbers past 1024, informational floods, refused headers ----
+
+
+def chunked(*pieces: bytes, end: bool = True) -> bytes:
+    body = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces)
+    return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body + (b"0\r\n\r\n" if end else b"")
+
+
+EARLY_STOP = [
+    # (what the server sends for each request, reused after the client stops reading at the first piece)
+    (chunked(b"first"), True),  # the rest, up to the 0-chunk, is already buffered: the body really ended
+    (chunked(b"first", b"second"), False),  # unread body bytes
+    (chunked(b"first", end=False), False),  # the end has not come
+]
+
+
+@pytest.mark.parametrize(("answer", "reused"), EARLY_STOP)
+async def test_a_connection_is_reused_after_an_early_stop_only_if_its_body_had_ended(answer: bytes, reused: bool) -> None:
+    async def serve_answer(stream: anyio.abc.ByteStream, connections: list[int]) -> None:
+        while True:
+            await read_request(stream)
+            await stream.send(answer)
+
+    async with anyio.create_task_group() as group:
+        port, connections = await serve(serve_answer, group)
+        async with httpx.AsyncClient(transport=Http11Transport()) as client:
+            for _ in range(2):
+                async with client.stream("GET", f"http://127.0.0.1:{port}/") as response:
+                    async for piece in response.aiter_raw():
+                        assert piece == b"first"
+                        break
+                await anyio.sleep(0.05)
+        assert len(connections) == (1 if reused else 2)
+        group.cancel_scope.cancel()
+
+
+async def test_reuse_works_for_socket_numbers_past_1024() -> None:
+    import os
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"the hard limit on open files ({hard}) is below 1200")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200) if hard == resource.RLIM_INFINITY else min(max(soft, 1200), hard), hard))
+    fillers = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        async with anyio.create_task_group() as group:
+            port, connections = await serve(keep_alive, group)
+            transport = Http11Transport()
+            async with httpx.AsyncClient(transport=transport) as client:
+                for _ in range(3):
+                    assert (await client.get(f"http://127.0.0.1:{port}/")).text == "ok"
+                [[connection]] = transport._idle.values()
+                sock = connection.stream.extra(anyio.abc.SocketAttribute.raw_socket)
+                assert sock.fileno() > 1024
+            assert len(connections) == 1
+            group.cancel_scope.cancel()
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+async def test_informational_responses_are_capped() -> None:
+    from backends.transport import ProtocolLimitError
+    from pipeline.policy import MAX_INFORMATIONAL_RESPONSES
+
+    async def flood(stream: anyio.abc.ByteStream, connections: list[int]) -> None:
+        await read_request(stream)
+        for _ in range(10 * MAX_INFORMATIONAL_RESPONSES):
+            await stream.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+        await anyio.sleep(10)
+
+    async def under_the_cap(stream: anyio.abc.ByteStream, connections: list[int]) -> None:
+        await read_request(stream)
+        await stream.send(b"HTTP/1.1 100 Continue\r\n\r\n" * MAX_INFORMATIONAL_RESPONSES + RESPONSE)
+
+    async with anyio.create_task_group() as group:
+        flooding, _ = await serve(flood, group)
+        fine, _ = await serve(under_the_cap, group)
+        async with httpx.AsyncClient(transport=Http11Transport()) as client:
+            with anyio.fail_after(5), pytest.raises(ProtocolLimitError, match=f"more than {MAX_INFORMATIONAL_RESPONSES} informational"):
+                await client.get(f"http://127.0.0.1:{flooding}/")
+            assert (await client.get(f"http://127.0.0.1:{fine}/")).text == "ok"
+        group.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        ("Authorization", "Bearer sk-secret\n", "'Authorization' has a value with CR, LF or NUL"),
+        ("Authorization", "Bearer sk-secret\r\nX-Evil: 1", "'Authorization' has a value with CR, LF or NUL"),
+        ("X-Key", "sk-secret\x00", "'X-Key' has a value with CR, LF or NUL"),
+        ("X Bad Name", "sk-secret", "a header name or value is not valid"),  # h11's own refusal, its message not echoed
+    ],
+)
+async def test_refused_headers_never_echo_the_value(name: str, value: str, said: str) -> None:
+    from backends.transport import RefusedRequestError
+
+    async with anyio.create_task_group() as group:
+        port, connections = await serve(keep_alive, group)
+        async with httpx.AsyncClient(transport=Http11Transport()) as client:
+            with pytest.raises(RefusedRequestError) as caught:
+                await client.get(f"http://127.0.0.1:{port}/", headers={name: value})
+        error = caught.value
+        assert said in str(error) and "sk-secret" not in str(error)
+        assert error.__context__ is None and error.__cause__ is None  # h11's message, which quotes the value, is not chained
+        assert connections == []  # nothing was sent
+        group.cancel_scope.cancel()

@@ -623,6 +623,164 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
         await reader.readexactly(2)
 
 
+# ---- transport scenarios: hostile HTTP framing and unbounded answers (backends/http.py, backends/transport.py) ----
+#
+# Each writes raw bytes, as a hostile server would. Knobs are FaultServer attributes a test may set on its own
+# instance: ``trickle_seconds`` (pause between single bytes, default 2 s), ``token_seconds`` (pause between
+# endless tokens, default 0.02 s), ``bomb_bytes`` (decoded size of the gzip bomb, default 4 GiB). The ones that
+# say so record ``(model, client port)`` in ``server.peers``, to tell a reused connection from a new one.
+
+SCENARIOS.update({
+    "done-keep-open": "200 stream that ends with data: [DONE] but never ends the HTTP body: no 0-chunk, the connection stays open",
+    "done-then-end": "the ok stream, [DONE] and the 0-chunk in one write (records its peer in server.peers)",
+    "trickle": "200 stream whose body comes one byte every trickle_seconds, forever (below any idle timeout)",
+    "continue-flood": "100 Continue informational responses, without end",
+    "continue-trickle": "100 Continue responses, one byte every trickle_seconds",
+    "continue-then-ok": "two 100 Continue responses, then the ok answer",
+    "endless-tokens": "200 stream: a content token every token_seconds, forever",
+    "token-flood": "200 stream: content tokens as fast as the client reads, forever",
+    "huge-html": "200 text/html announcing 1 GiB in Content-Length, sent until the client leaves",
+    "huge-html-chunked": "200 text/html, chunked, no length: 1 MiB pieces until the client leaves",
+    "gzip-bomb": "200 JSON (stream: SSE), Content-Encoding gzip: a small wire body that inflates to bomb_bytes of spaces",
+    "gzip-bomb-error": "503 with the gzip bomb as its body",
+    "redirect": "308 to https://llm.example.invalid/v1/chat/completions",
+    "rate-limited": "429 with Retry-After: 7",
+})
+
+_ZEROS = bytes(1024 * 1024)
+_SPACES = b" " * (1024 * 1024)
+
+
+def _transport_peer(server: FaultServer, chat: _Chat) -> None:
+    peer = chat.writer.get_extra_info("peername")
+    server.__dict__.setdefault("peers", []).append((chat.model, peer[1] if peer else None))
+
+
+async def _dribble(writer: asyncio.StreamWriter, data: bytes, seconds: float) -> None:
+    for index in range(len(data)):
+        writer.write(data[index:index + 1])
+        await writer.drain()
+        await asyncio.sleep(seconds)
+
+
+async def _done_keep_open(self: FaultServer, chat: _Chat) -> None:
+    _transport_peer(self, chat)
+    await chat.begin_stream()
+    await chat.chunk({"role": "assistant", "content": "Hello"})
+    await chat.chunk({}, "stop")
+    await chat.raw_event(b"data: [DONE]\n\n")  # the HTTP body is not ended: no 0-chunk follows
+    await asyncio.sleep(self.slow_seconds)
+    raise _Close
+
+
+async def _done_then_end(self: FaultServer, chat: _Chat) -> None:
+    _transport_peer(self, chat)
+    await self._scenario_ok(chat)
+
+
+async def _trickle(self: FaultServer, chat: _Chat) -> None:
+    await chat.begin_stream()
+    seconds = getattr(self, "trickle_seconds", 2.0)
+    event = chat.event_bytes(chat.chunk_body({"content": "x"}))
+    while True:
+        await _dribble(chat.writer, _chunk(event), seconds)
+
+
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+async def _continue_flood(self: FaultServer, chat: _Chat) -> None:
+    while True:
+        chat.writer.write(_CONTINUE * 64)
+        await chat.writer.drain()
+
+
+async def _continue_trickle(self: FaultServer, chat: _Chat) -> None:
+    while True:
+        await _dribble(chat.writer, _CONTINUE, getattr(self, "trickle_seconds", 2.0))
+
+
+async def _continue_then_ok(self: FaultServer, chat: _Chat) -> None:
+    chat.writer.write(_CONTINUE + _CONTINUE)
+    await self._scenario_ok(chat)
+
+
+async def _endless_tokens(self: FaultServer, chat: _Chat, *, seconds: float | None = None) -> None:
+    await chat.begin_stream()
+    await chat.chunk({"role": "assistant", "content": ""})
+    pause = getattr(self, "token_seconds", 0.02) if seconds is None else seconds
+    event = _chunk(chat.event_bytes(chat.chunk_body({"content": "token "})))
+    while True:
+        chat.writer.write(event * (1 if pause else 256))
+        await chat.writer.drain()
+        await asyncio.sleep(pause)
+
+
+async def _token_flood(self: FaultServer, chat: _Chat) -> None:
+    await _endless_tokens(self, chat, seconds=0)
+
+
+async def _huge_html(self: FaultServer, chat: _Chat, *, chunked: bool = False) -> None:
+    length = b"transfer-encoding: chunked\r\n" if chunked else b"content-length: %d\r\n" % (1 << 30)
+    chat.writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/html\r\n" + length + b"\r\n")
+    piece = b"<p>" + b"x" * (1024 * 1024 - 7) + b"</p>"
+    while True:
+        chat.writer.write(_chunk(piece) if chunked else piece)
+        await chat.writer.drain()
+
+
+async def _huge_html_chunked(self: FaultServer, chat: _Chat) -> None:
+    await _huge_html(self, chat, chunked=True)
+
+
+async def _gzip_bomb(self: FaultServer, chat: _Chat, *, status: int = 200) -> None:
+    import zlib
+
+    reason = _REASONS.get(status, "Status").encode()
+    kind = b"text/event-stream" if chat.stream and status == 200 else b"application/json"
+    chat.writer.write(b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-encoding: gzip\r\n"
+                      b"transfer-encoding: chunked\r\n\r\n" % (status, reason, kind))
+    deflate = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    left = getattr(self, "bomb_bytes", 4 << 30)
+    while left > 0:
+        compressed = deflate.compress(_SPACES if left >= len(_SPACES) else _SPACES[:left])
+        left -= len(_SPACES)
+        if compressed:
+            chat.writer.write(_chunk(compressed))
+            await chat.writer.drain()
+    chat.writer.write(_chunk(deflate.flush()) + b"0\r\n\r\n")
+    await chat.writer.drain()
+
+
+async def _gzip_bomb_error(self: FaultServer, chat: _Chat) -> None:
+    await _gzip_bomb(self, chat, status=503)
+
+
+async def _redirect(self: FaultServer, chat: _Chat) -> None:
+    chat.writer.write(b"HTTP/1.1 308 Permanent Redirect\r\nlocation: https://llm.example.invalid/v1/chat/completions\r\n"
+                      b"content-length: 0\r\n\r\n")
+    await chat.writer.drain()
+
+
+async def _rate_limited(self: FaultServer, chat: _Chat) -> None:
+    payload = json.dumps(_error("Too many requests", "RateLimitError", 429)).encode()
+    chat.writer.write(b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: 7\r\n"
+                      b"content-length: %d\r\n\r\n%s" % (len(payload), payload))
+    await chat.writer.drain()
+
+
+for _name, _handler in {
+    "done-keep-open": _done_keep_open, "done-then-end": _done_then_end, "trickle": _trickle,
+    "continue-flood": _continue_flood, "continue-trickle": _continue_trickle, "continue-then-ok": _continue_then_ok,
+    "endless-tokens": _endless_tokens, "token-flood": _token_flood, "huge-html": _huge_html,
+    "huge-html-chunked": _huge_html_chunked, "gzip-bomb": _gzip_bomb, "gzip-bomb-error": _gzip_bomb_error,
+    "redirect": _redirect, "rate-limited": _rate_limited,
+}.items():
+    setattr(FaultServer, "_scenario_" + _name.replace("-", "_"), _handler)
+
+# ---- end of transport scenarios ----
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
