@@ -40,6 +40,9 @@ SSE_HEADERS = {"content-type": "text/event-stream"}
 
 
 def mock_config(provider: str = "") -> str:
+    """One provider; no retries (``maxRetries: 0``): this file pins what one HTTP exchange gives."""
+    if "maxRetries" not in provider:
+        provider = f"maxRetries: 0, {provider}"
     return f"""{{ models: {{ providers: {{
         mock: {{ baseUrl: "http://mock.invalid/v1", apiKey: "mock-secret", {provider} models: [{{ id: "m" }}] }},
     }} }} }}"""
