@@ -20,6 +20,7 @@ from backends.http import os_reason
 from pipeline.catalog import ProviderEntry
 from pipeline.config import ModelConfig
 from pipeline.errors import ProviderError
+from pipeline.secrets import Secrets, secrets_in_headers
 
 DISCOVERY_TIMEOUT = 5.0
 DEFAULT_CONTEXT_WINDOW = 128000
@@ -70,7 +71,8 @@ def auth_headers(provider: ProviderEntry) -> dict[str, str]:
 
 
 def provider_hints(provider: ProviderEntry) -> HintContext:
-    return HintContext(provider.id, provider.base_url, provider.id, provider.config_path, provider.key_source, provider.key_env)
+    return HintContext(provider.id, provider.base_url, provider.id, provider.config_path, provider.key_source, provider.key_env,
+                       secrets=Secrets({provider.api_key} if provider.api_key else ()) | secrets_in_headers(provider.headers))
 
 
 async def fetch_models(client: httpx.AsyncClient, provider: ProviderEntry, timeout: float = DISCOVERY_TIMEOUT) -> tuple[list[ModelConfig], float]:
@@ -81,10 +83,10 @@ async def fetch_models(client: httpx.AsyncClient, provider: ProviderEntry, timeo
     try:
         response = await client.get(url, headers=auth_headers(provider), timeout=timeout)
     except httpx.TimeoutException:
-        raise ProviderError("timeout", f"no answer within {timeout:g} s", url=url, hint=hint_for("timeout", "", hints)) from None
+        raise ProviderError("timeout", f"no answer within {timeout:g} s", url=url, hint=hint_for("timeout", "", hints), secrets=hints.secrets) from None
     except httpx.HTTPError as exc:
         message = f"cannot connect: {os_reason(exc)}" if isinstance(exc, httpx.ConnectError) else f"{type(exc).__name__}: {os_reason(exc)}"
-        raise ProviderError("unreachable", message, url=url, hint=hint_for("unreachable", message, hints)) from None
+        raise ProviderError("unreachable", message, url=url, hint=hint_for("unreachable", message, hints), secrets=hints.secrets) from None
     elapsed = time.perf_counter() - started
     if response.status_code >= 400:
         raise http_error(response.status_code, response.content, url=url, ref=provider.id, context=hints)
@@ -92,4 +94,4 @@ async def fetch_models(client: httpx.AsyncClient, provider: ProviderEntry, timeo
         return models_from_listing(response.content), elapsed
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         text = response.content[:200].decode("utf-8", "replace")
-        raise ProviderError("format", f"not a model list ({exc}): {text}", url=url, status=response.status_code) from None
+        raise ProviderError("format", f"not a model list ({exc}): {text}", url=url, status=response.status_code, secrets=hints.secrets) from None

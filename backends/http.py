@@ -147,4 +147,4 @@ def transport_error(exc: httpx.HTTPError, wire: WireRequest, hints: HintContext,
         error_class, message = "unreachable", f"network error: {detail}"
     else:
         error_class, message = "protocol", f"{type(exc).__name__}: {detail}"
-    return ProviderError(error_class, message, url=wire.url, ref=wire.ref, hint=hint_for(error_class, message, hints))
+    return ProviderError(error_class, message, url=wire.url, ref=wire.ref, hint=hint_for(error_class, message, hints), secrets=hints.secrets)

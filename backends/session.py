@@ -23,6 +23,7 @@ from backends.http import Timing, send_events
 from backends.stream import Aggregator
 from pipeline.errors import GenesisError, ProviderError
 from pipeline.refs import Target, normalize_ref
+from pipeline.secrets import Secrets, secrets_in_headers
 from pipeline.wire import encode_wire
 from pipeline.errors import unwrap_or_raise
 
@@ -49,7 +50,7 @@ def candidates(genesis: Genesis, model: str | None, use_fallbacks: bool) -> list
     return chain
 
 
-def hints_for(target: Target) -> HintContext:
+def hints_for(target: Target, secrets: Secrets = Secrets()) -> HintContext:
     provider, model = target.provider, target.model
     window = model.config.context_window if isinstance(model.config.context_window, int) else None
     return HintContext(
@@ -60,6 +61,7 @@ def hints_for(target: Target) -> HintContext:
         key_source=provider.key_source,
         key_env=provider.key_env,
         context_window=window,
+        secrets=secrets,
     )
 
 
@@ -91,7 +93,7 @@ async def run_events(
             yield AttemptFailed(attempt)
             continue
         target = ctx.require_target("send")
-        hints = hints_for(target)
+        hints = hints_for(target, Secrets(ctx.catalog.secrets) | secrets_in_headers(wire.headers, wire.secret_headers))
         state.target, state.aggregator = target, Aggregator()
         timing = Timing()
         answered = False
