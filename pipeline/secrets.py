@@ -99,10 +99,10 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     """
     if not text:
         return text
-    variants = _variants(secrets if isinstance(secrets, frozenset) else frozenset(secrets))
-    if variants:
-        text = variants[0].sub(REDACTED, text)
-        text = _scrub_tail(text, variants[1])
+    known = _known_forms(secrets if isinstance(secrets, frozenset) else frozenset(secrets))
+    if known is not None:
+        pattern, forms = known
+        text = _scrub_tail(pattern.sub(REDACTED, text), forms)
     return _PATTERN.sub(_redact_match, text)
 
 
@@ -162,18 +162,18 @@ def _redact_match(match: re.Match[str]) -> str:
 
 
 @lru_cache(maxsize=64)
-def _variants(secrets: frozenset[str]) -> tuple[re.Pattern[str], tuple[str, ...]] | tuple[()]:
-    """The compiled alternation of every form of every secret (longest first), and the forms themselves."""
-    forms: set[str] = set()
-    for secret in secrets:
-        if len(secret) < MIN_SECRET_LENGTH:
-            continue
-        forms.update(_encodings(secret))
+def _known_forms(secrets: frozenset[str]) -> tuple[re.Pattern[str], tuple[str, ...]] | None:
+    """Every form of every secret long enough to replace, longest first, and one pattern matching any of them.
+
+    The pattern ignores case: a server may print ``%2f`` for ``%2F``, and
+    hiding a key's case variant too costs nothing.
+    """
+    forms = {form for secret in secrets if len(secret) >= MIN_SECRET_LENGTH for form in _encodings(secret)}
     forms = {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
     if not forms:
-        return ()
+        return None
     ordered = tuple(sorted(forms, key=lambda form: (-len(form), form)))
-    return re.compile("|".join(re.escape(form) for form in ordered)), ordered
+    return re.compile("|".join(re.escape(form) for form in ordered), re.IGNORECASE), ordered
 
 
 def _encodings(secret: str) -> set[str]:
