@@ -66,7 +66,7 @@ ECHO_PREFIX = "/echo-auth"
 ECHO_SCENARIOS: dict[str, str] = {
     "echo-401": "401 OpenAI-shaped error repeating the Authorization header and the bare key",
     "echo-403": "403 FastAPI {detail} repeating the Authorization header, the bare key, and an x-api-key echo",
-    "echo-html": "502 HTML error page dumping the Authorization header, a link with the key URL-encoded, the bare key",
+    "echo-html": "502 HTML error page dumping every request header, a link with the key URL-encoded, the bare key",
     "echo-stream": "200 stream: an empty delta, then an in-stream error object repeating the Authorization header",
     "echo-strict": "a plain 'Say hi' answers like ok; any other request (a models-probe variant) is a 400 repeating the header",
 }
@@ -447,9 +447,10 @@ class FaultServer:
 
     # ==== echo-auth: a server that repeats the credentials it was sent ===========================
     # Under ECHO_PREFIX (base URL http://HOST:PORT/echo-auth/v1) every answer that is an error
-    # repeats the request's Authorization header (and the bare key after "Bearer ", and the key
-    # URL-encoded): /health and /v1/models answer 401, and chat models named in ECHO_SCENARIOS
-    # fail as described there; any other chat model behaves as in SCENARIOS (e.g. "ok").
+    # repeats the request's Authorization header and the bare key after "Bearer " (echo-html: every
+    # request header, and the key URL-encoded): /health and /v1/models answer 401, and the chat
+    # models named in ECHO_SCENARIOS fail as described there; any other chat model behaves as in
+    # SCENARIOS (e.g. "ok"), so an echoing model can fall back to a working one.
 
     async def _echo_route(self, method: str, path: str, body: bytes, writer: asyncio.StreamWriter,
                           keep_alive: bool, headers: dict[str, str]) -> None:
@@ -467,29 +468,35 @@ class FaultServer:
             if model in ECHO_SCENARIOS:
                 self._ids += 1
                 chat = _Chat(model, f"chatcmpl-echo-{self._ids}", json.loads(body), writer, keep_alive)
-                return await getattr(self, "_echo_" + model.replace("-", "_"))(chat, auth)
+                return await getattr(self, "_answer_" + model.replace("-", "_"))(chat, headers)
         return await self._route(method, path, body, writer, keep_alive)
 
-    async def _echo_echo_401(self, chat: "_Chat", auth: str) -> None:
+    async def _answer_echo_401(self, chat: "_Chat", headers: dict[str, str]) -> None:
+        auth = headers.get("authorization", "")
         await chat.send_json(401, _error(_echo_text(auth), "AuthenticationError", 401))
 
-    async def _echo_echo_403(self, chat: "_Chat", auth: str) -> None:
+    async def _answer_echo_403(self, chat: "_Chat", headers: dict[str, str]) -> None:
+        auth = headers.get("authorization", "")
         await chat.send_json(403, {"detail": f"Forbidden: {_echo_text(auth)} x-api-key: {_bare_key(auth)}"})
 
-    async def _echo_echo_html(self, chat: "_Chat", auth: str) -> None:
+    async def _answer_echo_html(self, chat: "_Chat", headers: dict[str, str]) -> None:
+        auth = headers.get("authorization", "")
         key = _bare_key(auth)
+        dump = "".join(f"{name}: {value}\n" for name, value in headers.items())
         page = (f"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1>"
-                f"<pre>POST /v1/chat/completions\nAuthorization: {auth}\n</pre>"
+                f"<pre>POST /v1/chat/completions\n{dump}</pre>"
                 f"<a href=\"/login?api_key={urllib.parse.quote(key, safe='')}\">retry</a> {key}</body></html>")
         await chat.send(502, page.encode(), "text/html; charset=utf-8")
 
-    async def _echo_echo_strict(self, chat: "_Chat", auth: str) -> None:
+    async def _answer_echo_strict(self, chat: "_Chat", headers: dict[str, str]) -> None:
+        auth = headers.get("authorization", "")
         plain = chat.messages == [{"role": "user", "content": "Say hi"}] and set(chat.body) <= {"model", "messages", "max_tokens", "stream"}
         if plain:
             return await self._scenario_ok(chat)
         await chat.send_json(400, _error(f"unsupported request; {_echo_text(auth)}", "BadRequestError", 400))
 
-    async def _echo_echo_stream(self, chat: "_Chat", auth: str) -> None:
+    async def _answer_echo_stream(self, chat: "_Chat", headers: dict[str, str]) -> None:
+        auth = headers.get("authorization", "")
         error = _error(_echo_text(auth), "AuthenticationError", 401)
         if not chat.stream:
             return await chat.send(200, json.dumps(error).encode(), "application/json")
