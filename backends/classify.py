@@ -31,6 +31,7 @@ import msgspec
 from backends.events import Finish, ServerError, StreamFault
 from backends.stream import FINISH_REASONS, Aggregator
 from pipeline.errors import ProviderError
+from pipeline.secrets import Secrets
 
 FAILOVER_CLASSES = frozenset({"unreachable", "timeout", "auth", "rate_limit", "overloaded", "model_not_found", "server_error", "protocol"})
 
@@ -110,7 +111,7 @@ def http_error(status: int, body: bytes, *, url: str, ref: str, context: "HintCo
     error_class = "context_overflow" if status in (400, 413, 422) and is_context_overflow(message, param) else class_of_status(status)
     return ProviderError(
         error_class, message, url=url, status=status, ref=ref, raw=body[:RAW_LIMIT].decode("utf-8", "replace"),
-        hint=hint_for(error_class, message, context),
+        hint=hint_for(error_class, message, context), secrets=context.secrets,
     )
 
 
@@ -124,6 +125,7 @@ class HintContext(msgspec.Struct, frozen=True):
     key_source: str = "none"
     key_env: str | None = None
     context_window: int | None = None
+    secrets: Secrets = Secrets()  # scrubbed from every server text (pipeline.secrets); its repr hides them
 
 
 def hint_for(error_class: str, message: str, ctx: HintContext) -> str | None:
@@ -160,14 +162,14 @@ def event_failure(event: object, answer: Aggregator, *, url: str, ref: str, cont
     """The error an event stands for, if any: an error object, a protocol fault, or a finish that is not a completion."""
     if isinstance(event, ServerError):
         error_class = "context_overflow" if is_context_overflow(event.message, event.param) else "server_error"
-        return ProviderError(error_class, event.message, url=url, status=200, ref=ref, hint=hint_for(error_class, event.message, context))
+        return ProviderError(error_class, event.message, url=url, status=200, ref=ref, hint=hint_for(error_class, event.message, context), secrets=context.secrets)
     if isinstance(event, StreamFault):
-        return ProviderError("protocol", event.message, url=url, status=200, ref=ref)
+        return ProviderError("protocol", event.message, url=url, status=200, ref=ref, secrets=context.secrets)
     if isinstance(event, Finish) and event.reason not in FINISH_REASONS:
         if event.reason == "error":
             said = _one_line(answer.text[-300:]) or "(no message)"
             error_class = "context_overflow" if is_context_overflow(said, None) else "server_error"
             return ProviderError(error_class, f"the server reported an error: {said}", url=url, status=200, ref=ref,
-                                 hint=hint_for(error_class, said, context))
-        return ProviderError("protocol", f"unknown finish_reason {event.reason!r}", url=url, status=200, ref=ref)
+                                 hint=hint_for(error_class, said, context), secrets=context.secrets)
+        return ProviderError("protocol", f"unknown finish_reason {event.reason!r}", url=url, status=200, ref=ref, secrets=context.secrets)
     return None

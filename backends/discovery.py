@@ -22,6 +22,7 @@ from backends.http import Exchange, fetch_body, transport_error
 from pipeline.catalog import ProviderEntry
 from pipeline.config import ModelConfig
 from pipeline.errors import ProviderError
+from pipeline.secrets import Secrets, secrets_in_headers
 
 DISCOVERY_TIMEOUT = 5.0
 DEFAULT_CONTEXT_WINDOW = 128000
@@ -72,7 +73,8 @@ def auth_headers(provider: ProviderEntry) -> dict[str, str]:
 
 
 def provider_hints(provider: ProviderEntry) -> HintContext:
-    return HintContext(provider.id, provider.base_url, provider.id, provider.config_path, provider.key_source, provider.key_env)
+    return HintContext(provider.id, provider.base_url, provider.id, provider.config_path, provider.key_source, provider.key_env,
+                       secrets=Secrets({provider.api_key} if provider.api_key else ()) | secrets_in_headers(provider.headers))
 
 
 async def fetch_models(client: httpx.AsyncClient, provider: ProviderEntry, timeout: float = DISCOVERY_TIMEOUT) -> tuple[list[ModelConfig], float]:
@@ -94,10 +96,10 @@ async def fetch_models(client: httpx.AsyncClient, provider: ProviderEntry, timeo
     except httpx.HTTPError as exc:  # the one mapping, as for chat requests
         raise transport_error(exc, exchange) from None
     except Exception as exc:  # a custom transport's own failure: still a warning for the caller, never a crash
-        raise ProviderError("protocol", f"discovery failed: {type(exc).__name__}", url=url, ref=provider.id) from None
+        raise ProviderError("protocol", f"discovery failed: {type(exc).__name__}", url=url, ref=provider.id, secrets=hints.secrets) from None
     elapsed = time.perf_counter() - started
     try:
         return models_from_listing(body), elapsed
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         text = body[:200].decode("utf-8", "replace")
-        raise ProviderError("format", f"not a model list ({exc}): {text}", url=url, status=200) from None
+        raise ProviderError("format", f"not a model list ({exc}): {text}", url=url, status=200, secrets=hints.secrets) from None

@@ -644,4 +644,4 @@ def transport_error(exc: Exception, exchange: Exchange) -> ProviderError:
         error_class, message = "unreachable", f"network error: {detail}"
     else:
         error_class, message = "protocol", f"{type(exc).__name__}: {detail}" if isinstance(exc, httpx.HTTPError) else type(exc).__name__
-    return ProviderError(error_class, message, url=exchange.url, ref=exchange.ref, hint=hint or hint_for(error_class, message, where))
+    return ProviderError(error_class, message, url=exchange.url, ref=exchange.ref, hint=hint or hint_for(error_class, message, where), secrets=where.secrets)

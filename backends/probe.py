@@ -9,6 +9,11 @@ right after, still works: the feature alone broke the server
 (llama-cpp-python answers 500 to content arrays and the developer role).
 Any other failure makes the probe inconclusive and the flag is left out of
 the suggestion.
+
+Every detail string that may hold server text (an error message, a
+``/health`` body) is scrubbed (``pipeline.secrets.scrub``) with the
+provider's key and header secrets plus any the caller passes: a server may
+echo the key it was sent.
 """
 
 from __future__ import annotations
@@ -22,14 +27,16 @@ import httpx
 import msgspec
 
 from backends.classify import HintContext, class_of_status
-from backends.discovery import auth_headers, fetch_models
+from backends.discovery import auth_headers, fetch_models, provider_hints
 from backends.events import Usage
 from backends.http import Timing, os_reason, send_events
 from pipeline.catalog import ProviderEntry
 from pipeline.errors import ProviderError
+from pipeline.secrets import Secrets, scrub
 from pipeline.types import WireRequest
 
 PROBE_TIMEOUT = 3.0
+HEALTH_DETAIL_LIMIT = 200
 _ENCODER = msgspec.json.Encoder()
 
 
@@ -42,13 +49,19 @@ class Reachability(msgspec.Struct, frozen=True, omit_defaults=True):
     detail: str | None = None
 
 
-async def check_models(client: httpx.AsyncClient, provider: ProviderEntry) -> Reachability:
+def known_secrets(provider: ProviderEntry, secrets: frozenset[str] = frozenset()) -> Secrets:
+    """The provider's own key and secret header values, and ``secrets`` (a catalog's)."""
+    return provider_hints(provider).secrets | secrets
+
+
+async def check_models(client: httpx.AsyncClient, provider: ProviderEntry, secrets: frozenset[str] = frozenset()) -> Reachability:
     started = time.perf_counter()
     try:
         models, elapsed = await fetch_models(client, provider, timeout=PROBE_TIMEOUT)
     except ProviderError as error:
         state = error.error_class if error.error_class in ("auth", "timeout", "unreachable") else "format"
-        return Reachability(state, _ms(time.perf_counter() - started), error.status, error.server_message)
+        detail = scrub(error.server_message, known_secrets(provider, secrets))
+        return Reachability(state, _ms(time.perf_counter() - started), error.status, detail)
     return Reachability("ok", _ms(elapsed), 200, f"{len(models)} model(s)")
 
 
@@ -58,31 +71,35 @@ def health_url(provider: ProviderEntry) -> str:
     return (base[: -len("/v1")] if base.endswith("/v1") else base) + "/health"
 
 
-async def check_health(client: httpx.AsyncClient, provider: ProviderEntry) -> Reachability:
+async def check_health(client: httpx.AsyncClient, provider: ProviderEntry, secrets: frozenset[str] = frozenset()) -> Reachability:
     started = time.perf_counter()
     try:
         response = await client.get(health_url(provider), headers=auth_headers(provider), timeout=PROBE_TIMEOUT)
     except httpx.TimeoutException:
         return Reachability("timeout", _ms(time.perf_counter() - started))
     except httpx.HTTPError as error:
-        return Reachability("unreachable", _ms(time.perf_counter() - started), detail=os_reason(error))
+        detail = scrub(os_reason(error), known_secrets(provider, secrets))
+        return Reachability("unreachable", _ms(time.perf_counter() - started), detail=detail)
     latency = _ms(time.perf_counter() - started)
     if response.status_code == 200:
         return Reachability("ok", latency, 200)
     if response.status_code in (404, 405):
         return Reachability("n/a", latency, response.status_code, "the server has no /health")
     state = class_of_status(response.status_code)
-    return Reachability(state if state in ("auth", "timeout") else "format", latency, response.status_code, response.text[:200])
+    detail = scrub(response.text[:HEALTH_DETAIL_LIMIT], known_secrets(provider, secrets))
+    return Reachability(state if state in ("auth", "timeout") else "format", latency, response.status_code, detail)
 
 
-async def probe_provider(client: httpx.AsyncClient, provider: ProviderEntry) -> tuple[Reachability, Reachability]:
+async def probe_provider(
+    client: httpx.AsyncClient, provider: ProviderEntry, secrets: frozenset[str] = frozenset()
+) -> tuple[Reachability, Reachability]:
     results: dict[str, Reachability] = {}
 
     async def models() -> None:
-        results["models"] = await check_models(client, provider)
+        results["models"] = await check_models(client, provider, secrets)
 
     async def health() -> None:
-        results["health"] = await check_health(client, provider)
+        results["health"] = await check_health(client, provider, secrets)
 
     async with anyio.create_task_group() as group:
         group.start_soon(models)
@@ -171,13 +188,14 @@ async def probe_compat(client: httpx.AsyncClient, wire: WireRequest, hints: Hint
         try:
             _, usage = await _attempt(client, variant(probe.shape(baseline)), hints)
         except ProviderError as error:
+            said = scrub(error.server_message, hints.secrets)
             if error.error_class in ("format", "context_overflow"):
-                results.append(ProbeResult(probe.name, probe.flag, "rejected", probe.rejected, f"{error.status}: {error.server_message}"))
+                results.append(ProbeResult(probe.name, probe.flag, "rejected", probe.rejected, f"{error.status}: {said}"))
             elif error.status == 500 and await _still_works(client, variant(baseline), hints):
-                detail = f"500 to this feature while the baseline still works: {error.server_message}"
+                detail = f"500 to this feature while the baseline still works: {said}"
                 results.append(ProbeResult(probe.name, probe.flag, "rejected", probe.rejected, detail))
             else:
-                results.append(ProbeResult(probe.name, probe.flag, "inconclusive", None, f"{error.error_class}: {error.server_message}"))
+                results.append(ProbeResult(probe.name, probe.flag, "inconclusive", None, f"{error.error_class}: {said}"))
             continue
         if probe.needs_usage and usage is None:
             results.append(ProbeResult(probe.name, probe.flag, "rejected", probe.rejected, "accepted, but the stream carried no usage"))

@@ -39,6 +39,7 @@ from backends.retry import RETRY_CLASSES, Cooldowns, backoff_delay
 from backends.stream import Aggregator
 from pipeline.errors import GenesisError, ProviderError, unwrap_or_raise
 from pipeline.refs import Target, normalize_ref, split_ref
+from pipeline.secrets import Secrets, secrets_in_headers
 from pipeline.types import WireRequest
 from pipeline.wire import encode_wire
 
@@ -89,7 +90,7 @@ def candidates(catalog: Catalog, model: str | None, use_fallbacks: bool) -> list
     return chain
 
 
-def hints_for(target: Target) -> HintContext:
+def hints_for(target: Target, secrets: Secrets = Secrets()) -> HintContext:
     provider, model = target.provider, target.model
     window = model.config.context_window if isinstance(model.config.context_window, int) else None
     return HintContext(
@@ -100,6 +101,7 @@ def hints_for(target: Target) -> HintContext:
         key_source=provider.key_source,
         key_env=provider.key_env,
         context_window=window,
+        secrets=secrets,
     )
 
 
@@ -167,7 +169,8 @@ async def run_events(
 async def _tries(host: RunHost, client: Any, wire: WireRequest, target: Target, state: RunState, audit: Audit | None) -> AsyncGenerator[Event, None]:
     """One model: the first try and its retries; ends in success or raises the last failure (with every attempt)."""
     key = (wire.provider, wire.model)
-    hints = hints_for(target)
+    # Every secret this request could meet: configured ones, and keys the caller passed as headers.
+    hints = hints_for(target, Secrets(host.catalog.secrets) | secrets_in_headers(wire.headers, wire.secret_headers))
     started = host.cooldowns.clock()
     retries = max(wire.policy.max_retries, 0)
     for retry in range(retries + 1):

@@ -66,6 +66,12 @@ class ProviderEntry(msgspec.Struct, frozen=True):
     discovery: bool = False
     policy: SendPolicy = DEFAULT_POLICY
 
+    def __repr__(self) -> str:
+        return _provider_repr(self)
+
+    def __rich_repr__(self) -> Any:
+        yield _provider_repr(self)
+
     @property
     def config_path(self) -> str:
         return f"models.providers.{self.id}"
@@ -101,6 +107,12 @@ class Catalog(msgspec.Struct, frozen=True):
     params: dict[str, dict[str, Any]]
     secrets: frozenset[str]
     source: str
+
+    def __repr__(self) -> str:
+        return _catalog_repr(self)
+
+    def __rich_repr__(self) -> Any:
+        yield _catalog_repr(self)
 
     def active_models(self) -> list[ModelEntry]:
         return [model for provider in self.providers.values() if provider.active for model in provider.models]
@@ -185,6 +197,33 @@ def _configured_entry(provider_id: str, provider: ProviderConfig, env: Mapping[s
         policy=policy_for(provider),
     )
     return msgspec.structs.replace(entry, models=tuple(entry.entry_for(m, "configured") for m in provider.models))
+
+
+# Reprs. Rule: the key, secret-named header values and the secrets set are
+# never shown; what is shown is scrubbed once more with the secrets known here.
+
+
+def _provider_repr(provider: ProviderEntry) -> str:
+    from pipeline.secrets import REDACTED, hidden_header_values, struct_repr
+
+    shown = [
+        ("id", provider.id), ("base_url", provider.base_url), ("api", provider.api),
+        ("api_key", None if provider.api_key is None else REDACTED), ("key_source", provider.key_source),
+        ("headers", hidden_header_values(provider.headers)), ("origin", provider.origin), ("active", provider.active),
+        ("models", tuple(model.config.id for model in provider.models)),
+    ]
+    return struct_repr(provider, shown, {provider.api_key} if provider.api_key else ())
+
+
+def _catalog_repr(catalog: Catalog) -> str:
+    from pipeline.secrets import struct_repr
+
+    shown = [
+        ("source", catalog.source), ("providers", catalog.providers), ("aliases", catalog.aliases),
+        ("primary", catalog.primary), ("fallbacks", catalog.fallbacks), ("params", catalog.params),
+        ("secrets", f"<{len(catalog.secrets)} hidden>"),
+    ]
+    return struct_repr(catalog, shown, catalog.secrets)
 
 
 def _aliases(config: Config) -> dict[str, str]:

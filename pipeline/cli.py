@@ -104,8 +104,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # a bug: say so plainly; the traceback only on request
         if os.environ.get("GENESIS_DEBUG"):
             raise
-        print(f"genesis: internal error: {type(error).__name__}: {error} (set GENESIS_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(f"genesis: internal error: {_scrubbed(args, f'{type(error).__name__}: {error}')} (set GENESIS_DEBUG=1 for the traceback)", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def _scrubbed(args: Any, text: str) -> str:
+    """An internal error's text without secrets: the config's (read again; it may be what failed) and any Bearer-shaped echo."""
+    from pipeline.secrets import scrub
+
+    try:
+        from pipeline.catalog import build_catalog
+        from pipeline.config import load_config
+
+        secrets = build_catalog(load_config(getattr(args, "config", None), os.environ), os.environ).secrets
+    except Exception:  # no config to learn secrets from: the patterns still apply
+        secrets = frozenset()
+    return scrub(text, secrets)
 
 
 def _dispatch(args: Any) -> int:

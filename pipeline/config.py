@@ -76,6 +76,12 @@ class ModelConfig(_Section, frozen=True):
     headers: dict[str, str] = {}
     compat: CompatConfig = CompatConfig()
 
+    def __repr__(self) -> str:
+        return _section_repr(self)
+
+    def __rich_repr__(self) -> Any:
+        yield _section_repr(self)
+
     @property
     def display_name(self) -> str:
         return self.name if isinstance(self.name, str) else self.id
@@ -106,6 +112,12 @@ class ProviderConfig(_Section, frozen=True):
     max_retries: _Retries | UnsetType = UNSET
     tls: TlsConfig = TlsConfig()
     models: tuple[ModelConfig, ...] = ()
+
+    def __repr__(self) -> str:
+        return _section_repr(self)
+
+    def __rich_repr__(self) -> Any:
+        yield _section_repr(self)
 
 
 class ModelsSection(_Section, frozen=True):
@@ -163,6 +175,12 @@ class LoadedConfig(msgspec.Struct, frozen=True):
     config: Config
     source: str
     secrets: frozenset[str] = frozenset()
+
+    def __repr__(self) -> str:
+        return _loaded_repr(self)
+
+    def __rich_repr__(self) -> Any:
+        yield _loaded_repr(self)
 
 
 def default_config_path(env: Mapping[str, str]) -> Path:
@@ -288,3 +306,39 @@ def _split_path(path: str) -> list[str | int]:
             parts.append(int(index))
             rest = rest.lstrip("[")
     return parts
+
+
+# Reprs. Rule: a config never shows a key: ``apiKey`` is ``***`` and header
+# values are ``***`` (a value from ``${VAR}`` may be a secret under any name);
+# a LoadedConfig's text is also scrubbed with its ``secrets``. Only the fields
+# that differ from their defaults are shown, besides the required ones.
+
+
+def _section_repr(section: ModelConfig | ProviderConfig) -> str:
+    from pipeline.secrets import REDACTED, hidden_header_values, struct_repr
+
+    shown: list[tuple[str, Any]] = []
+    for field in msgspec.structs.fields(section):
+        value = getattr(section, field.name)
+        if not field.required and value == _default(field):
+            continue
+        if field.name == "api_key":
+            value = REDACTED
+        elif field.name == "headers":
+            value = hidden_header_values(value)
+        shown.append((field.name, value))
+    key = getattr(section, "api_key", None)
+    return struct_repr(section, shown, [key] if isinstance(key, str) else ())
+
+
+def _default(field: msgspec.structs.FieldInfo) -> Any:
+    if field.default is not msgspec.NODEFAULT:
+        return field.default
+    return field.default_factory() if field.default_factory is not msgspec.NODEFAULT else msgspec.NODEFAULT
+
+
+def _loaded_repr(loaded: LoadedConfig) -> str:
+    from pipeline.secrets import struct_repr
+
+    shown = [("source", loaded.source), ("config", loaded.config), ("secrets", f"<{len(loaded.secrets)} hidden>")]
+    return struct_repr(loaded, shown, loaded.secrets)

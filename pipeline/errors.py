@@ -100,6 +100,18 @@ class ProviderError(GenesisError):
     Carries the class, the HTTP status (None when there was no answer), the
     server's own message, the URL, and the raw body text (truncated) for
     auditing. ``str()`` is one line; the raw body is never part of it.
+
+    Rule: a server may echo the key it was sent, so the message, the raw
+    body, the hint and the URL are scrubbed here, once, at construction
+    (``pipeline.secrets.scrub``): every ``secrets`` value and its encodings,
+    and anything shaped like ``Bearer <token>`` even without secrets. All
+    output (stderr, ``--json``, attempts, audit records) takes its text from
+    here. The secrets themselves are not kept on the error.
+
+    >>> error = ProviderError("auth", "bad key sk-live-1234 (Bearer sk-live-1234)", url="http://h/v1",
+    ...                       status=401, secrets=frozenset({"sk-live-1234"}))
+    >>> str(error), error.server_message
+    ('auth: bad key *** (Bearer ***) (HTTP 401 from http://h/v1)', 'bad key *** (Bearer ***)')
     """
 
     def __init__(
@@ -112,7 +124,12 @@ class ProviderError(GenesisError):
         hint: str | None = None,
         raw: str = "",
         ref: str = "",
+        secrets: frozenset[str] = frozenset(),
     ) -> None:
+        from pipeline.secrets import scrub
+
+        message, url, raw = scrub(message, secrets), scrub(url, secrets), scrub(raw, secrets)
+        hint = None if hint is None else scrub(hint, secrets)
         self.error_class = error_class
         self.kind = error_class
         self.server_message = message

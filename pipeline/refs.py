@@ -18,7 +18,7 @@ Rules (SPEC 2):
 from __future__ import annotations
 
 import difflib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -36,6 +36,20 @@ class Target(msgspec.Struct, frozen=True):
     ref: str
     provider: ProviderEntry
     model: ModelEntry
+
+    def __repr__(self) -> str:
+        return _target_repr(self)
+
+    def __rich_repr__(self) -> Any:
+        yield _target_repr(self)
+
+
+def _target_repr(target: Target) -> str:
+    """The ref, and the provider and model by their own redacted reprs (no key, no header value)."""
+    from pipeline.secrets import struct_repr
+
+    key = target.provider.api_key
+    return struct_repr(target, [("ref", target.ref), ("provider", target.provider), ("model", target.model)], [key] if key else ())
 
 
 def resolve(catalog: Catalog, ref: str | None) -> Target:

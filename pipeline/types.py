@@ -42,6 +42,12 @@ class Context(msgspec.Struct, frozen=True):
         """A new context with ``fields`` replaced and ``changes`` appended to the trace."""
         return msgspec.structs.replace(self, trace=self.trace + tuple(changes), **fields)
 
+    def __repr__(self) -> str:
+        return _context_repr(self)
+
+    def __rich_repr__(self) -> Any:
+        yield _context_repr(self)
+
     def require_target(self, stage: str) -> Target:
         """The resolved model, or an error saying the stage runs too early."""
         if self.target is None:
@@ -84,6 +90,12 @@ class WireRequest(msgspec.Struct, frozen=True):
             (name, _redact(value) if name.lower() in self.secret_headers else value) for name, value in self.headers
         )
 
+    def __repr__(self) -> str:
+        return _wire_repr(self)
+
+    def __rich_repr__(self) -> Any:
+        yield _wire_repr(self)
+
     def header(self, name: str) -> str | None:
         lowered = name.lower()
         for key, value in self.headers:
@@ -97,3 +109,54 @@ def _redact(value: str) -> str:
     if space and scheme.lower() in ("bearer", "basic", "token"):
         return f"{scheme} {REDACTED}"
     return REDACTED
+
+
+# Reprs. Rule: an object that holds a key never shows it, in repr(), str() or
+# rich: headers appear as ``redacted_headers()`` shows them, the catalog by
+# its own redacted repr, and the whole text is scrubbed once more with every
+# secret the object knows of.
+
+_BODY_SHOWN = 500
+
+
+def _shown_body(body: bytes) -> str:
+    if len(body) <= _BODY_SHOWN:
+        return repr(body)
+    return f"{body[:_BODY_SHOWN]!r}... ({len(body)} bytes)"
+
+
+def _wire_repr(wire: WireRequest) -> str:
+    from pipeline.secrets import secrets_in_headers, struct_repr
+
+    shown = [
+        ("method", wire.method), ("url", wire.url), ("headers", wire.redacted_headers()),
+        ("provider", wire.provider), ("model", wire.model), ("ref", wire.ref), ("stream", wire.stream),
+    ]
+    fields = struct_repr(wire, shown, secrets_in_headers(wire.headers, wire.secret_headers))
+    return f"{fields[:-1]}, body={_shown_body(wire.body)})"
+
+
+def _context_repr(ctx: Context) -> str:
+    from pipeline.secrets import is_secret_name, secrets_in_headers, struct_repr
+
+    secret_names = ctx.secret_headers
+
+    def redacted(headers: Headers) -> Headers:
+        return tuple(
+            (name, _redact(value) if name.lower() in secret_names or is_secret_name(name) else value) for name, value in headers
+        )
+
+    known = ctx.catalog.secrets | secrets_in_headers(ctx.headers, secret_names) | secrets_in_headers(ctx.caller_headers, secret_names)
+    catalog = f"<Catalog from {ctx.catalog.source!r}: {', '.join(ctx.catalog.providers)}>"
+    shown = [
+        ("ref", ctx.ref), ("target", ctx.target), ("headers", redacted(ctx.headers)), ("caller_headers", redacted(ctx.caller_headers)),
+        ("body", ctx.body), ("request", ctx.request), ("trace", ctx.trace), ("catalog", _Shown(catalog)),
+    ]
+    return struct_repr(ctx, shown, known)
+
+
+class _Shown(str):
+    """A string shown as-is in a repr (no quotes)."""
+
+    def __repr__(self) -> str:
+        return str(self)

@@ -123,7 +123,7 @@ def run_status(args: Any) -> int:
                     group.start_soon(one, provider)
 
         async def one(provider: ProviderEntry) -> None:
-            probes[provider.id] = await probe_provider(genesis.client(), provider)
+            probes[provider.id] = await probe_provider(genesis.client(), provider, catalog.secrets)
 
         anyio.run(probe_all)
     records = []
@@ -162,6 +162,7 @@ def run_probe(args: Any) -> int:
     from backends.probe import compat_block, probe_compat
     from backends.session import hints_for
     from pipeline.request import prompt_request
+    from pipeline.secrets import Secrets, secrets_in_headers
     from pipeline.wire import encode_wire
 
     genesis = load_genesis(args)
@@ -171,7 +172,8 @@ def run_probe(args: Any) -> int:
 
     async def probe() -> Any:
         async with genesis:
-            return await probe_compat(genesis.client(), wire, hints_for(target))
+            secrets = Secrets(genesis.catalog.secrets) | secrets_in_headers(wire.headers, wire.secret_headers)
+            return await probe_compat(genesis.client(), wire, hints_for(target, secrets))
 
     failure, results = anyio.run(probe)
     if failure is not None:

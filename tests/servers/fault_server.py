@@ -15,6 +15,10 @@ By hand::
 Routes: ``GET /health`` -> ``{"status":"ok"}``; ``GET /v1/models`` lists the scenarios;
 ``POST /v1/chat/completions`` behaves as the scenario named by the body's ``"model"``
 (see ``SCENARIOS``). Unknown model -> vLLM's 404. No API key is checked.
+Under ``/echo-auth`` (base URL ``.../echo-auth/v1``) errors repeat the request's
+Authorization header back: ``/health`` and ``/v1/models`` answer 401 with it, and
+the chat models in ``ECHO_SCENARIOS`` put it in a 401/403 body, an HTML page, or an
+in-stream error.
 
 HTTP details: every request is answered with HTTP/1.1; fixed bodies carry
 Content-Length, streams (``"stream": true``) use chunked transfer-encoding with one
@@ -33,6 +37,7 @@ import struct
 import sys
 import threading
 import time
+import urllib.parse
 from typing import Any
 
 __all__ = ["FaultServer", "SCENARIOS"]
@@ -67,6 +72,25 @@ SCENARIOS.update({
     "reasoning-only": "200: reasoning deltas only, no content; finish stop",
 })
 # ---- end of the session block ------------------------------------------------------------
+
+# echo-auth block (see FaultServer._echo_route): routes under ECHO_PREFIX echo the credentials.
+ECHO_PREFIX = "/echo-auth"
+ECHO_SCENARIOS: dict[str, str] = {
+    "echo-401": "401 OpenAI-shaped error repeating the Authorization header and the bare key",
+    "echo-403": "403 FastAPI {detail} repeating the Authorization header, the bare key, and an x-api-key echo",
+    "echo-html": "502 HTML error page dumping every request header, a link with the key URL-encoded, the bare key",
+    "echo-stream": "200 stream: an empty delta, then an in-stream error object repeating the Authorization header",
+    "echo-strict": "a plain 'Say hi' answers like ok; any other request (a models-probe variant) is a 400 repeating the header",
+}
+
+
+def _bare_key(auth: str) -> str:
+    return auth.partition(" ")[2] or auth
+
+
+def _echo_text(auth: str) -> str:
+    return f"Incorrect API key provided: {_bare_key(auth)}. You sent 'Authorization: {auth}'."
+
 
 SERDE_422 = (
     "Failed to deserialize the JSON body into the target type: messages[{i}].content: "
@@ -246,6 +270,8 @@ class FaultServer:
         return keep_alive
 
     async def _route(self, method: str, path: str, body: bytes, writer: asyncio.StreamWriter, keep_alive: bool) -> None:
+        if path.startswith(ECHO_PREFIX):  # read before any await: requests[-1] is this request
+            return await self._echo_route(method, path[len(ECHO_PREFIX):], body, writer, keep_alive, self.requests[-1]["headers"])
         if path == "/health":
             if method != "GET":
                 return await _send_json(writer, 405, {"detail": "Method Not Allowed"}, keep_alive)
@@ -432,6 +458,66 @@ class FaultServer:
             message = "Stream options can only be defined when `stream=True`."
             return await chat.send_json(400, _error(message, "BadRequestError", 400))
         await self._scenario_ok(chat, usage=False)
+
+    # ==== echo-auth: a server that repeats the credentials it was sent ===========================
+    # Under ECHO_PREFIX (base URL http://HOST:PORT/echo-auth/v1) every answer that is an error
+    # repeats the request's Authorization header and the bare key after "Bearer " (echo-html: every
+    # request header, and the key URL-encoded): /health and /v1/models answer 401, and the chat
+    # models named in ECHO_SCENARIOS fail as described there; any other chat model behaves as in
+    # SCENARIOS (e.g. "ok"), so an echoing model can fall back to a working one.
+
+    async def _echo_route(self, method: str, path: str, body: bytes, writer: asyncio.StreamWriter,
+                          keep_alive: bool, headers: dict[str, str]) -> None:
+        auth = headers.get("authorization", "")
+        if path == "/health":
+            text = f"Unauthorized. Authorization: {auth} is not valid (key {_bare_key(auth)})"
+            return await _send(writer, 401, text.encode(), "text/plain; charset=utf-8", keep_alive)
+        if path == "/v1/models":
+            return await _send_json(writer, 401, _error(_echo_text(auth), "AuthenticationError", 401), keep_alive)
+        if path == "/v1/chat/completions" and method == "POST":
+            try:
+                model = json.loads(body).get("model")
+            except (ValueError, AttributeError):
+                model = None
+            if model in ECHO_SCENARIOS:
+                self._ids += 1
+                chat = _Chat(model, f"chatcmpl-echo-{self._ids}", json.loads(body), writer, keep_alive)
+                return await getattr(self, "_answer_" + model.replace("-", "_"))(chat, headers)
+        return await self._route(method, path, body, writer, keep_alive)
+
+    async def _answer_echo_401(self, chat: "_Chat", headers: dict[str, str]) -> None:
+        auth = headers.get("authorization", "")
+        await chat.send_json(401, _error(_echo_text(auth), "AuthenticationError", 401))
+
+    async def _answer_echo_403(self, chat: "_Chat", headers: dict[str, str]) -> None:
+        auth = headers.get("authorization", "")
+        await chat.send_json(403, {"detail": f"Forbidden: {_echo_text(auth)} x-api-key: {_bare_key(auth)}"})
+
+    async def _answer_echo_html(self, chat: "_Chat", headers: dict[str, str]) -> None:
+        auth = headers.get("authorization", "")
+        key = _bare_key(auth)
+        dump = "".join(f"{name}: {value}\n" for name, value in headers.items())
+        page = (f"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1>"
+                f"<pre>POST /v1/chat/completions\n{dump}</pre>"
+                f"<a href=\"/login?api_key={urllib.parse.quote(key, safe='')}\">retry</a> {key}</body></html>")
+        await chat.send(502, page.encode(), "text/html; charset=utf-8")
+
+    async def _answer_echo_strict(self, chat: "_Chat", headers: dict[str, str]) -> None:
+        auth = headers.get("authorization", "")
+        plain = chat.messages == [{"role": "user", "content": "Say hi"}] and set(chat.body) <= {"model", "messages", "max_tokens", "stream"}
+        if plain:
+            return await self._scenario_ok(chat)
+        await chat.send_json(400, _error(f"unsupported request; {_echo_text(auth)}", "BadRequestError", 400))
+
+    async def _answer_echo_stream(self, chat: "_Chat", headers: dict[str, str]) -> None:
+        auth = headers.get("authorization", "")
+        error = _error(_echo_text(auth), "AuthenticationError", 401)
+        if not chat.stream:
+            return await chat.send(200, json.dumps(error).encode(), "application/json")
+        await chat.begin_stream()
+        await chat.chunk({"role": "assistant", "content": ""})
+        await chat.raw_event(b"data: " + json.dumps(error).encode() + b"\n\n")
+        await chat.done()
 
 
     async def _scenario_llama_cpp_python(self, chat: "_Chat") -> None:
