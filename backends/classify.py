@@ -127,7 +127,9 @@ FORMAT_RULES: tuple[Rule, ...] = (
     Rule("llama-cpp-python", "message", r"^\d+ validation errors?:"),
 )
 
-_OVERFLOW_STATUSES = frozenset({400, 413, 422, 500})
+# The statuses each table may refine; any other status keeps its own class (an overflow
+# wording in a 503 is still an overloaded server, a 500 naming model_not_found still a crash).
+_OVERFLOW_STATUSES = frozenset({400, 413, 422})
 _FORMAT_RULE_STATUSES = frozenset({500})
 _MODEL_RULE_STATUSES = frozenset({400, 404})
 
