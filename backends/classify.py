@@ -9,22 +9,30 @@ Classes (SPEC 7) and whether a fallback model is tried after them:
 | auth | 401, 403 | yes |
 | rate_limit | 429 | yes |
 | overloaded | 500, 502, 503 (and other 5xx) | yes |
-| model_not_found | 404 | yes |
-| format | 400, 422, other 4xx | no |
-| context_overflow | the prompt does not fit the context window | no |
+| model_not_found | 404, or a body that says the model is unknown or not loaded (``MODEL_RULES``) | yes |
+| format | 400, 422, other 4xx; a 5xx that is really a rejected request (``FORMAT_RULES``) | no |
+| context_overflow | the prompt does not fit the context window (``OVERFLOW_RULES``) | no |
 | server_error | HTTP 200 whose answer is an error (inferrs' finish_reason "error", an error object in the stream) | yes |
 | protocol | garbage: a malformed chunk, a connection dropped mid-answer, an unknown finish reason | yes |
 | aborted | the caller cancelled | no |
 
 A fallback is tried only while nothing of the answer has reached the caller.
 Error bodies are parsed defensively: OpenAI-shaped ``{"error": {...}}``,
-vLLM's ``{"error": "Unauthorized"}``, FastAPI's ``{"detail": ...}``, or
-plain text (inferrs' 422 serde messages).
+vLLM's ``{"error": "Unauthorized"}``, SGLang's top-level ``{"object": "error",
+"message": ...}``, FastAPI's ``{"detail": ...}``, or plain text (inferrs' 422
+serde messages). The message, ``type``, ``code`` and ``param`` are all kept:
+servers say the same thing in different fields.
+
+What each server says, and where in its source it says it, is the conformance
+table in ``tests/conformance/``; every rule below names the server it is for,
+and every rule has a transcript there that needs it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import re
+from typing import Any, Literal, NamedTuple
 
 import msgspec
 
@@ -36,18 +44,159 @@ from pipeline.secrets import Secrets
 FAILOVER_CLASSES = frozenset({"unreachable", "timeout", "auth", "rate_limit", "overloaded", "model_not_found", "server_error", "protocol"})
 
 _STATUS_CLASSES = {401: "auth", 403: "auth", 404: "model_not_found", 408: "timeout", 429: "rate_limit", 400: "format", 422: "format"}
-_OVERFLOW_PHRASES = ("maximum context length", "context length exceeded", "prompt is too long", "context_length_exceeded")
 _TOKEN_LIMIT_PARAMS = ("max_tokens", "max_completion_tokens")
 RAW_LIMIT = 2000
+
+
+class ErrorInfo(NamedTuple):
+    """What an error body or an in-stream error object says: the message and the fields beside it."""
+
+    message: str
+    param: str | None = None
+    type: str | None = None
+    code: str | None = None
+
+
+class Rule(NamedTuple):
+    """One way a server words something.
+
+    ``field`` is where to look: ``message`` is a regular expression searched
+    case-insensitively; ``type``, ``code`` and ``param`` must equal ``match``.
+    ``server`` says who words it so (the conformance table has the source).
+    """
+
+    server: str
+    field: Literal["message", "type", "code", "param"]
+    match: str
+
+    def matches(self, info: ErrorInfo) -> bool:
+        if self.field == "message":
+            return _pattern(self.match).search(info.message) is not None
+        return bool(getattr(info, self.field) == self.match)
+
+
+# The prompt does not fit the context window. Never a fallback: another model
+# gets the same prompt, and the fix is the prompt (or max_tokens).
+OVERFLOW_RULES: tuple[Rule, ...] = (
+    # vLLM renderers/params.py (_token_len_check, _text_len_check); OpenAI; llama-cpp-python
+    # server/errors.py (context_length_exceeded); SGLang's input+max_new_tokens check; inferrs
+    # server.rs (prompt_too_long_error); Ollama's embed path ("exceeds maximum context length").
+    Rule("vLLM, OpenAI, llama-cpp-python, SGLang, inferrs", "message", r"maximum context length"),
+    Rule("vLLM", "param", "input_tokens"),
+    Rule("vLLM", "param", "input_text"),
+    Rule("OpenAI, llama-cpp-python", "code", "context_length_exceeded"),
+    Rule("OpenAI", "message", r"context length exceeded|context_length_exceeded"),
+    Rule("Anthropic-style proxies", "message", r"prompt is too long"),
+    # llama.cpp tools/server: format_error_response(ERROR_TYPE_EXCEED_CONTEXT_SIZE), the current
+    # "request (N tokens) exceeds the available context size (M tokens)", the older "the request
+    # exceeds the available context size. try increasing ...", and "input (N tokens) is larger
+    # than the max context size (M tokens)".
+    Rule("llama.cpp", "type", "exceed_context_size_error"),
+    Rule("llama.cpp", "message", r"exceeds the available context size"),
+    Rule("llama.cpp", "message", r"is larger than the max context size"),
+    # SGLang managers/tokenizer_manager.py (_validate_one_request).
+    Rule("SGLang", "message", r"is longer than the model's context length"),
+    # Ollama llm/llama_server.go: "the prompt is longer than the context length currently available".
+    Rule("Ollama", "message", r"prompt is longer than the context length"),
+    # LM Studio (closed source; its bug tracker): "The number of tokens to keep from the initial
+    # prompt is greater than the context length", "Trying to keep the first N tokens when context
+    # the overflows", "Input does not fit in context length".
+    Rule("LM Studio", "message", r"greater than the context length"),
+    Rule("LM Studio", "message", r"when context the overflows"),
+    Rule("LM Studio", "message", r"does not fit in context length"),
+)
+
+# The model is not served (unknown id, nothing loaded) although the status is not 404.
+# A fallback may serve it.
+MODEL_RULES: tuple[Rule, ...] = (
+    # LM Studio 0.3.3x+ answers 400 "Invalid model identifier" with code model_not_found;
+    # llama-cpp-python server/errors.py (model_not_found formatter) answers 400 too.
+    Rule("LM Studio, llama-cpp-python", "code", "model_not_found"),
+    # llama.cpp router mode, server-models.cpp (router_validate_model): 400 "model 'x' not found".
+    Rule("llama.cpp (router)", "message", r"^model '.*' not found$"),
+    # LM Studio with no model loaded: 400 "No models loaded. Please load a model ...".
+    Rule("LM Studio", "message", r"^no models loaded"),
+)
+
+# A 5xx that is a rejected request, not a struggling server: retrying or waiting
+# changes nothing, so it is a format error (no fallback; the hint says what to change).
+FORMAT_RULES: tuple[Rule, ...] = (
+    # llama.cpp server-common.cpp (oaicompat_chat_params_parse) throws runtime_error -> 500.
+    Rule("llama.cpp", "message", r"(tools|tool_choice) param requires --jinja flag"),
+    # llama-cpp-python: its RouteErrorHandler (server/errors.py) turns FastAPI's request
+    # validation error into a 500 "internal_server_error" whose message is the pydantic list.
+    Rule("llama-cpp-python", "message", r"^\d+ validation errors?:"),
+)
+
+# The statuses each table may refine; any other status keeps its own class (an overflow
+# wording in a 503 is still an overloaded server, a 500 naming model_not_found still a crash).
+_OVERFLOW_STATUSES = frozenset({400, 413, 422})
+_FORMAT_RULE_STATUSES = frozenset({500})
+_MODEL_RULE_STATUSES = frozenset({400, 404})
+
+
+@functools.cache
+def _pattern(text: str) -> re.Pattern[str]:
+    return re.compile(text, re.IGNORECASE)
 
 
 class ErrorBody(msgspec.Struct):
     error: Any = None
     detail: Any = None
     message: Any = None
+    type: Any = None
+    code: Any = None
+    param: Any = None
 
 
 _ERROR_BODY = msgspec.json.Decoder(ErrorBody)
+
+
+def _text(value: Any) -> str | None:
+    """A string field as a string; a number (``"code": 400``) as its digits; anything else None."""
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def error_info(body: bytes) -> ErrorInfo:
+    """The server's message and the fields beside it, from any error body shape.
+
+    >>> error_info(b'{"error": {"message": "bad", "param": "max_tokens", "type": "BadRequestError", "code": 400}}')
+    ErrorInfo(message='bad', param='max_tokens', type='BadRequestError', code='400')
+    >>> error_info(b'{"object": "error", "message": "too long", "type": "BadRequestError", "param": null, "code": 400}')
+    ErrorInfo(message='too long', param=None, type='BadRequestError', code='400')
+    >>> error_info(b'{"error":"Unauthorized"}')
+    ErrorInfo(message='Unauthorized', param=None, type=None, code=None)
+    >>> error_info(b"Failed to deserialize the JSON body: invalid type")
+    ErrorInfo(message='Failed to deserialize the JSON body: invalid type', param=None, type=None, code=None)
+    """
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        parsed = _ERROR_BODY.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return ErrorInfo(_one_line(text) or "(empty body)")
+    outer_type, outer_code, outer_param = _text(parsed.type), _text(parsed.code), _text(parsed.param)
+    for candidate in (parsed.error, parsed.detail, parsed.message):
+        if isinstance(candidate, str) and candidate:
+            return ErrorInfo(_one_line(candidate), outer_param, outer_type, outer_code)
+        if isinstance(candidate, dict):
+            message = candidate.get("message") or candidate.get("msg") or candidate.get("detail")
+            if message:
+                return ErrorInfo(
+                    _one_line(str(message)),
+                    _text(candidate.get("param")) or outer_param,
+                    _text(candidate.get("type")) or outer_type,
+                    _text(candidate.get("code")) or outer_code,
+                )
+        if isinstance(candidate, list) and candidate:  # FastAPI validation errors
+            first = candidate[0]
+            if isinstance(first, dict) and "msg" in first:
+                location = ".".join(str(part) for part in first.get("loc", ()))
+                return ErrorInfo(_one_line(f"{location}: {first['msg']}" if location else str(first["msg"])), outer_param, outer_type, outer_code)
+    return ErrorInfo(_one_line(text) or "(empty body)", outer_param, outer_type, outer_code)
 
 
 def server_message(body: bytes) -> tuple[str, str | None]:
@@ -60,25 +209,8 @@ def server_message(body: bytes) -> tuple[str, str | None]:
     >>> server_message(b"Failed to deserialize the JSON body: invalid type")
     ('Failed to deserialize the JSON body: invalid type', None)
     """
-    text = body.decode("utf-8", "replace").strip()
-    try:
-        parsed = _ERROR_BODY.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return (_one_line(text) or "(empty body)"), None
-    for candidate in (parsed.error, parsed.detail, parsed.message):
-        if isinstance(candidate, str) and candidate:
-            return _one_line(candidate), None
-        if isinstance(candidate, dict):
-            message = candidate.get("message") or candidate.get("msg") or candidate.get("detail")
-            param = candidate.get("param")
-            if message:
-                return _one_line(str(message)), param if isinstance(param, str) else None
-        if isinstance(candidate, list) and candidate:  # FastAPI validation errors
-            first = candidate[0]
-            if isinstance(first, dict) and "msg" in first:
-                location = ".".join(str(part) for part in first.get("loc", ()))
-                return _one_line(f"{location}: {first['msg']}" if location else str(first["msg"])), None
-    return (_one_line(text) or "(empty body)"), None
+    info = error_info(body)
+    return info.message, info.param
 
 
 def _one_line(text: str, limit: int = 500) -> str:
@@ -97,26 +229,54 @@ def class_of_status(status: int) -> str:
     return "overloaded" if status >= 500 else "format"
 
 
-def is_context_overflow(message: str, param: str | None) -> bool:
-    """A prompt that does not fit. A too-large ``max_tokens`` is a format error: vLLM names
-    the context length in that message too, but the fix is the request's limit."""
-    if param in _TOKEN_LIMIT_PARAMS:
+def is_context_overflow(message: str, param: str | None = None, *, type: str | None = None, code: str | None = None) -> bool:
+    """A prompt that does not fit, by any server's wording (``OVERFLOW_RULES``).
+
+    A too-large ``max_tokens`` is a format error: vLLM names the context length in
+    that message too (param ``max_tokens``), but the fix is the request's limit.
+
+    >>> is_context_overflow("request (13529 tokens) exceeds the available context size (2048 tokens), try increasing it")
+    True
+    >>> is_context_overflow("anything", type="exceed_context_size_error")
+    True
+    >>> is_context_overflow("This model's maximum context length is 1024 tokens ...", "max_tokens")
+    False
+    """
+    return _overflow(ErrorInfo(message, param, type, code))
+
+
+def _overflow(info: ErrorInfo) -> bool:
+    if info.param in _TOKEN_LIMIT_PARAMS:
         return False
-    lowered = message.lower()
-    return param == "input_tokens" or any(phrase in lowered for phrase in _OVERFLOW_PHRASES)
+    return any(rule.matches(info) for rule in OVERFLOW_RULES)
+
+
+def class_of(status: int, info: ErrorInfo) -> str:
+    """The class of an HTTP error: the body's words where a rule knows them, else the status."""
+    if status in _OVERFLOW_STATUSES and _overflow(info):
+        return "context_overflow"
+    if status in _MODEL_RULE_STATUSES and any(rule.matches(info) for rule in MODEL_RULES):
+        return "model_not_found"
+    if status in _FORMAT_RULE_STATUSES and any(rule.matches(info) for rule in FORMAT_RULES):
+        return "format"
+    return class_of_status(status)
 
 
 def http_error(status: int, body: bytes, *, url: str, ref: str, context: "HintContext") -> ProviderError:
-    message, param = server_message(body)
-    error_class = "context_overflow" if status in (400, 413, 422) and is_context_overflow(message, param) else class_of_status(status)
+    info = error_info(body)
+    error_class = class_of(status, info)
     return ProviderError(
-        error_class, message, url=url, status=status, ref=ref, raw=body[:RAW_LIMIT].decode("utf-8", "replace"),
-        hint=hint_for(error_class, message, context), secrets=context.secrets,
+        error_class, info.message, url=url, status=status, ref=ref, raw=body[:RAW_LIMIT].decode("utf-8", "replace"),
+        hint=hint_for(error_class, info.message, context), secrets=context.secrets,
     )
 
 
 class HintContext(msgspec.Struct, frozen=True):
-    """What a hint may name: the provider's config path and URL, the model, its key's source."""
+    """What a hint may name: the provider's config path and URL, the model, its key's source.
+
+    ``key_source`` is where the key in use comes from, as the catalog says it:
+    ``config models.providers.<id>.apiKey``, ``env <VAR>``, or ``none``.
+    """
 
     provider: str
     base_url: str
@@ -128,20 +288,41 @@ class HintContext(msgspec.Struct, frozen=True):
     secrets: Secrets = Secrets()  # scrubbed from every server text (pipeline.secrets); its repr hides them
 
 
+class HintRule(NamedTuple):
+    """A server message that has a known fix: ``pattern`` (regex, case-insensitive) -> ``hint``.
+
+    ``hint`` may name ``{model_path}``; ``server`` says who sends the message.
+    """
+
+    server: str
+    pattern: str
+    hint: str
+
+
+_STRING_CONTENT = "set compat.requiresStringContent: true on the model ({model_path}.compat)"
+_DEVELOPER_ROLE = "set compat.supportsDeveloperRole: false on the model ({model_path}.compat)"
+_NO_TOOLS = "the server rejects tools: try compat.supportsTools: false on the model ({model_path}.compat)"
+
+HINT_RULES: tuple[HintRule, ...] = (
+    HintRule("inferrs (older builds)", r"invalid type: sequence, expected a string", _STRING_CONTENT),
+    HintRule("inferrs", r"unknown variant [`']developer[`']", _DEVELOPER_ROLE),
+    # llama-cpp-python's pydantic list: every role alternative refused 'developer'.
+    HintRule("llama-cpp-python", r"'input': 'developer'", _DEVELOPER_ROLE),
+    HintRule("vLLM", r"tool choice requires|tool-call-parser|enable-auto-tool-choice", _NO_TOOLS),
+    HintRule("llama.cpp", r"(tools|tool_choice) param requires --jinja", _NO_TOOLS),
+    HintRule("Ollama", r"does not support tools", _NO_TOOLS),
+    HintRule("any", r"tool.*(not supported|unsupported)", _NO_TOOLS),
+)
+
+
 def hint_for(error_class: str, message: str, ctx: HintContext) -> str | None:
-    lowered = message.lower()
-    if "invalid type: sequence, expected a string" in lowered:
-        return f"set compat.requiresStringContent: true on the model ({ctx.model_path}.compat)"
-    if "unknown variant `developer`" in lowered or "unknown variant 'developer'" in lowered:
-        return f"set compat.supportsDeveloperRole: false on the model ({ctx.model_path}.compat)"
-    if ("tool choice requires" in lowered or "tool-call-parser" in lowered or "enable-auto-tool-choice" in lowered
-            or ("tool" in lowered and ("not supported" in lowered or "unsupported" in lowered))):
-        return f"the server rejects tools: try compat.supportsTools: false on the model ({ctx.model_path}.compat)"
+    for rule in HINT_RULES:
+        if _pattern(rule.pattern).search(message):
+            return rule.hint.format(model_path=ctx.model_path)
     if error_class == "unreachable":
         return f"the server is not running or not on that host/port; check it with: curl {ctx.base_url.rstrip('/')}/models"
     if error_class == "auth":
-        where = f"set {ctx.key_env} to the server's --api-key" if ctx.key_env else "set the server's key"
-        return f"{where} or models.providers.{ctx.provider}.apiKey (the key in use comes from: {ctx.key_source})"
+        return auth_hint(ctx)
     if error_class == "model_not_found":
         return f"the server does not serve this model id; curl {ctx.base_url.rstrip('/')}/models lists the ones it does"
     if error_class == "timeout":
@@ -154,6 +335,31 @@ def hint_for(error_class: str, message: str, ctx: HintContext) -> str | None:
     return None
 
 
+def auth_hint(ctx: HintContext) -> str:
+    """What to change, named where the key in use really comes from (never the key itself).
+
+    The config's apiKey wins over the provider's variable (SPEC 10, key sources), so a
+    hint to set the variable while apiKey is set would change nothing.
+
+    >>> ctx = HintContext("llamacpp", "http://h/v1", "llamacpp/m", "p", "config models.providers.llamacpp.apiKey", "LLAMACPP_API_KEY")
+    >>> auth_hint(ctx)
+    "the server refused the key from the config (models.providers.llamacpp.apiKey): set it to the server's key (its --api-key); LLAMACPP_API_KEY is not used while apiKey is set"
+    """
+    config_key = f"models.providers.{ctx.provider}.apiKey"
+    source = ctx.key_source
+    if source.startswith("config "):
+        path = source.removeprefix("config ")
+        unused = f"; {ctx.key_env} is not used while apiKey is set" if ctx.key_env else ""
+        return f"the server refused the key from the config ({path}): set it to the server's key (its --api-key){unused}"
+    if source.startswith("env "):
+        variable = source.removeprefix("env ")
+        return f"the server refused the key from the environment variable {variable}: set {variable} to the server's key (its --api-key), or set {config_key}"
+    if source == "none":
+        where = f"set {config_key}" + (f" (or {ctx.key_env})" if ctx.key_env else "")
+        return f"no key is sent and the server requires one: {where} to the server's key (its --api-key)"
+    return f"the server refused the key from {source}: replace it there with the server's key (its --api-key), or set {config_key}"
+
+
 # Event kinds that can stand for a failure; every other kind is passed without a call.
 CHECKED_EVENTS = (ServerError, StreamFault, Finish)
 
@@ -161,14 +367,15 @@ CHECKED_EVENTS = (ServerError, StreamFault, Finish)
 def event_failure(event: object, answer: Aggregator, *, url: str, ref: str, context: HintContext) -> ProviderError | None:
     """The error an event stands for, if any: an error object, a protocol fault, or a finish that is not a completion."""
     if isinstance(event, ServerError):
-        error_class = "context_overflow" if is_context_overflow(event.message, event.param) else "server_error"
+        info = ErrorInfo(event.message, event.param, event.type, event.code)
+        error_class = "context_overflow" if _overflow(info) else "server_error"
         return ProviderError(error_class, event.message, url=url, status=200, ref=ref, hint=hint_for(error_class, event.message, context), secrets=context.secrets)
     if isinstance(event, StreamFault):
         return ProviderError("protocol", event.message, url=url, status=200, ref=ref, secrets=context.secrets)
     if isinstance(event, Finish) and event.reason not in FINISH_REASONS:
         if event.reason == "error":
             said = _one_line(answer.text[-300:]) or "(no message)"
-            error_class = "context_overflow" if is_context_overflow(said, None) else "server_error"
+            error_class = "context_overflow" if is_context_overflow(said) else "server_error"
             return ProviderError(error_class, f"the server reported an error: {said}", url=url, status=200, ref=ref,
                                  hint=hint_for(error_class, said, context), secrets=context.secrets)
         return ProviderError("protocol", f"unknown finish_reason {event.reason!r}", url=url, status=200, ref=ref, secrets=context.secrets)
