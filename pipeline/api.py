@@ -101,7 +101,7 @@ class Genesis:
         if self._client is None:
             from backends.http import make_client
 
-            self._client = make_client(self.transport)
+            self._client = make_client(self.transport, environ=self.env)  # proxies follow Genesis(env=...)
         return self._client
 
     async def aclose(self) -> None:

@@ -89,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     from pipeline.errors import GenesisError, ProviderError
 
+    _warnings_to_stderr()
     try:
         return _dispatch(args)
     except ProviderError as error:  # the server failed, not the user
@@ -120,6 +121,19 @@ def _scrubbed(args: Any, text: str) -> str:
     except Exception:  # no config to learn secrets from: the patterns still apply
         secrets = frozenset()
     return scrub(text, secrets)
+
+
+def _warnings_to_stderr() -> None:
+    """Library warnings (logger ``genesis``: TLS verification off, a proxy that cannot be used, ...)
+    print as ``genesis: warning: ...`` lines, like the CLI's own."""
+    import logging
+
+    logger = logging.getLogger("genesis")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("genesis: warning: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 def _dispatch(args: Any) -> int:

@@ -124,3 +124,23 @@ def test_caller_header_and_raw_body(capsys: Any) -> None:
 def test_fluffbuzz_alias_installed() -> None:
     scripts = Path(sys.executable).parent
     assert (scripts / "genesis").exists() and (scripts / "fluffbuzz").exists()
+
+
+def test_library_warnings_print_as_genesis_warning_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    """The library warns through the ``genesis`` logger (TLS verification off, an unusable proxy);
+    the CLI shows those as its own one-line warnings on stderr."""
+    import logging
+
+    from pipeline.cli import _warnings_to_stderr
+
+    logger = logging.getLogger("genesis")
+    saved = (list(logger.handlers), logger.propagate)
+    try:
+        logger.handlers.clear()
+        _warnings_to_stderr()
+        _warnings_to_stderr()  # once only, however often main() runs in one process
+        logger.warning("TLS certificate verification is OFF for %s", "https://h/v1")
+        assert capsys.readouterr().err == "genesis: warning: TLS certificate verification is OFF for https://h/v1\n"
+    finally:
+        logger.handlers[:] = saved[0]
+        logger.propagate = saved[1]
