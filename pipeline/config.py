@@ -198,20 +198,18 @@ def load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> 
 
 def parse_config(text: str, env: Mapping[str, str], *, source: str = "<config>") -> LoadedConfig:
     """Parse JSON5 text into a validated config, raising one ConfigError with every issue."""
-    import json5  # config loading is off the request path; keep it out of import time
-
     from pipeline.envsubst import expand_tree
-    from pipeline.validate import validate
+    from pipeline.jsontext import TextError, parse_json5
+    from pipeline.validate import describe_value, validate
 
     try:
-        raw = json5.loads(text) if text.strip() else {}
-    except (ValueError, RecursionError, OverflowError) as exc:
-        raise ConfigError(source, [ConfigIssue("", f"not valid JSON5: {_first_line(exc)}")]) from None
+        raw = parse_json5(text) if text.strip() else {}
+    except TextError as error:
+        raise ConfigError(source, error.issues) from None
     if not isinstance(raw, dict):
-        found = "a list" if isinstance(raw, list) else f"{type(raw).__name__}"
-        raise ConfigError(source, [ConfigIssue("", f"expected an object at the top level, found {found}")])
+        raise ConfigError(source, [ConfigIssue("", f"expected an object at the top level, found {describe_value(raw)}")])
 
-    expanded, issues, expanded_paths = expand_tree(raw, env)
+    expanded, issues, from_env = expand_tree(raw, env)
     issues += validate(expanded, msgspec.inspect.type_info(Config))
     if issues:
         raise ConfigError(source, issues)
@@ -222,69 +220,88 @@ def parse_config(text: str, env: Mapping[str, str], *, source: str = "<config>")
     issues = _semantic_issues(config)
     if issues:
         raise ConfigError(source, issues)
-    return LoadedConfig(config, source=source, secrets=_secret_values(config, expanded, expanded_paths))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:200]
+    return LoadedConfig(config, source=source, secrets=_secret_values(config, from_env))
 
 
 def _semantic_issues(config: Config) -> list[ConfigIssue]:
     """Rules the type schema cannot express."""
+    from pipeline.header_rules import value_problem
+    from pipeline.jsontext import join_key, shown
+
     issues: list[ConfigIssue] = []
     seen: dict[str, str] = {}
     for key, provider in config.models.providers.items():
-        at = f"models.providers.{key}"
+        at = join_key("models.providers", key)
         if key.lower() in seen:
-            issues.append(ConfigIssue(at, f"provider ids are case-insensitive; this repeats {seen[key.lower()]!r}"))
+            issues.append(ConfigIssue(at, f'provider ids are case-insensitive; this repeats "{shown(seen[key.lower()])}"'))
         seen[key.lower()] = key
         if "/" in key:
             issues.append(ConfigIssue(at, "a provider id cannot contain '/'"))
-        url = urlsplit(provider.base_url)
-        if url.scheme not in ("http", "https") or not url.hostname:
+        if not _is_http_url(provider.base_url):
             issues.append(
-                ConfigIssue(f"{at}.baseUrl", f'expected an http(s) URL such as "http://127.0.0.1:8000/v1", found "{provider.base_url}"')
+                ConfigIssue(f"{at}.baseUrl", f'expected an http(s) URL such as "http://127.0.0.1:8000/v1", found "{shown(provider.base_url)}"')
             )
+        if isinstance(provider.api_key, str):
+            bad_key = value_problem(provider.api_key)
+            if bad_key is not None:
+                issues.append(ConfigIssue(f"{at}.apiKey", f"the key {bad_key}"))
+        issues += _header_issues(at, provider.headers)
         ids: set[str] = set()
         for index, model in enumerate(provider.models):
             if model.id in ids:
-                issues.append(ConfigIssue(f"{at}.models[{index}].id", f'"{model.id}" is listed twice'))
+                issues.append(ConfigIssue(f"{at}.models[{index}].id", f'"{shown(model.id)}" is listed twice'))
             ids.add(model.id)
+            issues += _header_issues(f"{at}.models[{index}]", model.headers)
     for ref in config.agents.defaults.models:
         if "/" not in ref:
-            issues.append(ConfigIssue(f"agents.defaults.models.{ref}", 'expected a key of the form "provider/model"'))
+            issues.append(ConfigIssue(join_key("agents.defaults.models", ref), 'expected a key of the form "provider/model"'))
     for index, spec in enumerate(config.pipeline.stages):
         at = f"pipeline.stages[{index}]"
         positions = [name for name in ("before", "after", "replace") if isinstance(getattr(spec, name), str)]
         if len(positions) != 1:
             issues.append(ConfigIssue(at, "expected exactly one of before, after, replace"))
         if ":" not in spec.use:
-            issues.append(ConfigIssue(f"{at}.use", f'expected "module:function", found "{spec.use}"'))
+            issues.append(ConfigIssue(f"{at}.use", f'expected "module:function", found "{shown(spec.use)}"'))
     return issues
 
 
-def _secret_values(config: Config, tree: dict[str, Any], expanded_paths: set[str]) -> frozenset[str]:
+def _is_http_url(text: str) -> bool:
+    """An http(s) URL with a host that ``urlsplit`` reads without raising (``http://[::1`` raises).
+
+    >>> _is_http_url("http://127.0.0.1:8000/v1"), _is_http_url("localhost:8000"), _is_http_url("http://[::1/v1")
+    (True, False, False)
+    """
+    if not text.isprintable():
+        return False
+    try:
+        url = urlsplit(text)
+        _ = url.port  # raises on a port that is not a number in range
+        return url.scheme in ("http", "https") and bool(url.hostname)
+    except ValueError:
+        return False
+
+
+def _secret_values(config: Config, from_env: Mapping[str, str]) -> frozenset[str]:
     """Values never to print: every apiKey, and header values that came from the environment."""
+    from pipeline.envsubst import is_secret_path
+
     secrets = {p.api_key for p in config.models.providers.values() if isinstance(p.api_key, str) and p.api_key}
-    for path in expanded_paths:
-        if ".headers." in path or path.endswith(".apiKey"):
-            value: Any = tree
-            for part in _split_path(path):
-                value = value[part]
-            if isinstance(value, str) and value:
-                secrets.add(value)
+    secrets.update(value for path, value in from_env.items() if value and is_secret_path(path))
     return frozenset(secrets)
 
 
-def _split_path(path: str) -> list[str | int]:
-    parts: list[str | int] = []
-    for piece in path.split("."):
-        name, _, rest = piece.partition("[")
-        if name:
-            parts.append(name)
-        while rest:
-            index, _, rest = rest.partition("]")
-            parts.append(int(index))
-            rest = rest.lstrip("[")
-    return parts
+def _header_issues(at: str, headers: Mapping[str, str]) -> list[ConfigIssue]:
+    """Header names and values that HTTP cannot carry; the value is never quoted (it may be a key)."""
+    from pipeline.header_rules import name_problem, value_problem
+    from pipeline.jsontext import join_key
+
+    issues: list[ConfigIssue] = []
+    for name, value in headers.items():
+        path = join_key(f"{at}.headers", name)
+        bad_name = name_problem(name)
+        if bad_name is not None:
+            issues.append(ConfigIssue(path, f"the header name {bad_name}"))
+        bad_value = value_problem(value)
+        if bad_value is not None:
+            issues.append(ConfigIssue(path, f"the value {bad_value}"))
+    return issues

@@ -14,6 +14,10 @@ from typing import Any
 import msgspec.inspect as mi
 
 from pipeline.errors import ConfigIssue
+from pipeline.jsontext import join_index, join_key, shown
+
+# A string found where one of these is expected may be a key: it is described, never quoted.
+_SECRET_PATH_PARTS = ("apikey", "headers", "key", "token", "secret", "password", "auth")
 
 
 def describe_value(value: Any) -> str:
@@ -29,8 +33,7 @@ def describe_value(value: Any) -> str:
     if isinstance(value, (int, float)):
         return f"the number {value!r}"
     if isinstance(value, str):
-        shown = value if len(value) <= 40 else value[:37] + "..."
-        return f'the string "{shown}"'
+        return f'the string "{shown(value, 37)}"'
     if isinstance(value, dict):
         return "an object"
     if isinstance(value, list):
@@ -78,11 +81,14 @@ def validate(value: Any, t: mi.Type, path: str = "") -> list[ConfigIssue]:
 
 
 def _mismatch(value: Any, t: mi.Type, path: str, issues: list[ConfigIssue]) -> None:
-    issues.append(ConfigIssue(path, f"expected {describe_type(t)}, found {describe_value(value)}"))
+    lowered = path.lower()
+    secret = isinstance(value, str) and any(part in lowered for part in _SECRET_PATH_PARTS)
+    found = "a string" if secret else describe_value(value)
+    issues.append(ConfigIssue(path, f"expected {describe_type(t)}, found {found}"))
 
 
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
+def _join(path: str, key: object) -> str:
+    return join_key(path, key)
 
 
 def _check(value: Any, t: mi.Type, path: str, issues: list[ConfigIssue]) -> None:
@@ -104,7 +110,7 @@ def _check(value: Any, t: mi.Type, path: str, issues: list[ConfigIssue]) -> None
         if t.min_length and len(value) < t.min_length:
             issues.append(ConfigIssue(path, f"expected at least {t.min_length} item(s), found none"))
         for index, item in enumerate(value):
-            _check(item, t.item_type, f"{path}[{index}]", issues)
+            _check(item, t.item_type, join_index(path, index), issues)
     elif isinstance(t, mi.StrType):
         if not isinstance(value, str):
             return _mismatch(value, t, path, issues)
@@ -164,7 +170,7 @@ def _check_struct(value: Any, t: mi.StructType, path: str, issues: list[ConfigIs
     for key, item in value.items():
         field = fields.get(key)
         if field is None:
-            close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
+            close = difflib.get_close_matches(str(key)[:100], list(fields), n=1, cutoff=0.6)
             suggestion = f' (did you mean "{close[0]}"?)' if close else ""
             known = ", ".join(fields)
             issues.append(
