@@ -66,11 +66,16 @@ def describe_type(t: mi.Type) -> str:
 
 
 def _bounds(t: mi.IntType | mi.FloatType) -> str:
-    if t.gt is not None:
-        return f" greater than {t.gt}"
-    if t.ge is not None:
-        return f" of at least {t.ge}"
-    return ""
+    """The range a number must be in, as words.
+
+    >>> _bounds(mi.IntType(ge=0, le=10)), _bounds(mi.FloatType(gt=0)), _bounds(mi.IntType(ge=1))
+    (' from 0 to 10', ' greater than 0', ' of at least 1')
+    """
+    if t.ge is not None and t.le is not None:
+        return f" from {t.ge} to {t.le}"
+    lower = f" greater than {t.gt}" if t.gt is not None else f" of at least {t.ge}" if t.ge is not None else ""
+    upper = f" less than {t.lt}" if t.lt is not None else f" at most {t.le}" if t.le is not None else ""
+    return lower + ("," if lower and upper else "") + upper
 
 
 def validate(value: Any, t: mi.Type, path: str = "") -> list[ConfigIssue]:
@@ -142,6 +147,10 @@ def _in_bounds(value: float, t: mi.IntType | mi.FloatType) -> bool:
     if t.gt is not None and not value > t.gt:
         return False
     if t.ge is not None and not value >= t.ge:
+        return False
+    if t.lt is not None and not value < t.lt:
+        return False
+    if t.le is not None and not value <= t.le:
         return False
     return True
 

@@ -30,6 +30,20 @@ def issues_of(text: str, env: dict[str, str] | None = None) -> list[str]:
         (f"{{models: {{providers: {{vllm: {{{BASE}, api: 'grpc'}}}}}}}}", 'models.providers.vllm.api: expected one of "openai-completions", "openai-responses", found the string "grpc"'),
         (f"{{models: {{providers: {{vllm: {{{BASE}, authHeader: 'yes'}}}}}}}}", "models.providers.vllm.authHeader: expected true or false"),
         (f"{{models: {{providers: {{vllm: {{{BASE}, headers: {{'X-A': 1}}}}}}}}}}", "models.providers.vllm.headers.X-A: expected a string, found the number 1"),
+        (f"{{models: {{providers: {{vllm: {{{BASE}, connectTimeoutSeconds: 0}}}}}}}}", "models.providers.vllm.connectTimeoutSeconds: expected a number greater than 0, found the number 0"),
+        (f"{{models: {{providers: {{vllm: {{{BASE}, readTimeoutSeconds: -1}}}}}}}}", "models.providers.vllm.readTimeoutSeconds: expected a number greater than 0"),
+        (f"{{models: {{providers: {{vllm: {{{BASE}, totalTimeoutSeconds: '60'}}}}}}}}", 'models.providers.vllm.totalTimeoutSeconds: expected a number greater than 0, found the string "60"'),
+        (f"{{models: {{providers: {{vllm: {{{BASE}, totalTimeoutSeconds: Infinity}}}}}}}}", "models.providers.vllm.totalTimeoutSeconds: expected a number greater than 0, found the number inf"),
+        (f"{{models: {{providers: {{vllm: {{{BASE}, maxResponseBytes: 1.5}}}}}}}}", "models.providers.vllm.maxResponseBytes: expected a whole number greater than 0"),
+        (f"{{models: {{providers: {{vllm: {{{BASE}, maxResponseBytes: 0}}}}}}}}", "models.providers.vllm.maxResponseBytes: expected a whole number greater than 0"),
+        (f"{{models: {{providers: {{vllm: {{{BASE}, maxRetries: 11}}}}}}}}", "models.providers.vllm.maxRetries: expected a whole number from 0 to 10, found the number 11"),
+        (f"{{models: {{providers: {{vllm: {{{BASE}, maxRetries: -1}}}}}}}}", "models.providers.vllm.maxRetries: expected a whole number from 0 to 10"),
+        (f"{{models: {{providers: {{vllm: {{{BASE}, maxRetries: true}}}}}}}}", "models.providers.vllm.maxRetries: expected a whole number from 0 to 10, found true"),
+        (f"{{models: {{providers: {{vllm: {{{BASE}, tls: {{caFile: ''}}}}}}}}}}", "models.providers.vllm.tls.caFile: expected a non-empty string"),
+        (f"{{models: {{providers: {{vllm: {{{BASE}, tls: {{verify: 'no'}}}}}}}}}}", "models.providers.vllm.tls.verify: expected true or false"),
+        (f"{{models: {{providers: {{vllm: {{{BASE}, tls: {{cafile: 'ca.pem'}}}}}}}}}}", 'models.providers.vllm.tls.cafile: unknown key (did you mean "caFile"?)'),
+        (f"{{models: {{providers: {{vllm: {{{BASE}, tls: true}}}}}}}}", "models.providers.vllm.tls: expected an object, found true"),
+        (f"{{models: {{providers: {{vllm: {{{BASE}, models: [{{id: 'a', compat: {{requiresThinkingAsText: 1}}}}]}}}}}}}}", "models.providers.vllm.models[0].compat.requiresThinkingAsText: expected true or false"),
         (f"{{models: {{providers: {{vllm: {{{BASE}, models: [{{name: 'n'}}]}}}}}}}}", "models.providers.vllm.models[0].id: missing"),
         (f"{{models: {{providers: {{vllm: {{{BASE}, models: [{{id: 'a', input: ['audio']}}]}}}}}}}}", 'models.providers.vllm.models[0].input[0]: expected one of "image", "text"'),
         (f"{{models: {{providers: {{vllm: {{{BASE}, models: [{{id: 'a', maxTokens: 1.5}}]}}}}}}}}", "models.providers.vllm.models[0].maxTokens: expected a whole number greater than 0"),
@@ -150,3 +164,14 @@ def test_arbitrary_json_is_a_config_error_or_valid(value: object) -> None:
         parse_config(json.dumps(value), {})
     except ConfigError:
         pass
+
+
+def test_send_policy_fields_load() -> None:
+    text = (
+        "{models: {providers: {vllm: {baseUrl: 'https://h/v1', connectTimeoutSeconds: 2, readTimeoutSeconds: 30.5,"
+        " totalTimeoutSeconds: 120, maxResponseBytes: 1048576, maxRetries: 0, tls: {caFile: '/etc/ca.pem', verify: false}}}}}"
+    )
+    provider = parse_config(text, {}).config.models.providers["vllm"]
+    assert (provider.connect_timeout_seconds, provider.read_timeout_seconds, provider.total_timeout_seconds) == (2, 30.5, 120)
+    assert (provider.max_response_bytes, provider.max_retries) == (1048576, 0)
+    assert (provider.tls.ca_file, provider.tls.verify) == ("/etc/ca.pem", False)
