@@ -3,7 +3,9 @@
 Rules:
 - Plain JSON is valid JSON5, so it takes the fast path: the C ``json``
   module (about 1 MB in 30 ms). Only text it rejects goes to the ``json5``
-  package (50-70 KB/s), whose errors point at line and column.
+  package (50-70 KB/s), whose errors point at line and column; such text
+  is read up to ``MAX_JSON5_CHARS`` (2 MiB, about half a minute), so a
+  huge file is refused with a hint instead of parsing for minutes.
 - A key that appears twice in one object is an error naming the object's
   path and the key; the last value never wins silently.
 - Nesting is limited (``MAX_CONFIG_DEPTH`` containers for a config): a
@@ -27,6 +29,9 @@ from typing import Any
 from pipeline.errors import ConfigIssue
 
 MAX_CONFIG_DEPTH = 64
+# The json5 package reads 50-70 KB/s: 2 MiB is about half a minute. Larger text that is not plain
+# JSON is refused rather than left to run for minutes; plain JSON of any size takes the fast path.
+MAX_JSON5_CHARS = 2 * 1024 * 1024
 _JSON5_FRAMES_PER_LEVEL = 25  # measured ~20 for json5 0.17; the margin covers its entry frames
 
 
@@ -94,7 +99,9 @@ def parse_json5(text: str, *, max_depth: int = MAX_CONFIG_DEPTH) -> Any:
     collector = _PairsCollector()
     try:
         value = json.loads(text, object_pairs_hook=collector)
-    except json.JSONDecodeError:
+    except json.JSONDecodeError as not_json:
+        if len(text) > MAX_JSON5_CHARS:
+            raise TextError([ConfigIssue("", _too_large_for_json5(len(text), not_json))]) from None
         collector = _PairsCollector()
         value = _parse_json5_slow(text, collector, max_depth)
     except RecursionError:
@@ -140,16 +147,27 @@ def _stack_depth() -> int:
     return depth
 
 
-_JSON5_ERROR = re.compile(r"^<string>:(\d+) (.*) at column (\d+)$")
+_JSON5_ERROR = re.compile(r"<string>:(\d+) (.*) at column (\d+)", re.S)
 
 
 def _json5_position(message: str) -> str:
-    """json5's ``<string>:2 Unexpected "," at column 8`` as ``line 2, column 8: Unexpected ","``."""
-    first = (message.strip().splitlines() or [""])[0]
-    match = _JSON5_ERROR.match(first)
+    """json5's ``<string>:2 Unexpected "," at column 8`` as ``line 2, column 8: Unexpected ","``.
+
+    >>> _json5_position('<string>:2 Unexpected "\\n" at column 18')
+    'line 2, column 18: Unexpected "\\\\n"'
+    """
+    match = _JSON5_ERROR.fullmatch(message.strip())
     if match:
         return shown(f"line {match.group(1)}, column {match.group(3)}: {match.group(2)}")
-    return shown(first.removeprefix("<string>:"))
+    return shown(message.strip().removeprefix("<string>:"))
+
+
+def _too_large_for_json5(size: int, not_json: json.JSONDecodeError) -> str:
+    return (
+        f"{size} characters of JSON5 that is not plain JSON (plain JSON stops at line {not_json.lineno},"
+        f" column {not_json.colno}: {not_json.msg}); JSON5 text is read up to {MAX_JSON5_CHARS} characters,"
+        " plain JSON at any size: write a large config as plain JSON (no comments, no trailing commas, quoted keys)"
+    )
 
 
 def _number_problem(exc: BaseException) -> str:

@@ -207,6 +207,15 @@ def test_a_large_config_loads_on_both_paths() -> None:
         assert len(parse_config(text, {}).config.models.providers["vllm"].models) == count
 
 
+def test_json5_beyond_its_size_limit_is_refused_with_a_hint_but_plain_json_is_not() -> None:
+    from pipeline.jsontext import MAX_JSON5_CHARS
+
+    filler = '"' + "x" * (MAX_JSON5_CHARS + 10) + '"'
+    assert parse_config('{"agents": {"defaults": {"models": {"a/b": {"params": {"t": ' + filler + "}}}}}}", {})
+    [issue] = issues_of("// a comment\n{agents: {defaults: {models: {'a/b': {params: {t: " + filler + "}}}}}}")
+    assert "plain JSON stops at line 1, column 1" in issue and "write a large config as plain JSON" in issue
+
+
 @pytest.mark.parametrize("text", ['{"a": ' + "9" * 5000 + "}", "{a: " + "9" * 5000 + "}"])
 def test_a_number_too_long_to_read_is_a_config_error(text: str) -> None:
     [issue] = issues_of(text)
