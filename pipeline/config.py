@@ -35,6 +35,8 @@ MaxTokensField = Literal["max_tokens", "max_completion_tokens"]
 ThinkingFormat = Literal["openai", "qwen", "qwen-chat-template"]
 
 DEFAULT_MAX_TOKENS = 8192
+# Read no further than this: a config is KBs; /dev/zero or a log file given by mistake must not fill memory.
+MAX_CONFIG_BYTES = 64 * 1024 * 1024
 
 
 class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="camel", omit_defaults=True):
@@ -185,13 +187,20 @@ def load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> 
     explicit = path is not None or bool(env.get("GENESIS_CONFIG_PATH"))
     location = Path(path) if path is not None else default_config_path(env)
     try:
-        text = location.read_text(encoding="utf-8")
+        with location.open("rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError(str(location), [ConfigIssue("", f"larger than {MAX_CONFIG_BYTES} bytes; is this the config file?")])
+        text = data.decode("utf-8")
     except FileNotFoundError:
         if explicit:
             raise ConfigError(str(location), [ConfigIssue("", "file not found")]) from None
         return LoadedConfig(Config(), source=f"{location} (absent: built-in providers only)")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    except UnicodeDecodeError as exc:
+        where = f"byte 0x{exc.object[exc.start]:02x} at offset {exc.start}"
+        raise ConfigError(str(location), [ConfigIssue("", f"not valid UTF-8: {where}")]) from None
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
         raise ConfigError(str(location), [ConfigIssue("", f"cannot be read: {reason}")]) from None
     return parse_config(text, env, source=str(location))
 

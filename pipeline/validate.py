@@ -17,7 +17,7 @@ from pipeline.errors import ConfigIssue
 from pipeline.jsontext import join_index, join_key, shown
 
 # A string found where one of these is expected may be a key: it is described, never quoted.
-_SECRET_PATH_PARTS = ("apikey", "headers", "key", "token", "secret", "password", "auth")
+_SECRET_PATH_PARTS = ("apikey", "headers", "token", "secret", "password")
 
 
 def describe_value(value: Any) -> str:

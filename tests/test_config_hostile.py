@@ -373,3 +373,27 @@ def test_header_arguments_are_checked(header: str, problem: str, wire_config: st
 def test_good_header_argument_reaches_the_wire(wire_config: str) -> None:
     code, out, err = run_cli(["wire", "--config", wire_config, "--model", "vllm/m", "--prompt", "hi", "--header", "X-Trace:\tabc "])
     assert code == 0 and err == "" and "X-Trace: abc" in out and SECRET not in out
+
+
+# --- reading the file ------------------------------------------------------------------------------
+
+
+def test_config_file_with_bad_utf8_says_where(tmp_path: Path) -> None:
+    from pipeline.config import load_config
+
+    path = tmp_path / "genesis.json5"
+    path.write_bytes(b'{"models": {"mode": "\xffmerge"}}')
+    with pytest.raises(ConfigError, match=r"not valid UTF-8: byte 0xff at offset 21"):
+        load_config(path, {})
+
+
+def test_config_file_is_read_only_up_to_its_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.config
+
+    monkeypatch.setattr(pipeline.config, "MAX_CONFIG_BYTES", 100)
+    path = tmp_path / "genesis.json"
+    path.write_text(json.dumps({"agents": {"defaults": {"models": {"a/b": {"params": {"t": "x" * 200}}}}}}))
+    with pytest.raises(ConfigError, match="larger than"):
+        pipeline.config.load_config(path, {})
+    path.write_text("{}")
+    assert pipeline.config.load_config(path, {}).config.models.providers == {}
