@@ -13,6 +13,8 @@ Rules:
 
 from __future__ import annotations
 
+import functools
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -208,7 +210,7 @@ def load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> 
 def parse_config(text: str, env: Mapping[str, str], *, source: str = "<config>") -> LoadedConfig:
     """Parse JSON5 text into a validated config, raising one ConfigError with every issue."""
     from pipeline.envsubst import expand_tree
-    from pipeline.jsontext import TextError, parse_json5
+    from pipeline.jsontext import TextError, parse_json5, shown
     from pipeline.validate import describe_value, validate
 
     try:
@@ -218,18 +220,82 @@ def parse_config(text: str, env: Mapping[str, str], *, source: str = "<config>")
     if not isinstance(raw, dict):
         raise ConfigError(source, [ConfigIssue("", f"expected an object at the top level, found {describe_value(raw)}")])
 
-    expanded, issues, from_env = expand_tree(raw, env)
-    issues += validate(expanded, msgspec.inspect.type_info(Config))
-    if issues:
+    expanded, issues, from_env = expand_tree(raw, env) if _may_hold_references(text) else (raw, [], {})
+    # msgspec's convert is the fast check; the validator walks the tree only to report every issue.
+    config, conversion_error = _convert(expanded)
+    if issues or config is None:
+        issues += validate(expanded, msgspec.inspect.type_info(Config))
+        if not issues and config is None:  # the validator should have caught it; still never a traceback
+            issues = [ConfigIssue("", shown(conversion_error))]
         raise ConfigError(source, issues)
-    try:
-        config = msgspec.convert(expanded, Config)
-    except msgspec.ValidationError as exc:  # the validator should have caught it; still never a traceback
-        raise ConfigError(source, [ConfigIssue("", str(exc))]) from None
     issues = _semantic_issues(config)
     if issues:
         raise ConfigError(source, issues)
     return LoadedConfig(config, source=source, secrets=_secret_values(config, from_env))
+
+
+def _may_hold_references(text: str) -> bool:
+    """Whether any string can hold a ``$``: written as is, or as a ``\\u0024`` / ``\\x24`` escape.
+
+    >>> _may_hold_references('{"a": "b"}'), _may_hold_references('{"a": "\\\\U0024{X}"}')
+    (False, True)
+    """
+    if "$" in text:
+        return True
+    lowered = text.lower()
+    return "\\u0024" in lowered or "\\x24" in lowered
+
+
+def _convert(tree: dict[str, Any]) -> tuple[Config | None, str]:
+    """The Config, or None and why; a non-finite number in a typed field is refused as the validator does."""
+    try:
+        config = msgspec.convert(tree, Config)
+    except msgspec.ValidationError as exc:
+        return None, str(exc)
+    return (config, "") if _all_finite(config) else (None, "a number is not finite")
+
+
+def _all_finite(value: object) -> bool:
+    """No inf or NaN in a typed float field of the Struct tree (free-form ``params`` are not typed)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, msgspec.Struct):
+        return all(_all_finite(getattr(value, name)) for name in _fields_with_floats(type(value)))
+    if isinstance(value, tuple):
+        return all(_all_finite(item) for item in value)
+    if isinstance(value, dict):
+        return all(_all_finite(item) for item in value.values() if isinstance(item, msgspec.Struct))
+    return True
+
+
+@functools.cache
+def _fields_with_floats(cls: type[msgspec.Struct]) -> tuple[str, ...]:
+    """The fields of a Struct type that can hold a float, directly or inside Structs, lists and dicts.
+
+    >>> _fields_with_floats(ModelConfig), _fields_with_floats(CompatConfig)
+    (('cost',), ())
+    """
+    import msgspec.inspect as mi
+
+    info = mi.type_info(cls)
+    assert isinstance(info, mi.StructType)
+    return tuple(field.name for field in info.fields if _holds_float(field.type))
+
+
+def _holds_float(t: msgspec.inspect.Type) -> bool:
+    import msgspec.inspect as mi
+
+    if isinstance(t, mi.FloatType):
+        return True
+    if isinstance(t, mi.UnionType):
+        return any(_holds_float(member) for member in t.types)
+    if isinstance(t, mi.StructType):
+        return bool(_fields_with_floats(t.cls))
+    if isinstance(t, (mi.ListType, mi.VarTupleType)):
+        return _holds_float(t.item_type)
+    if isinstance(t, mi.DictType):
+        return isinstance(t.value_type, mi.StructType) and _holds_float(t.value_type)
+    return False
 
 
 def _semantic_issues(config: Config) -> list[ConfigIssue]:

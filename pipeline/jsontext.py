@@ -216,6 +216,8 @@ def structure_issues(value: Any, max_depth: int, duplicates: dict[int, list[str]
     >>> structure_issues([[[]]], 2)
     [ConfigIssue('[0][0]', 'nested too deep; the limit is 2 levels of objects and lists')]
     """
+    if not duplicates and _deepest(value, max_depth) <= max_depth:
+        return []  # the common case, found without building a path for every node
     issues: list[ConfigIssue] = []
     stack: list[tuple[Any, str, int]] = [(value, "", 1)]
     deep_reported = False
@@ -241,3 +243,17 @@ def structure_issues(value: Any, max_depth: int, duplicates: dict[int, list[str]
             children = [(item, join_index(path, index), depth + 1) for index, item in enumerate(node)]
         stack.extend(reversed(children))
     return issues
+
+
+def _deepest(value: Any, stop_beyond: int) -> int:
+    """How deeply objects and lists nest in a tree (counted up to one level past ``stop_beyond``)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > stop_beyond:
+            break
+        items = node.values() if isinstance(node, dict) else node
+        stack.extend((item, depth + 1) for item in items if isinstance(item, (dict, list)))
+    return deepest

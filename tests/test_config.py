@@ -175,3 +175,33 @@ def test_send_policy_fields_load() -> None:
     assert (provider.connect_timeout_seconds, provider.read_timeout_seconds, provider.total_timeout_seconds) == (2, 30.5, 120)
     assert (provider.max_response_bytes, provider.max_retries) == (1048576, 0)
     assert (provider.tls.ca_file, provider.tls.verify) == ("/etc/ca.pem", False)
+
+
+plausible = st.integers(-2, 20) | st.floats(allow_nan=True, allow_infinity=True) | st.booleans() | st.none() | st.text(max_size=3) | st.sampled_from(["max_tokens", "qwen", "text", "merge"])
+model_like = st.fixed_dictionaries(
+    {"id": plausible},
+    optional={name: plausible | st.lists(plausible, max_size=2) for name in ("name", "reasoning", "input", "contextWindow", "maxTokens")}
+    | {"cost": st.dictionaries(st.sampled_from(["input", "output", "cacheRead", "cacheWrite"]), plausible, max_size=4),
+       "compat": st.dictionaries(st.sampled_from(["supportsTools", "maxTokensField", "thinkingFormat", "requiresThinkingAsText"]), plausible, max_size=3),
+       "headers": st.dictionaries(st.text(max_size=3), plausible, max_size=2)},
+)
+provider_like = st.fixed_dictionaries(
+    {"baseUrl": plausible | st.just("http://h/v1")},
+    optional={name: plausible for name in ("apiKey", "api", "authHeader", "timeoutSeconds", "connectTimeoutSeconds", "readTimeoutSeconds",
+                                           "totalTimeoutSeconds", "maxResponseBytes", "maxRetries")}
+    | {"tls": st.dictionaries(st.sampled_from(["caFile", "verify"]), plausible, max_size=2), "models": st.lists(model_like, max_size=2)},
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.text(max_size=3), provider_like, max_size=2))
+def test_msgspec_convert_and_the_validator_agree(providers: dict[str, object]) -> None:
+    """parse_config trusts msgspec's convert (plus the finite-number rule) and runs the validator only on failure."""
+    import msgspec
+
+    from pipeline.config import Config, _convert
+    from pipeline.validate import validate
+
+    tree = {"models": {"providers": providers}}
+    config, _ = _convert(tree)
+    assert (config is not None) == (validate(tree, msgspec.inspect.type_info(Config)) == [])
