@@ -104,7 +104,7 @@ def parse_json5(text: str, *, max_depth: int = MAX_CONFIG_DEPTH) -> Any:
         value = json.loads(text, object_pairs_hook=collector)
     except json.JSONDecodeError as not_json:
         collector = _PairsCollector()
-        value = _parse_json5_translated(text, collector)
+        value = _parse_json5_translated(text, collector, max_depth)
         if value is _NOT_TRANSLATED:
             if len(text) > MAX_JSON5_CHARS:
                 raise TextError([ConfigIssue("", _too_large_for_json5(len(text), not_json))]) from None
@@ -123,7 +123,7 @@ def parse_json5(text: str, *, max_depth: int = MAX_CONFIG_DEPTH) -> Any:
 _NOT_TRANSLATED = object()
 
 
-def _parse_json5_translated(text: str, collector: _PairsCollector) -> Any:
+def _parse_json5_translated(text: str, collector: _PairsCollector, max_depth: int) -> Any:
     """JSON5 read fast: rewritten as JSON (``pipeline.json5_to_json``) and read by ``json``.
 
     ``_NOT_TRANSLATED`` when the rewrite is unsure or ``json`` refuses the result: only the json5
@@ -136,7 +136,9 @@ def _parse_json5_translated(text: str, collector: _PairsCollector) -> Any:
         return _NOT_TRANSLATED
     try:
         return json.loads(translated, object_pairs_hook=collector)
-    except (json.JSONDecodeError, ValueError, RecursionError):
+    except RecursionError:  # the rewrite keeps every bracket: the original is as deep
+        raise TextError([ConfigIssue("", _too_deep(max_depth))]) from None
+    except ValueError:  # JSONDecodeError included
         return _NOT_TRANSLATED
 
 

@@ -128,16 +128,19 @@ def test_same_key_in_different_objects_is_fine() -> None:
 # --- 3. nesting ------------------------------------------------------------------------------------
 
 # A value under agents.defaults.models.<ref>.params is free-form; the prefix takes 6 levels.
-def nested_config(depth: int, *, json5: bool) -> str:
+# "json5" takes the rewrite to JSON; a \u escape sends "json5-exact" to the json5 package itself.
+def nested_config(depth: int, *, json5: str | bool) -> str:
     inner = "[" * (depth - 6) + "]" * (depth - 6)
+    if json5 == "json5-exact":
+        return "// deep\n{agents: {defaults: {models: {'a/b': {params: {u: '\\u0041', x: " + inner + "}}}}}}"
     if json5:
         return "// deep\n{agents: {defaults: {models: {'a/b': {params: {x: " + inner + "}}}}}}"
     return '{"agents": {"defaults": {"models": {"a/b": {"params": {"x": ' + inner + "}}}}}}"
 
 
-@pytest.mark.parametrize("json5", [False, True], ids=["json", "json5"])
+@pytest.mark.parametrize("json5", [False, True, "json5-exact"], ids=["json", "json5", "json5-exact"])
 @pytest.mark.parametrize("depth", [55, MAX_CONFIG_DEPTH])
-def test_nesting_up_to_the_limit_loads(depth: int, json5: bool) -> None:
+def test_nesting_up_to_the_limit_loads(depth: int, json5: str | bool) -> None:
     params = parse_config(nested_config(depth, json5=json5), {}).config.agents.defaults.models["a/b"].params
     level, node = 7, params["x"]  # the outermost list is level 7
     while node:
@@ -145,9 +148,9 @@ def test_nesting_up_to_the_limit_loads(depth: int, json5: bool) -> None:
     assert level == depth
 
 
-@pytest.mark.parametrize("json5", [False, True], ids=["json", "json5"])
+@pytest.mark.parametrize("json5", [False, True, "json5-exact"], ids=["json", "json5", "json5-exact"])
 @pytest.mark.parametrize("depth", [MAX_CONFIG_DEPTH + 1, 1000, 200_000])
-def test_nesting_beyond_the_limit_says_so(depth: int, json5: bool) -> None:
+def test_nesting_beyond_the_limit_says_so(depth: int, json5: str | bool) -> None:
     [issue] = issues_of(nested_config(depth, json5=json5))
     assert f"the limit is {MAX_CONFIG_DEPTH} levels" in issue
 
