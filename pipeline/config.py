@@ -224,11 +224,11 @@ def parse_config(text: str, env: Mapping[str, str], *, source: str = "<config>")
     # msgspec's convert is the fast check; the validator walks the tree only to report every issue.
     config, conversion_error = _convert(expanded)
     if issues or config is None:
-        issues += validate(expanded, msgspec.inspect.type_info(Config))
+        issues += validate(expanded, msgspec.inspect.type_info(Config), quiet=frozenset(from_env))
         if not issues and config is None:  # the validator should have caught it; still never a traceback
             issues = [ConfigIssue("", shown(conversion_error))]
         raise ConfigError(source, issues)
-    issues = _semantic_issues(config)
+    issues = _semantic_issues(config, frozenset(from_env))
     if issues:
         raise ConfigError(source, issues)
     return LoadedConfig(config, source=source, secrets=_secret_values(config, from_env))
@@ -298,8 +298,8 @@ def _holds_float(t: msgspec.inspect.Type) -> bool:
     return False
 
 
-def _semantic_issues(config: Config) -> list[ConfigIssue]:
-    """Rules the type schema cannot express."""
+def _semantic_issues(config: Config, quiet: frozenset[str]) -> list[ConfigIssue]:
+    """Rules the type schema cannot express; a value at a ``quiet`` path (taken from the environment) is never quoted."""
     from pipeline.header_rules import value_problem
     from pipeline.jsontext import join_key, shown
 
@@ -314,7 +314,7 @@ def _semantic_issues(config: Config) -> list[ConfigIssue]:
             issues.append(ConfigIssue(at, "a provider id cannot contain '/'"))
         if not _is_http_url(provider.base_url):
             issues.append(
-                ConfigIssue(f"{at}.baseUrl", f'expected an http(s) URL such as "http://127.0.0.1:8000/v1", found "{shown(provider.base_url)}"')
+                ConfigIssue(f"{at}.baseUrl", f'expected an http(s) URL such as "http://127.0.0.1:8000/v1", found {_quoted(provider.base_url, f"{at}.baseUrl", quiet)}')
             )
         if isinstance(provider.api_key, str):
             bad_key = value_problem(provider.api_key)
@@ -324,7 +324,7 @@ def _semantic_issues(config: Config) -> list[ConfigIssue]:
         ids: set[str] = set()
         for index, model in enumerate(provider.models):
             if model.id in ids:
-                issues.append(ConfigIssue(f"{at}.models[{index}].id", f'"{shown(model.id)}" is listed twice'))
+                issues.append(ConfigIssue(f"{at}.models[{index}].id", f'{_quoted(model.id, f"{at}.models[{index}].id", quiet)} is listed twice'))
             ids.add(model.id)
             issues += _header_issues(f"{at}.models[{index}]", model.headers)
     for ref in config.agents.defaults.models:
@@ -336,8 +336,19 @@ def _semantic_issues(config: Config) -> list[ConfigIssue]:
         if len(positions) != 1:
             issues.append(ConfigIssue(at, "expected exactly one of before, after, replace"))
         if ":" not in spec.use:
-            issues.append(ConfigIssue(f"{at}.use", f'expected "module:function", found "{shown(spec.use)}"'))
+            issues.append(ConfigIssue(f"{at}.use", f'expected "module:function", found {_quoted(spec.use, f"{at}.use", quiet)}'))
     return issues
+
+
+def _quoted(value: str, path: str, quiet: frozenset[str]) -> str:
+    """A config value as an error message shows it; one taken from the environment is not shown.
+
+    >>> _quoted("x\\ny", "a", frozenset()), _quoted("s3cret", "a", frozenset({"a"}))
+    ('"x\\\\ny"', 'the value from the environment')
+    """
+    from pipeline.jsontext import shown
+
+    return "the value from the environment" if path in quiet else f'"{shown(value)}"'
 
 
 def _is_http_url(text: str) -> bool:

@@ -105,7 +105,7 @@ def expand_tree(
         if isinstance(node, str):
             result, problems, substituted = expand_string(node, env, quote=not is_secret_path(at))
             issues.extend(ConfigIssue(at, problem) for problem in problems)
-            if substituted and not problems:
+            if substituted:
                 from_env[at] = result
             return result
         if isinstance(node, dict):

@@ -3,10 +3,11 @@
 Rules:
 - A name is one or more RFC 9110 ``tchar``: letters, digits and
   ``!#$%&'*+-.^_`|~``. No spaces, colons, line breaks or anything else.
-- A value holds tab, space, visible ASCII and latin-1 letters
-  (U+00A0-U+00FF). Never CR, LF, NUL, another control character (C0, DEL,
-  C1), a lone surrogate, or a character outside latin-1: those split a
-  request, get it rejected, or make the HTTP layer raise.
+- A value holds tab, space and visible ASCII. Never CR, LF, NUL, another
+  control character (C0, DEL, C1), a lone surrogate, or a character
+  outside ASCII: those split a request, get it rejected, or make the HTTP
+  layer raise (httpx encodes a str header value as ASCII, so even the
+  latin-1 that RFC 9110 tolerates as obs-text would fail at send time).
 - A problem says what and where (``contains a line break (U+000A) at
   position 33``; positions count from 1) and never quotes the value, which
   may be a key. A value whose only fault is a trailing line break (a key
@@ -24,7 +25,7 @@ from pipeline.jsontext import shown
 
 _TCHAR = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _NOT_TCHAR = re.compile(r"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
-_NOT_VALUE_CHAR = re.compile(r"[^\t\x20-\x7e\xa0-\xff]")
+_NOT_VALUE_CHAR = re.compile(r"[^\t\x20-\x7e]")
 
 STRIP_HINT = "strip the trailing line break (a key saved by echo or an editor often ends with one)"
 
@@ -43,7 +44,7 @@ def describe_char(char: str) -> str:
     """A character named by its kind and code point, never shown itself.
 
     >>> describe_char("\\n"), describe_char("\\x00"), describe_char("\\u20ac")
-    ('a line break (U+000A)', 'a NUL (U+0000)', 'a character outside latin-1 (U+20AC)')
+    ('a line break (U+000A)', 'a NUL (U+0000)', 'a character outside ASCII (U+20AC)')
     """
     code = ord(char)
     point = f"U+{code:04X}"
@@ -55,8 +56,8 @@ def describe_char(char: str) -> str:
         return f"a control character ({point})"
     if 0xD800 <= code <= 0xDFFF:
         return f"a lone surrogate ({point})"
-    if code > 0xFF:
-        return f"a character outside latin-1 ({point})"
+    if code > 0x7F:
+        return f"a character outside ASCII ({point})"
     return f"the character {point}"
 
 

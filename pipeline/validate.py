@@ -78,16 +78,19 @@ def _bounds(t: mi.IntType | mi.FloatType) -> str:
     return lower + ("," if lower and upper else "") + upper
 
 
-def validate(value: Any, t: mi.Type, path: str = "") -> list[ConfigIssue]:
-    """All the ways ``value`` fails to match ``t``; an empty list when it matches."""
+def validate(value: Any, t: mi.Type, path: str = "", *, quiet: frozenset[str] = frozenset()) -> list[ConfigIssue]:
+    """All the ways ``value`` fails to match ``t``; an empty list when it matches.
+
+    A string at a path in ``quiet`` (one that took a value from the environment) is never quoted.
+    """
     issues: list[ConfigIssue] = []
-    _check(value, t, path, issues)
+    _check(value, t, path, issues, quiet)
     return issues
 
 
-def _mismatch(value: Any, t: mi.Type, path: str, issues: list[ConfigIssue]) -> None:
+def _mismatch(value: Any, t: mi.Type, path: str, issues: list[ConfigIssue], quiet: frozenset[str]) -> None:
     lowered = path.lower()
-    secret = isinstance(value, str) and any(part in lowered for part in _SECRET_PATH_PARTS)
+    secret = isinstance(value, str) and (path in quiet or any(part in lowered for part in _SECRET_PATH_PARTS))
     found = "a string" if secret else describe_value(value)
     issues.append(ConfigIssue(path, f"expected {describe_type(t)}, found {found}"))
 
@@ -96,47 +99,47 @@ def _join(path: str, key: object) -> str:
     return join_key(path, key)
 
 
-def _check(value: Any, t: mi.Type, path: str, issues: list[ConfigIssue]) -> None:
+def _check(value: Any, t: mi.Type, path: str, issues: list[ConfigIssue], quiet: frozenset[str]) -> None:
     if isinstance(t, mi.AnyType):
         return
     if isinstance(t, mi.UnionType):
-        _check_union(value, t, path, issues)
+        _check_union(value, t, path, issues, quiet)
     elif isinstance(t, mi.StructType):
-        _check_struct(value, t, path, issues)
+        _check_struct(value, t, path, issues, quiet)
     elif isinstance(t, mi.DictType):
         if not isinstance(value, dict):
-            return _mismatch(value, t, path, issues)
+            return _mismatch(value, t, path, issues, quiet)
         for key, item in value.items():
-            _check(key, t.key_type, _join(path, str(key)), issues)
-            _check(item, t.value_type, _join(path, str(key)), issues)
+            _check(key, t.key_type, _join(path, str(key)), issues, quiet)
+            _check(item, t.value_type, _join(path, str(key)), issues, quiet)
     elif isinstance(t, (mi.ListType, mi.VarTupleType, mi.FrozenSetType, mi.SetType)):
         if not isinstance(value, list):
-            return _mismatch(value, t, path, issues)
+            return _mismatch(value, t, path, issues, quiet)
         if t.min_length and len(value) < t.min_length:
             issues.append(ConfigIssue(path, f"expected at least {t.min_length} item(s), found none"))
         for index, item in enumerate(value):
-            _check(item, t.item_type, join_index(path, index), issues)
+            _check(item, t.item_type, join_index(path, index), issues, quiet)
     elif isinstance(t, mi.StrType):
         if not isinstance(value, str):
-            return _mismatch(value, t, path, issues)
+            return _mismatch(value, t, path, issues, quiet)
         if t.min_length and len(value) < t.min_length:
-            _mismatch(value, t, path, issues)
+            _mismatch(value, t, path, issues, quiet)
     elif isinstance(t, mi.BoolType):
         if not isinstance(value, bool):
-            _mismatch(value, t, path, issues)
+            _mismatch(value, t, path, issues, quiet)
     elif isinstance(t, mi.IntType):
         if isinstance(value, bool) or not isinstance(value, int) or not _in_bounds(value, t):
-            _mismatch(value, t, path, issues)
+            _mismatch(value, t, path, issues, quiet)
     elif isinstance(t, mi.FloatType):
         is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not is_number or value != value or not _in_bounds(value, t):
-            _mismatch(value, t, path, issues)
+            _mismatch(value, t, path, issues, quiet)
     elif isinstance(t, mi.LiteralType):
         if value not in t.values or isinstance(value, bool):
-            _mismatch(value, t, path, issues)
+            _mismatch(value, t, path, issues, quiet)
     elif isinstance(t, mi.NoneType):
         if value is not None:
-            _mismatch(value, t, path, issues)
+            _mismatch(value, t, path, issues, quiet)
     else:  # pragma: no cover - a schema type this validator was not taught
         raise TypeError(f"validate() does not handle {t!r}")
 
@@ -155,11 +158,11 @@ def _in_bounds(value: float, t: mi.IntType | mi.FloatType) -> bool:
     return True
 
 
-def _check_union(value: Any, t: mi.UnionType, path: str, issues: list[ConfigIssue]) -> None:
+def _check_union(value: Any, t: mi.UnionType, path: str, issues: list[ConfigIssue], quiet: frozenset[str]) -> None:
     attempts: list[list[ConfigIssue]] = []
     for member in t.types:
         found: list[ConfigIssue] = []
-        _check(value, member, path, found)
+        _check(value, member, path, found, quiet)
         if not found:
             return
         attempts.append(found)
@@ -169,12 +172,12 @@ def _check_union(value: Any, t: mi.UnionType, path: str, issues: list[ConfigIssu
             if isinstance(member, (mi.StructType, mi.DictType)):
                 issues.extend(found)
                 return
-    _mismatch(value, t, path, issues)
+    _mismatch(value, t, path, issues, quiet)
 
 
-def _check_struct(value: Any, t: mi.StructType, path: str, issues: list[ConfigIssue]) -> None:
+def _check_struct(value: Any, t: mi.StructType, path: str, issues: list[ConfigIssue], quiet: frozenset[str]) -> None:
     if not isinstance(value, dict):
-        return _mismatch(value, t, path, issues)
+        return _mismatch(value, t, path, issues, quiet)
     fields = {field.encode_name: field for field in t.fields}
     for key, item in value.items():
         field = fields.get(key)
@@ -186,7 +189,7 @@ def _check_struct(value: Any, t: mi.StructType, path: str, issues: list[ConfigIs
                 ConfigIssue(_join(path, str(key)), f"unknown key{suggestion}; expected one of: {known}")
             )
             continue
-        _check(item, field.type, _join(path, key), issues)
+        _check(item, field.type, _join(path, key), issues, quiet)
     for name, field in fields.items():
         if field.required and name not in value:
             issues.append(ConfigIssue(_join(path, name), f"missing; expected {describe_type(field.type)}"))
