@@ -250,7 +250,7 @@ def _convert(tree: dict[str, Any]) -> tuple[Config | None, str]:
     """The Config, or None and why; a non-finite number in a typed field is refused as the validator does."""
     try:
         config = msgspec.convert(tree, Config)
-    except msgspec.ValidationError as exc:
+    except (msgspec.ValidationError, ValueError) as exc:  # ValueError: a lone surrogate in a key it reports
         return None, str(exc)
     return (config, "") if _all_finite(config) else (None, "a number is not finite")
 

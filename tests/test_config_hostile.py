@@ -107,6 +107,20 @@ def test_values_from_the_environment_are_never_quoted(fields: dict[str, Any], ex
     assert expected in found and not any(SECRET in issue for issue in found)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"pipeline": {"\\ud800": null}}', 'pipeline."\\ud800": unknown key'),
+        ('{"models": {"providers": {"\\ud800\\n": {"baseUrl": 1}}}}', 'models.providers."\\ud800\\n".baseUrl: expected a non-empty string'),
+        ('{"models": {"mode": "\\udfff\\u0007"}}', 'found the string "\\udfff\\u0007"'),
+    ],
+)
+def test_unprintable_keys_and_values_are_escaped_in_messages(text: str, expected: str) -> None:
+    found = issues_of(text)
+    assert any(expected in issue for issue in found), found
+    assert all(issue.isprintable() for issue in found)
+
+
 def test_escaped_reference_is_not_a_secret() -> None:
     loaded = parse_config(provider_config(headers={"X-Lit": "$${KEY}"}), {"KEY": "k"})
     assert "${KEY}" not in loaded.secrets
