@@ -161,8 +161,8 @@ def _parse_json5_slow(text: str, collector: _PairsCollector, max_depth: int) -> 
         if "digits" in message and "int" in message:
             raise TextError([ConfigIssue("", _number_problem(exc))]) from None
         raise TextError([ConfigIssue("", f"not valid JSON5: {_json5_position(message)}")]) from None
-    except OverflowError as exc:
-        raise TextError([ConfigIssue("", f"not valid JSON5: {shown(str(exc))}")]) from None
+    except Exception as exc:  # third-party code on hostile text: whatever it raises is "not valid", never a traceback
+        raise TextError([ConfigIssue("", f"not valid JSON5: {type(exc).__name__}: {shown(str(exc))}")]) from None
     finally:
         if sys.getrecursionlimit() != previous:
             sys.setrecursionlimit(previous)

@@ -441,3 +441,24 @@ def test_config_file_is_read_only_up_to_its_limit(tmp_path: Path, monkeypatch: p
         pipeline.config.load_config(path, {})
     path.write_text("{}")
     assert pipeline.config.load_config(path, {}).config.models.providers == {}
+
+
+@pytest.mark.parametrize(
+    ("provider_fields", "model_headers", "problem"),
+    [
+        ({"headers": {"X-Key": f"{SECRET}\n"}}, {}, "models.providers.vllm.headers.X-Key: the value contains a line break (U+000A)"),
+        ({"headers": {"X Key": "v"}}, {}, "models.providers.vllm.headers.X Key: the header name is not a valid header name"),
+        ({}, {"X-Key": f"{SECRET}\x00"}, "headers of model vllm/m.X-Key: the value contains a NUL (U+0000)"),
+        ({"api_key": f"{SECRET}\r\n"}, {}, "models.providers.vllm.apiKey: the key contains a line break (U+000D)"),
+    ],
+)
+def test_a_config_built_in_python_is_checked_at_request_time(provider_fields: dict[str, Any], model_headers: dict[str, str], problem: str) -> None:
+    """A LoadedConfig made by hand skips parse_config; the attach_headers stage still refuses bad headers."""
+    from pipeline.config import Config, LoadedConfig, ModelConfig, ModelsSection, ProviderConfig
+
+    provider = ProviderConfig(base_url="http://127.0.0.1:8000/v1", models=(ModelConfig(id="m", headers=model_headers),), **provider_fields)
+    genesis = Genesis(LoadedConfig(Config(models=ModelsSection(providers={"vllm": provider})), source="<python>"), env={})
+    result = genesis.build_result("vllm/m", {"messages": [{"role": "user", "content": "hi"}]})
+    assert isinstance(result, Failure)
+    error = result.failure()
+    assert isinstance(error, ConfigError) and problem in str(error) and SECRET not in str(error)
