@@ -4,9 +4,18 @@ Rules:
 - One JSON5 file. ``GENESIS_CONFIG_PATH`` names the file; else
   ``GENESIS_STATE_DIR/genesis.json``; else ``~/.genesis/genesis.json``.
   No file at the default place is a valid, empty config.
-- ``${VAR}`` is expanded in every string before validation (``envsubst``).
+- The file is read up to ``MAX_CONFIG_BYTES`` and must be UTF-8. The text
+  is hostile until parsed (``jsontext``): duplicate keys and nesting deeper
+  than 64 levels are errors, plain JSON takes a fast path.
+- ``${VAR}`` is expanded in every string before validation (``envsubst``);
+  any other ``${`` form is an error.
 - Validation is strict (unknown keys are errors) and reports every issue
   with its dotted path, then the tree is converted into frozen Structs.
+  msgspec's ``convert`` is the fast check; the validator walks the tree
+  only when something is wrong, to report all of it.
+- Header names, header values and keys must be what HTTP can carry
+  (``header_rules``). No error quotes a key, a header value, or a value
+  taken from the environment.
 - Defaults live on the Structs; ``UNSET`` marks "not given" where a later
   stage must tell "absent" from an explicit value (compat flags, maxTokens).
 """
