@@ -4,15 +4,26 @@ Rules:
 - One JSON5 file. ``GENESIS_CONFIG_PATH`` names the file; else
   ``GENESIS_STATE_DIR/genesis.json``; else ``~/.genesis/genesis.json``.
   No file at the default place is a valid, empty config.
-- ``${VAR}`` is expanded in every string before validation (``envsubst``).
+- The file is read up to ``MAX_CONFIG_BYTES`` and must be UTF-8. The text
+  is hostile until parsed (``jsontext``): duplicate keys and nesting deeper
+  than 64 levels are errors, plain JSON takes a fast path.
+- ``${VAR}`` is expanded in every string before validation (``envsubst``);
+  any other ``${`` form is an error.
 - Validation is strict (unknown keys are errors) and reports every issue
   with its dotted path, then the tree is converted into frozen Structs.
+  msgspec's ``convert`` is the fast check; the validator walks the tree
+  only when something is wrong, to report all of it.
+- Header names, header values and keys must be what HTTP can carry
+  (``header_rules``). No error quotes a key, a header value, or a value
+  taken from the environment.
 - Defaults live on the Structs; ``UNSET`` marks "not given" where a later
   stage must tell "absent" from an explicit value (compat flags, maxTokens).
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,6 +46,8 @@ MaxTokensField = Literal["max_tokens", "max_completion_tokens"]
 ThinkingFormat = Literal["openai", "qwen", "qwen-chat-template"]
 
 DEFAULT_MAX_TOKENS = 8192
+# Read no further than this: a config is KBs; /dev/zero or a log file given by mistake must not fill memory.
+MAX_CONFIG_BYTES = 64 * 1024 * 1024
 
 
 class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="camel", omit_defaults=True):
@@ -203,109 +216,191 @@ def load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> 
     explicit = path is not None or bool(env.get("GENESIS_CONFIG_PATH"))
     location = Path(path) if path is not None else default_config_path(env)
     try:
-        text = location.read_text(encoding="utf-8")
+        with location.open("rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError(str(location), [ConfigIssue("", f"larger than {MAX_CONFIG_BYTES} bytes; is this the config file?")])
+        text = data.decode("utf-8")
     except FileNotFoundError:
         if explicit:
             raise ConfigError(str(location), [ConfigIssue("", "file not found")]) from None
         return LoadedConfig(Config(), source=f"{location} (absent: built-in providers only)")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    except UnicodeDecodeError as exc:
+        where = f"byte 0x{exc.object[exc.start]:02x} at offset {exc.start}"
+        raise ConfigError(str(location), [ConfigIssue("", f"not valid UTF-8: {where}")]) from None
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
         raise ConfigError(str(location), [ConfigIssue("", f"cannot be read: {reason}")]) from None
     return parse_config(text, env, source=str(location))
 
 
 def parse_config(text: str, env: Mapping[str, str], *, source: str = "<config>") -> LoadedConfig:
     """Parse JSON5 text into a validated config, raising one ConfigError with every issue."""
-    import json5  # config loading is off the request path; keep it out of import time
-
     from pipeline.envsubst import expand_tree
-    from pipeline.validate import validate
+    from pipeline.jsontext import TextError, parse_json5, shown
+    from pipeline.validate import describe_value, validate
 
     try:
-        raw = json5.loads(text) if text.strip() else {}
-    except (ValueError, RecursionError, OverflowError) as exc:
-        raise ConfigError(source, [ConfigIssue("", f"not valid JSON5: {_first_line(exc)}")]) from None
+        raw = parse_json5(text) if text.strip() else {}
+    except TextError as error:
+        raise ConfigError(source, error.issues) from None
     if not isinstance(raw, dict):
-        found = "a list" if isinstance(raw, list) else f"{type(raw).__name__}"
-        raise ConfigError(source, [ConfigIssue("", f"expected an object at the top level, found {found}")])
+        raise ConfigError(source, [ConfigIssue("", f"expected an object at the top level, found {describe_value(raw)}")])
 
-    expanded, issues, expanded_paths = expand_tree(raw, env)
-    issues += validate(expanded, msgspec.inspect.type_info(Config))
+    expanded, issues, from_env = expand_tree(raw, env) if _may_hold_references(text) else (raw, [], {})
+    # msgspec's convert is the fast check; the validator walks the tree only to report every issue.
+    config, conversion_error = _convert(expanded)
+    if issues or config is None:
+        issues += validate(expanded, msgspec.inspect.type_info(Config), quiet=frozenset(from_env))
+        if not issues and config is None:  # the validator should have caught it; still never a traceback
+            issues = [ConfigIssue("", shown(conversion_error))]
+        raise ConfigError(source, issues)
+    issues = _semantic_issues(config, frozenset(from_env))
     if issues:
         raise ConfigError(source, issues)
+    return LoadedConfig(config, source=source, secrets=_secret_values(config, from_env))
+
+
+def _may_hold_references(text: str) -> bool:
+    """Whether any string can hold a ``$``: written as is, or as a ``\\u0024`` / ``\\x24`` escape.
+
+    >>> _may_hold_references('{"a": "b"}'), _may_hold_references('{"a": "\\\\U0024{X}"}')
+    (False, True)
+    """
+    if "$" in text:
+        return True
+    lowered = text.lower()
+    return "\\u0024" in lowered or "\\x24" in lowered
+
+
+def _convert(tree: dict[str, Any]) -> tuple[Config | None, str]:
+    """The Config, or None and why; a non-finite number in a typed field is refused as the validator does."""
     try:
-        config = msgspec.convert(expanded, Config)
-    except msgspec.ValidationError as exc:  # the validator should have caught it; still never a traceback
-        raise ConfigError(source, [ConfigIssue("", str(exc))]) from None
-    issues = _semantic_issues(config)
-    if issues:
-        raise ConfigError(source, issues)
-    return LoadedConfig(config, source=source, secrets=_secret_values(config, expanded, expanded_paths))
+        config = msgspec.convert(tree, Config)
+    except (msgspec.ValidationError, ValueError) as exc:  # ValueError: a lone surrogate in a key it reports
+        return None, str(exc)
+    return (config, "") if _all_finite(config) else (None, "a number is not finite")
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:200]
+def _all_finite(value: object) -> bool:
+    """No inf or NaN in a typed float field of the Struct tree (free-form ``params`` are not typed)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, msgspec.Struct):
+        return all(_all_finite(getattr(value, name)) for name in _fields_with_floats(type(value)))
+    if isinstance(value, tuple):
+        return all(_all_finite(item) for item in value)
+    if isinstance(value, dict):
+        return all(_all_finite(item) for item in value.values() if isinstance(item, msgspec.Struct))
+    return True
 
 
-def _semantic_issues(config: Config) -> list[ConfigIssue]:
-    """Rules the type schema cannot express."""
+@functools.cache
+def _fields_with_floats(cls: type[msgspec.Struct]) -> tuple[str, ...]:
+    """The fields of a Struct type that can hold a float, directly or inside Structs, lists and dicts.
+
+    >>> _fields_with_floats(ModelConfig), _fields_with_floats(CompatConfig)
+    (('cost',), ())
+    """
+    import msgspec.inspect as mi
+
+    info = mi.type_info(cls)
+    assert isinstance(info, mi.StructType)
+    return tuple(field.name for field in info.fields if _holds_float(field.type))
+
+
+def _holds_float(t: msgspec.inspect.Type) -> bool:
+    import msgspec.inspect as mi
+
+    if isinstance(t, mi.FloatType):
+        return True
+    if isinstance(t, mi.UnionType):
+        return any(_holds_float(member) for member in t.types)
+    if isinstance(t, mi.StructType):
+        return bool(_fields_with_floats(t.cls))
+    if isinstance(t, (mi.ListType, mi.VarTupleType)):
+        return _holds_float(t.item_type)
+    if isinstance(t, mi.DictType):
+        return isinstance(t.value_type, mi.StructType) and _holds_float(t.value_type)
+    return False
+
+
+def _semantic_issues(config: Config, quiet: frozenset[str]) -> list[ConfigIssue]:
+    """Rules the type schema cannot express; a value at a ``quiet`` path (taken from the environment) is never quoted."""
+    from pipeline.header_rules import value_problem
+    from pipeline.jsontext import join_key, shown
+
     issues: list[ConfigIssue] = []
     seen: dict[str, str] = {}
     for key, provider in config.models.providers.items():
-        at = f"models.providers.{key}"
+        at = join_key("models.providers", key)
         if key.lower() in seen:
-            issues.append(ConfigIssue(at, f"provider ids are case-insensitive; this repeats {seen[key.lower()]!r}"))
+            issues.append(ConfigIssue(at, f'provider ids are case-insensitive; this repeats "{shown(seen[key.lower()])}"'))
         seen[key.lower()] = key
         if "/" in key:
             issues.append(ConfigIssue(at, "a provider id cannot contain '/'"))
-        url = urlsplit(provider.base_url)
-        if url.scheme not in ("http", "https") or not url.hostname:
+        if not _is_http_url(provider.base_url):
             issues.append(
-                ConfigIssue(f"{at}.baseUrl", f'expected an http(s) URL such as "http://127.0.0.1:8000/v1", found "{provider.base_url}"')
+                ConfigIssue(f"{at}.baseUrl", f'expected an http(s) URL such as "http://127.0.0.1:8000/v1", found {_quoted(provider.base_url, f"{at}.baseUrl", quiet)}')
             )
+        if isinstance(provider.api_key, str):
+            bad_key = value_problem(provider.api_key)
+            if bad_key is not None:
+                issues.append(ConfigIssue(f"{at}.apiKey", f"the key {bad_key}"))
+        issues += _header_issues(at, provider.headers)
         ids: set[str] = set()
         for index, model in enumerate(provider.models):
             if model.id in ids:
-                issues.append(ConfigIssue(f"{at}.models[{index}].id", f'"{model.id}" is listed twice'))
+                issues.append(ConfigIssue(f"{at}.models[{index}].id", f'{_quoted(model.id, f"{at}.models[{index}].id", quiet)} is listed twice'))
             ids.add(model.id)
+            issues += _header_issues(f"{at}.models[{index}]", model.headers)
     for ref in config.agents.defaults.models:
         if "/" not in ref:
-            issues.append(ConfigIssue(f"agents.defaults.models.{ref}", 'expected a key of the form "provider/model"'))
+            issues.append(ConfigIssue(join_key("agents.defaults.models", ref), 'expected a key of the form "provider/model"'))
     for index, spec in enumerate(config.pipeline.stages):
         at = f"pipeline.stages[{index}]"
         positions = [name for name in ("before", "after", "replace") if isinstance(getattr(spec, name), str)]
         if len(positions) != 1:
             issues.append(ConfigIssue(at, "expected exactly one of before, after, replace"))
         if ":" not in spec.use:
-            issues.append(ConfigIssue(f"{at}.use", f'expected "module:function", found "{spec.use}"'))
+            issues.append(ConfigIssue(f"{at}.use", f'expected "module:function", found {_quoted(spec.use, f"{at}.use", quiet)}'))
     return issues
 
 
-def _secret_values(config: Config, tree: dict[str, Any], expanded_paths: set[str]) -> frozenset[str]:
+def _quoted(value: str, path: str, quiet: frozenset[str]) -> str:
+    """A config value as an error message shows it; one taken from the environment is not shown.
+
+    >>> _quoted("x\\ny", "a", frozenset()), _quoted("s3cret", "a", frozenset({"a"}))
+    ('"x\\\\ny"', 'the value from the environment')
+    """
+    from pipeline.jsontext import shown
+
+    return "the value from the environment" if path in quiet else f'"{shown(value)}"'
+
+
+def _is_http_url(text: str) -> bool:
+    """An http(s) URL with a host that ``urlsplit`` reads without raising (``http://[::1`` raises).
+
+    >>> _is_http_url("http://127.0.0.1:8000/v1"), _is_http_url("localhost:8000"), _is_http_url("http://[::1/v1")
+    (True, False, False)
+    """
+    if not text.isprintable():
+        return False
+    try:
+        url = urlsplit(text)
+        _ = url.port  # raises on a port that is not a number in range
+        return url.scheme in ("http", "https") and bool(url.hostname)
+    except ValueError:
+        return False
+
+
+def _secret_values(config: Config, from_env: Mapping[str, str]) -> frozenset[str]:
     """Values never to print: every apiKey, and header values that came from the environment."""
+    from pipeline.envsubst import is_secret_path
+
     secrets = {p.api_key for p in config.models.providers.values() if isinstance(p.api_key, str) and p.api_key}
-    for path in expanded_paths:
-        if ".headers." in path or path.endswith(".apiKey"):
-            value: Any = tree
-            for part in _split_path(path):
-                value = value[part]
-            if isinstance(value, str) and value:
-                secrets.add(value)
+    secrets.update(value for path, value in from_env.items() if value and is_secret_path(path))
     return frozenset(secrets)
-
-
-def _split_path(path: str) -> list[str | int]:
-    parts: list[str | int] = []
-    for piece in path.split("."):
-        name, _, rest = piece.partition("[")
-        if name:
-            parts.append(name)
-        while rest:
-            index, _, rest = rest.partition("]")
-            parts.append(int(index))
-            rest = rest.lstrip("[")
-    return parts
 
 
 # Reprs. Rule: a config never shows a key: ``apiKey`` is ``***`` and header
@@ -342,3 +437,19 @@ def _loaded_repr(loaded: LoadedConfig) -> str:
 
     shown = [("source", loaded.source), ("config", loaded.config), ("secrets", f"<{len(loaded.secrets)} hidden>")]
     return struct_repr(loaded, shown, loaded.secrets)
+
+def _header_issues(at: str, headers: Mapping[str, str]) -> list[ConfigIssue]:
+    """Header names and values that HTTP cannot carry; the value is never quoted (it may be a key)."""
+    from pipeline.header_rules import name_problem, value_problem
+    from pipeline.jsontext import join_key
+
+    issues: list[ConfigIssue] = []
+    for name, value in headers.items():
+        path = join_key(f"{at}.headers", name)
+        bad_name = name_problem(name)
+        if bad_name is not None:
+            issues.append(ConfigIssue(path, f"the header name {bad_name}"))
+        bad_value = value_problem(value)
+        if bad_value is not None:
+            issues.append(ConfigIssue(path, f"the value {bad_value}"))
+    return issues

@@ -18,7 +18,7 @@ import anyio
 import pytest
 
 from pipeline.api import Genesis
-from pipeline.errors import ProviderError
+from pipeline.errors import GenesisError, ProviderError
 from pipeline.policy import MAX_INFORMATIONAL_RESPONSES
 from tests.servers.fault_server import FaultServer
 
@@ -40,9 +40,12 @@ def hostile() -> Iterator[FaultServer]:
 
 
 def config(base_url: str, provider: str = "") -> str:
+    """A provider on the fault server; ``provider`` adds or overrides fields (duplicate keys are config errors)."""
+    defaults = "".join(f"{field}: {value}, " for field, value in (("readTimeoutSeconds", 5), ("totalTimeoutSeconds", 20), ("maxRetries", 0))
+                       if field not in provider)
     return f"""{{
       models: {{ providers: {{
-        fault: {{ baseUrl: "{base_url}", apiKey: "fault-secret", readTimeoutSeconds: 5, totalTimeoutSeconds: 20, {provider}
+        fault: {{ baseUrl: "{base_url}", apiKey: "fault-secret", {defaults}{provider}
                   models: [{{ id: "ok" }}] }},
       }} }},
     }}"""
@@ -149,36 +152,57 @@ async def test_retry_after_from_a_rate_limited_answer(hostile: FaultServer) -> N
 # ---- request headers that cannot be sent: named, never echoed, never a crash ----
 
 HEADERS = [
-    # (key from the environment, caller headers, class, in the message)
-    ("secret-key\n", (), "auth", "Authorization header's value has a line break"),
-    ("secret-key\r", (), "auth", "Authorization header's value has a line break"),
-    ("secret\x00key", (), "auth", "Authorization header's value has a NUL"),
-    ("secret-clé", (), "auth", "Authorization header's value has a non-ASCII character"),
-    ("secret-key", (("X-Trace", "secret-key\r\nX-Evil: 1"),), "format", "X-Trace header's value has a line break"),
+    # (key from the environment, caller headers, what the attach_headers stage says, what the transport says)
+    ("secret-key\n", (), "the key from VLLM_API_KEY contains a line break", "Authorization header's value has a line break"),
+    ("secret-key\r", (), "the key from VLLM_API_KEY contains a line break", "Authorization header's value has a line break"),
+    ("secret\x00key", (), "the key from VLLM_API_KEY contains a NUL", "Authorization header's value has a NUL"),
+    ("secret-clé", (), "the key from VLLM_API_KEY contains a character outside ASCII", "Authorization header's value has a non-ASCII character"),
+    ("secret-key", (("X-Trace", "secret-key\r\nX-Evil: 1"),), "X-Trace: the value contains a line break", None),
 ]
 
 
-@pytest.mark.parametrize(("key", "headers", "error_class", "message"), HEADERS)
-async def test_unsendable_header_values(key: str, headers: tuple[tuple[str, str], ...], error_class: str, message: str) -> None:
+@pytest.mark.parametrize(("key", "headers", "refused", "transport_says"), HEADERS)
+async def test_unsendable_header_values(key: str, headers: tuple[tuple[str, str], ...], refused: str, transport_says: str | None) -> None:
+    """Two lines of defence: the attach_headers stage refuses the request (a user error naming the source), and
+    discovery, which sends the key without the stages, meets the transport's own guard (a warning, never a crash)."""
     g = Genesis.from_config_text("{}", env={"VLLM_API_KEY": key})
     warnings: list[str] = []
     g.warn = warnings.append
-    with anyio.fail_after(10), pytest.raises(ProviderError) as caught:
+    with anyio.fail_after(10), pytest.raises(GenesisError) as caught:
         async with g:
             await g.run("vllm/m", STREAM, headers=headers)
     error = caught.value
-    assert (error.error_class, message in str(error)) == (error_class, True)
+    assert not isinstance(error, ProviderError), "refused before anything was sent"
+    assert refused in str(error)
     assert "secret" not in str(error) + (error.hint or "")
-    if error_class == "auth":
-        assert error.hint is not None and "VLLM_API_KEY" in error.hint
-        [warning] = warnings  # discovery sent the same key: a warning, not a crash
-        assert "secret" not in warning and "Authorization" in warning
+    if transport_says is not None:
+        [warning] = warnings
+        assert transport_says in warning and "secret" not in warning
+
+
+@pytest.mark.parametrize("value", ["secret-key\r\nX-Evil: 1", "secret\x00key", "secret-clé"])
+async def test_the_transport_refuses_what_a_custom_stage_smuggles_past_the_checks(value: str) -> None:
+    """The last line of defence: a header added after attach_headers still never reaches h11 or the output."""
+    from returns.result import Success
+
+    from pipeline.runner import Pipeline
+
+    def smuggle(ctx: Any) -> Any:
+        return Success(ctx.updated([], headers=(*ctx.headers, ("X-Trace", value))))
+
+    pipeline = Pipeline().insert_after("attach_headers", "smuggle", smuggle)
+    g = Genesis.from_config_text('{models: {providers: {p: {baseUrl: "http://127.0.0.1:9/v1", maxRetries: 0}}}}', env={}, pipeline=pipeline)
+    with anyio.fail_after(10), pytest.raises(ProviderError) as caught:
+        async with g:
+            await g.run("p/m", STREAM)
+    assert caught.value.error_class == "format" and "X-Trace header's value has" in str(caught.value)
+    assert "secret" not in str(caught.value) + (caught.value.hint or "")
 
 
 def test_cli_key_with_a_newline_is_one_line_and_no_key(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "pipeline.cli", "infer", "model", "run", "--model", "vllm/m", "--prompt", "hi"],
                           capture_output=True, text=True, cwd=ROOT, timeout=120,
                           env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "VLLM_API_KEY": "sk-secret-value\n"})
-    assert done.returncode == 1, done.stderr
+    assert done.returncode == 2, done.stderr  # the user's environment is wrong: a user error
     assert "Traceback" not in done.stderr and "sk-secret-value" not in done.stderr + done.stdout
-    assert "Authorization header's value has a line break" in done.stderr
+    assert "the key from VLLM_API_KEY contains a line break" in done.stderr and "strip the trailing line break" in done.stderr

@@ -30,6 +30,20 @@ def issues_of(text: str, env: dict[str, str] | None = None) -> list[str]:
         (f"{{models: {{providers: {{vllm: {{{BASE}, api: 'grpc'}}}}}}}}", 'models.providers.vllm.api: expected one of "openai-completions", "openai-responses", found the string "grpc"'),
         (f"{{models: {{providers: {{vllm: {{{BASE}, authHeader: 'yes'}}}}}}}}", "models.providers.vllm.authHeader: expected true or false"),
         (f"{{models: {{providers: {{vllm: {{{BASE}, headers: {{'X-A': 1}}}}}}}}}}", "models.providers.vllm.headers.X-A: expected a string, found the number 1"),
+        (f"{{models: {{providers: {{vllm: {{{BASE}, connectTimeoutSeconds: 0}}}}}}}}", "models.providers.vllm.connectTimeoutSeconds: expected a number greater than 0, found the number 0"),
+        (f"{{models: {{providers: {{vllm: {{{BASE}, readTimeoutSeconds: -1}}}}}}}}", "models.providers.vllm.readTimeoutSeconds: expected a number greater than 0"),
+        (f"{{models: {{providers: {{vllm: {{{BASE}, totalTimeoutSeconds: '60'}}}}}}}}", 'models.providers.vllm.totalTimeoutSeconds: expected a number greater than 0, found the string "60"'),
+        (f"{{models: {{providers: {{vllm: {{{BASE}, totalTimeoutSeconds: Infinity}}}}}}}}", "models.providers.vllm.totalTimeoutSeconds: expected a number greater than 0, found the number inf"),
+        (f"{{models: {{providers: {{vllm: {{{BASE}, maxResponseBytes: 1.5}}}}}}}}", "models.providers.vllm.maxResponseBytes: expected a whole number greater than 0"),
+        (f"{{models: {{providers: {{vllm: {{{BASE}, maxResponseBytes: 0}}}}}}}}", "models.providers.vllm.maxResponseBytes: expected a whole number greater than 0"),
+        (f"{{models: {{providers: {{vllm: {{{BASE}, maxRetries: 11}}}}}}}}", "models.providers.vllm.maxRetries: expected a whole number from 0 to 10, found the number 11"),
+        (f"{{models: {{providers: {{vllm: {{{BASE}, maxRetries: -1}}}}}}}}", "models.providers.vllm.maxRetries: expected a whole number from 0 to 10"),
+        (f"{{models: {{providers: {{vllm: {{{BASE}, maxRetries: true}}}}}}}}", "models.providers.vllm.maxRetries: expected a whole number from 0 to 10, found true"),
+        (f"{{models: {{providers: {{vllm: {{{BASE}, tls: {{caFile: ''}}}}}}}}}}", "models.providers.vllm.tls.caFile: expected a non-empty string"),
+        (f"{{models: {{providers: {{vllm: {{{BASE}, tls: {{verify: 'no'}}}}}}}}}}", "models.providers.vllm.tls.verify: expected true or false"),
+        (f"{{models: {{providers: {{vllm: {{{BASE}, tls: {{cafile: 'ca.pem'}}}}}}}}}}", 'models.providers.vllm.tls.cafile: unknown key (did you mean "caFile"?)'),
+        (f"{{models: {{providers: {{vllm: {{{BASE}, tls: true}}}}}}}}", "models.providers.vllm.tls: expected an object, found true"),
+        (f"{{models: {{providers: {{vllm: {{{BASE}, models: [{{id: 'a', compat: {{requiresThinkingAsText: 1}}}}]}}}}}}}}", "models.providers.vllm.models[0].compat.requiresThinkingAsText: expected true or false"),
         (f"{{models: {{providers: {{vllm: {{{BASE}, models: [{{name: 'n'}}]}}}}}}}}", "models.providers.vllm.models[0].id: missing"),
         (f"{{models: {{providers: {{vllm: {{{BASE}, models: [{{id: 'a', input: ['audio']}}]}}}}}}}}", 'models.providers.vllm.models[0].input[0]: expected one of "image", "text"'),
         (f"{{models: {{providers: {{vllm: {{{BASE}, models: [{{id: 'a', maxTokens: 1.5}}]}}}}}}}}", "models.providers.vllm.models[0].maxTokens: expected a whole number greater than 0"),
@@ -150,3 +164,44 @@ def test_arbitrary_json_is_a_config_error_or_valid(value: object) -> None:
         parse_config(json.dumps(value), {})
     except ConfigError:
         pass
+
+
+def test_send_policy_fields_load() -> None:
+    text = (
+        "{models: {providers: {vllm: {baseUrl: 'https://h/v1', connectTimeoutSeconds: 2, readTimeoutSeconds: 30.5,"
+        " totalTimeoutSeconds: 120, maxResponseBytes: 1048576, maxRetries: 0, tls: {caFile: '/etc/ca.pem', verify: false}}}}}"
+    )
+    provider = parse_config(text, {}).config.models.providers["vllm"]
+    assert (provider.connect_timeout_seconds, provider.read_timeout_seconds, provider.total_timeout_seconds) == (2, 30.5, 120)
+    assert (provider.max_response_bytes, provider.max_retries) == (1048576, 0)
+    assert (provider.tls.ca_file, provider.tls.verify) == ("/etc/ca.pem", False)
+
+
+plausible = st.integers(-2, 20) | st.floats(allow_nan=True, allow_infinity=True) | st.booleans() | st.none() | st.text(max_size=3) | st.sampled_from(["max_tokens", "qwen", "text", "merge"])
+model_like = st.fixed_dictionaries(
+    {"id": plausible},
+    optional={name: plausible | st.lists(plausible, max_size=2) for name in ("name", "reasoning", "input", "contextWindow", "maxTokens")}
+    | {"cost": st.dictionaries(st.sampled_from(["input", "output", "cacheRead", "cacheWrite"]), plausible, max_size=4),
+       "compat": st.dictionaries(st.sampled_from(["supportsTools", "maxTokensField", "thinkingFormat", "requiresThinkingAsText"]), plausible, max_size=3),
+       "headers": st.dictionaries(st.text(max_size=3), plausible, max_size=2)},
+)
+provider_like = st.fixed_dictionaries(
+    {"baseUrl": plausible | st.just("http://h/v1")},
+    optional={name: plausible for name in ("apiKey", "api", "authHeader", "timeoutSeconds", "connectTimeoutSeconds", "readTimeoutSeconds",
+                                           "totalTimeoutSeconds", "maxResponseBytes", "maxRetries")}
+    | {"tls": st.dictionaries(st.sampled_from(["caFile", "verify"]), plausible, max_size=2), "models": st.lists(model_like, max_size=2)},
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.text(max_size=3), provider_like, max_size=2))
+def test_msgspec_convert_and_the_validator_agree(providers: dict[str, object]) -> None:
+    """parse_config trusts msgspec's convert (plus the finite-number rule) and runs the validator only on failure."""
+    import msgspec
+
+    from pipeline.config import Config, _convert
+    from pipeline.validate import validate
+
+    tree = {"models": {"providers": providers}}
+    config, _ = _convert(tree)
+    assert (config is not None) == (validate(tree, msgspec.inspect.type_info(Config)) == [])

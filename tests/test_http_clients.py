@@ -296,7 +296,7 @@ async def test_proxies_from_the_environment(fault_server: Any, clean_proxy_env: 
         for name, value in env.items():
             clean_proxy_env.setenv(name, value.format(proxy=f"http://127.0.0.1:{port}"))
         base = fault_server.base_url.replace("127.0.0.1", "localhost")
-        g = Genesis.from_config_text(f'{{ models: {{ providers: {{ fault: {{ baseUrl: "{base}", models: [{{ id: "ok" }}] }} }} }} }}', env={})
+        g = Genesis.from_config_text(f'{{ models: {{ providers: {{ fault: {{ baseUrl: "{base}", models: [{{ id: "ok" }}] }} }} }} }}')  # env: os.environ, proxies included
         completion = await run(g, NO_STREAM, "fault/ok")
         group.cancel_scope.cancel()
     assert completion.text == ("via proxy" if proxied else "Hello world")

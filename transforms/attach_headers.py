@@ -12,13 +12,19 @@ Rules:
 - A header is secret, and redacted whenever shown, when its name says so
   (authorization, api key, token, secret, cookie) or its value holds a
   configured secret.
+- Every name and value is checked (``pipeline.header_rules``) whatever its
+  source: the config (checked at load too), the caller's headers, a key from
+  an environment variable. A bad one is a Failure naming the source and the
+  position, never the value.
 """
 
 from __future__ import annotations
 
-from returns.result import Result, Success
+from returns.result import Failure, Result, Success
 
-from pipeline.errors import GenesisError
+from pipeline.errors import ConfigError, ConfigIssue, GenesisError
+from pipeline.header_rules import caller_header_error, key_error, name_problem, value_problem
+from pipeline.jsontext import join_key
 from pipeline.trace import Change, added, changed
 from pipeline.types import Context
 from pipeline.version import __version__
@@ -57,16 +63,35 @@ def attach_headers(ctx: Context) -> Result[Context, GenesisError]:
     if provider.native:
         for name, value in ATTRIBUTION_HEADERS:
             put(name, value, "attribution (native OpenAI endpoint)")
-    for name, value in provider.headers.items():
-        put(name, value, f"{provider.config_path}.headers")
-    for name, value in model.config.headers.items():
-        put(name, value, f"headers of model {target.ref}")
+    configured = ((f"{provider.config_path}.headers", provider.headers), (f"headers of model {target.ref}", model.config.headers))
+    for where, configured_headers in configured:
+        for name, value in configured_headers.items():
+            bad_config = _configured_header_error(ctx.catalog.source, join_key(where, name), name, value)
+            if bad_config is not None:
+                return Failure(bad_config)
+            put(name, value, where)
     for name, value in ctx.caller_headers:
+        bad_request = caller_header_error(name, value, "the caller's headers")
+        if bad_request is not None:
+            return Failure(bad_request)
         put(name, value, "caller's headers")
     if provider.api_key and provider.auth_header:
+        bad_key = key_error(provider.api_key, provider.key_source, ctx.catalog.source)
+        if bad_key is not None:
+            return Failure(bad_key)
         put("Authorization", f"Bearer {provider.api_key}", f"apiKey ({provider.key_source})")
 
     headers = tuple(merged.values())
     secrets = ctx.catalog.secrets
     secret_headers = frozenset(name.lower() for name, value in headers if is_secret_header(name, value, secrets))
     return Success(ctx.updated(changes, headers=headers, secret_headers=secret_headers))
+
+
+def _configured_header_error(config_source: str, path: str, name: str, value: str) -> ConfigError | None:
+    bad_name = name_problem(name)
+    if bad_name is not None:
+        return ConfigError(config_source, [ConfigIssue(path, f"the header name {bad_name.problem}")])
+    bad_value = value_problem(value)
+    if bad_value is not None:
+        return ConfigError(config_source, [ConfigIssue(path, f"the value {bad_value.problem}")], hint=bad_value.hint)
+    return None

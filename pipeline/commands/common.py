@@ -9,7 +9,14 @@ import msgspec
 
 from pipeline.api import Genesis
 from pipeline.errors import RequestError
+from pipeline.jsontext import shown, structure_issues
+from pipeline.validate import describe_value
 from pipeline.request import prompt_request
+
+
+# Deeper than any chat body needs (tool schemas included), and shallow enough that every
+# later walk and msgspec's encoder stay far from the interpreter's recursion limit.
+MAX_REQUEST_DEPTH = 128
 
 
 def load_genesis(args: Any) -> Genesis:
@@ -26,12 +33,7 @@ def request_from_args(args: Any) -> dict[str, Any]:
         data = sys.stdin.buffer.read() if args.request == "-" else open(args.request, "rb").read()
     except OSError as exc:
         raise RequestError(f"--request {source}: cannot be read: {exc.strerror or exc}") from None
-    try:
-        request = msgspec.json.decode(data)
-    except msgspec.DecodeError as exc:
-        raise RequestError(f"--request {source}: not valid JSON: {exc}") from None
-    if not isinstance(request, dict):
-        raise RequestError(f"--request {source}: expected a JSON object (a chat completion body)")
+    request = decode_request(data, f"--request {source}")
     if args.system:
         request["messages"] = [{"role": "system", "content": args.system}, *request.get("messages", [])]
     if args.max_tokens is not None:
@@ -39,11 +41,57 @@ def request_from_args(args: Any) -> dict[str, Any]:
     return request
 
 
+def decode_request(data: bytes, source: str) -> dict[str, Any]:
+    """A request file's bytes as a JSON object, or a one-line RequestError saying what is wrong and where.
+
+    >>> decode_request(b'{"messages": []}', "--request r.json")
+    {'messages': []}
+    >>> decode_request(b'{"a": "\\xff"}', "--request r.json")
+    Traceback (most recent call last):
+    ...
+    pipeline.errors.RequestError: --request r.json: not valid UTF-8: byte 0xff at offset 7
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RequestError(f"{source}: not valid UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start}") from None
+    try:
+        request = msgspec.json.decode(text)
+    except RecursionError:
+        raise RequestError(f"{source}: {_too_deep()}") from None
+    except msgspec.ValidationError as exc:  # numbers msgspec will not hold (beyond 64-bit ints, beyond float range)
+        raise RequestError(f"{source}: a number is out of range ({shown(str(exc), 120)})") from None
+    except msgspec.DecodeError as exc:
+        raise RequestError(f"{source}: not valid JSON: {shown(str(exc), 160)}") from None
+    if not isinstance(request, dict):
+        raise RequestError(f"{source}: expected a JSON object (a chat completion body), found {describe_value(request)}")
+    issues = structure_issues(request, MAX_REQUEST_DEPTH)
+    if issues:
+        raise RequestError(f"{source}: {issues[0]}")
+    return request
+
+
+def _too_deep() -> str:
+    return f"nested too deep; the limit is {MAX_REQUEST_DEPTH} levels of objects and lists"
+
+
 def parse_headers(values: list[str]) -> list[tuple[str, str]]:
+    """``--header 'Name: value'`` arguments, each name and value checked as HTTP allows.
+
+    >>> parse_headers(["X-Trace: abc"])
+    [('X-Trace', 'abc')]
+    """
+    from pipeline.header_rules import caller_header_error
+
     headers: list[tuple[str, str]] = []
     for value in values:
         name, colon, content = value.partition(":")
-        if not colon or not name.strip():
-            raise RequestError(f"--header {value!r}: expected 'Name: value'")
-        headers.append((name.strip(), content.strip()))
+        if not colon or not name.strip(" \t"):
+            raise RequestError("--header: expected 'Name: value' (a name, a colon, then the value)")
+        # Only spaces and tabs around them are dropped (HTTP's optional whitespace); a line break is an error.
+        name, content = name.strip(" \t"), content.strip(" \t")
+        error = caller_header_error(name, content, "--header")
+        if error is not None:
+            raise error
+        headers.append((name, content))
     return headers
