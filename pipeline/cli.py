@@ -87,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    from pipeline.commands.output import report_error
     from pipeline.errors import GenesisError, ProviderError
 
     _warnings_to_stderr()
@@ -151,17 +152,6 @@ def _dispatch(args: Any) -> int:
 
         return run_infer(args)
     raise AssertionError(f"unhandled command {args.command}")
-
-
-def report_error(error: Any) -> None:
-    """Print a GenesisError the way every command does: one line (a line per issue for config errors)."""
-    from pipeline.errors import ConfigError
-
-    lines = error.lines() if isinstance(error, ConfigError) else [str(error)]
-    if error.hint:
-        lines[-1] += f" (hint: {error.hint})"
-    for line in lines:
-        print(f"genesis: {line}", file=sys.stderr)
 
 
 if __name__ == "__main__":

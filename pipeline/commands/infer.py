@@ -319,7 +319,7 @@ def _output_json(output: Any) -> dict[str, Any]:
 
 def _fail(args: Any, error: GenesisError, attempts: list[Any], partial: dict[str, Any] | None, *,
           exit_code: int = 2, error_class: str | None = None) -> int:
-    from pipeline.cli import report_error
+    from pipeline.commands.output import report_error
 
     report_error(error)
     if getattr(args, "json", False):
