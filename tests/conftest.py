@@ -194,14 +194,7 @@ def llamacpp_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def llamacpp_private() -> Iterator[LlamaServer]:
-    """A llama-server of the test's own, for tests that kill or stall it; stopped after the test."""
-    _require_llamacpp()
-    with llamacpp_server() as server:
-        yield server
-
-
-@pytest.fixture
 def llamacpp_installed() -> None:
-    """Skips (fails in CI) where llama.cpp is not installed; for tests that start servers themselves."""
+    """Skips (fails in CI) where llama.cpp is not installed; for tests that start a private
+    server with ``llamacpp_server(...)`` (to kill it, stall its loading, or use port 8080)."""
     _require_llamacpp()

@@ -152,7 +152,7 @@ convert_python() {
     else
         local t0
         t0=$(now_ms)
-        say "no vLLM venv in $VLLM_ROOT: creating a converter venv $CONVERT_VENV (CPU torch; about 1 min)..." >&2
+        say "no vLLM venv in $VLLM_ROOT: creating a converter venv $CONVERT_VENV (CPU torch; about 2 min)..." >&2
         rm -rf "$CONVERT_VENV"
         logged "$INSTALL_LOG" "$PYTHON" -m venv "$CONVERT_VENV"
         # The CPU build by name: a plain `torch` would be PyPI's multi-GB CUDA build.
