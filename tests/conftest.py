@@ -145,7 +145,6 @@ class LlamaServer:
     port: int
     pid: int
     url: str
-    log: Path
 
     def kill(self) -> None:
         """SIGKILL: the server dies at once, mid-answer if it is answering."""
@@ -171,12 +170,12 @@ def llamacpp_server(
         env["GENESIS_LLAMACPP_ARGS"] = " ".join(args)
     if not wait:
         env["GENESIS_LLAMACPP_WAIT"] = "0"
-    started = subprocess.run([str(LLAMACPP_SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=180)
-    if started.returncode != 0:
-        pytest.fail(f"llama-server did not start:\n{started.stdout[-3000:]}\n{started.stderr[-3000:]}")
-    pid = int((LLAMACPP_ROOT / f"llama-server-{port}.pid").read_text())
-    try:
-        yield LlamaServer(port, pid, f"http://127.0.0.1:{port}/v1", LLAMACPP_ROOT / f"llama-server-{port}.log")
+    try:  # stopped whatever happens, even if `start` failed after the process was up
+        started = subprocess.run([str(LLAMACPP_SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=180)
+        if started.returncode != 0:
+            pytest.fail(f"llama-server did not start:\n{started.stdout[-3000:]}\n{started.stderr[-3000:]}")
+        pid = int((LLAMACPP_ROOT / f"llama-server-{port}.pid").read_text())
+        yield LlamaServer(port, pid, f"http://127.0.0.1:{port}/v1")
     finally:
         subprocess.run([str(LLAMACPP_SCRIPT), "stop"], env=env, capture_output=True, timeout=60)
 

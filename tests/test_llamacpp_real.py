@@ -185,7 +185,7 @@ async def test_wrong_x_api_key_is_auth(llamacpp_url: str) -> None:
 
 
 async def test_prompt_larger_than_the_context_is_context_overflow(llamacpp_url: str) -> None:
-    long_prompt = "Hello, how are you? " * 1000  # about 6000 tokens with this vocabulary; n_ctx is 2048
+    long_prompt = "Hello, how are you? " * 1000  # 7029 tokens with the chat template; n_ctx is 2048
     with pytest.raises(ProviderError) as caught:
         await run(configured(llamacpp_url), {**HI, "messages": [{"role": "user", "content": long_prompt}]})
     error = caught.value
