@@ -44,7 +44,7 @@ collect_ignore = ["servers/make_tiny_model.py"]
 import os  # noqa: E402
 import subprocess  # noqa: E402
 import urllib.request  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
+from collections.abc import Iterator, Sequence  # noqa: E402
 
 VLLM_SCRIPT = ROOT / "tests" / "servers" / "vllm-cpu.sh"
 VLLM_KEY = "test-key"
@@ -99,3 +99,101 @@ def vllm_url() -> Iterator[str]:
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     """Async tests run on both event loops anyio supports."""
     return str(request.param)
+
+
+# ---- the real llama.cpp server (tests/servers/llamacpp.sh) ----
+
+import signal  # noqa: E402
+import socket  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+LLAMACPP_SCRIPT = ROOT / "tests" / "servers" / "llamacpp.sh"
+LLAMACPP_KEY = "test-key"
+LLAMACPP_ROOT = Path(
+    os.environ.get("GENESIS_LLAMACPP_ROOT")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "genesis" / "llamacpp"
+)
+LLAMACPP_MODEL = LLAMACPP_ROOT / "tiny-model.gguf"  # what `llamacpp.sh install` builds
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (never 8080, where users run their own llama.cpp)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _require_llamacpp() -> None:
+    """Skip where llama.cpp is not installed; in CI (CI=true) that fails the run instead."""
+    done = subprocess.run([str(LLAMACPP_SCRIPT), "installed"], capture_output=True, env=_llamacpp_env())
+    if done.returncode != 0:
+        reason = "real llama.cpp server not installed (run tests/servers/llamacpp.sh install)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}: CI must run the real-server tests, not skip them")
+        pytest.skip(reason)
+
+
+def _llamacpp_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "GENESIS_LLAMACPP_ROOT": str(LLAMACPP_ROOT), "KEY": LLAMACPP_KEY, **extra}
+
+
+@dataclass(frozen=True)
+class LlamaServer:
+    """A llama-server started by ``llamacpp_server``: its port, pid and base URL (``.../v1``)."""
+
+    port: int
+    pid: int
+    url: str
+
+    def kill(self) -> None:
+        """SIGKILL: the server dies at once, mid-answer if it is answering."""
+        os.kill(self.pid, signal.SIGKILL)
+
+
+@contextmanager
+def llamacpp_server(
+    *, port: int | None = None, model: Path | None = None, args: Sequence[str] = (), wait: bool = True
+) -> Iterator[LlamaServer]:
+    """Start a private llama-server (key ``test-key``, model ``tiny-model``) and stop it afterwards.
+
+    ``port`` defaults to a free one; ``model`` to the tiny GGUF; ``args`` are extra
+    llama-server flags; with ``wait=False`` it returns
+    as soon as the process runs, before the model is loaded (``/health`` answers 503 then).
+    Killing it is fine: stopping a dead server is a no-op.
+    """
+    port = port or free_port()
+    env = _llamacpp_env(PORT=str(port))
+    if model is not None:
+        env["GENESIS_LLAMACPP_MODEL"] = str(model)
+    if args:
+        env["GENESIS_LLAMACPP_ARGS"] = " ".join(args)
+    if not wait:
+        env["GENESIS_LLAMACPP_WAIT"] = "0"
+    try:  # stopped whatever happens, even if `start` failed after the process was up
+        started = subprocess.run([str(LLAMACPP_SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=180)
+        if started.returncode != 0:
+            pytest.fail(f"llama-server did not start:\n{started.stdout[-3000:]}\n{started.stderr[-3000:]}")
+        pid = int((LLAMACPP_ROOT / f"llama-server-{port}.pid").read_text())
+        yield LlamaServer(port, pid, f"http://127.0.0.1:{port}/v1")
+    finally:
+        subprocess.run([str(LLAMACPP_SCRIPT), "stop"], env=env, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def llamacpp_url() -> Iterator[str]:
+    """The base URL of a real llama-server with key ``test-key`` serving ``tiny-model`` (n_ctx 2048).
+
+    Started on a free port for the session (tests/servers/llamacpp.sh) and stopped after it.
+    Where llama.cpp is not installed the tests skip, except in CI (CI=true), where that fails the run.
+    """
+    _require_llamacpp()
+    with llamacpp_server() as server:
+        yield server.url
+
+
+@pytest.fixture
+def llamacpp_installed() -> None:
+    """Skips (fails in CI) where llama.cpp is not installed; for tests that start a private
+    server with ``llamacpp_server(...)`` (to kill it, stall its loading, or use port 8080)."""
+    _require_llamacpp()
