@@ -96,32 +96,35 @@ class StreamParser:
     def _events(self, items: list[Item]) -> list[Event]:
         out: list[Event] = []
         for item in items:
+            # Every payload is decoded by _payloads at the same stack depth, run or lone frame:
+            # how deep JSON may nest before it is a fault must not depend on how bytes arrived.
             if type(item) is DataRun:
                 self._payloads(item.payloads, out)
+            elif item.data == DONE:  # type: ignore[union-attr]
+                self.done = True
+            elif item.event == "error":  # type: ignore[union-attr]
+                out.append(self._error_frame(item.data))  # type: ignore[union-attr]
             else:
-                self._frame(item.event, item.data, out)  # type: ignore[union-attr]
+                self._payloads([item.data], out)  # type: ignore[union-attr]
             if self.failed or self.done:
                 break
         return out
 
     def _payloads(self, payloads: list[bytes], out: list[Event]) -> None:
-        decode = CHUNK_DECODER.decode
-        for payload in payloads:
-            try:
-                chunk = decode(payload)
-            except DECODE_ERRORS as exc:
-                self._malformed(exc, payload, out)
-                return
+        try:
+            chunks = list(map(CHUNK_DECODER.decode, payloads))  # the loop in C; payload by payload only on a failure
+        except DECODE_ERRORS:
+            chunks = []
+            for payload in payloads:
+                try:
+                    chunks.append(CHUNK_DECODER.decode(payload))
+                except DECODE_ERRORS as exc:
+                    for chunk in chunks:
+                        chunk_events(chunk, out)
+                    self._malformed(exc, payload, out)
+                    return
+        for chunk in chunks:
             chunk_events(chunk, out)
-
-    def _frame(self, event: str, payload: bytes, out: list[Event]) -> None:
-        if payload == DONE:
-            self.done = True
-            return
-        if event == "error":
-            out.append(self._error_frame(payload))
-            return
-        self._payloads([payload], out)
 
     def _error_frame(self, payload: bytes) -> Event:
         try:
