@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from backends.events import Finish, ReasoningDelta, ServerError, StreamFault, TextDelta, ToolCallDelta, Usage
-from backends.sse import JsonRun, SSEDecoder, SSEError, SSEEvent
+from backends.events import Finish, ReasoningDelta, ServerError, StreamFault, TextDelta, Timings, ToolCallDelta, Usage
+from backends.sse import DataRun, SSEDecoder, SSEError, SSEEvent
 from backends.stream import Aggregator, StreamParser, response_events
 
 M = "message"
@@ -31,13 +31,13 @@ CASES: list[tuple[bytes, list[SSEEvent]]] = [
 def decode_all(data: bytes, *, split: int | None = None, pack: bool = False) -> list[SSEEvent]:
     decoder = SSEDecoder(pack_json_runs=pack)
     pieces = [data] if split is None else [data[i : i + split] for i in range(0, len(data), split)]
-    items: list[SSEEvent | JsonRun] = []
+    items: list[SSEEvent | DataRun] = []
     for piece in pieces:
         items += decoder.feed(piece)
     items += decoder.close()
     events: list[SSEEvent] = []
     for item in items:
-        events += [SSEEvent(M, p) for p in item.payloads()] if isinstance(item, JsonRun) else [item]
+        events += [SSEEvent(M, p) for p in item.payloads] if isinstance(item, DataRun) else [item]
     return events
 
 
@@ -55,13 +55,15 @@ def test_split_at_every_byte(data: bytes, expected: list[SSEEvent], pack: bool) 
         items = decoder.feed(data[:cut]) + decoder.feed(data[cut:]) + decoder.close()
         flat: list[SSEEvent] = []
         for item in items:
-            flat += [SSEEvent(M, p) for p in item.payloads()] if isinstance(item, JsonRun) else [item]
+            flat += [SSEEvent(M, p) for p in item.payloads] if isinstance(item, DataRun) else [item]
         assert flat == expected, cut
 
 
-def test_pack_turns_simple_frames_into_one_json_array() -> None:
+def test_pack_turns_plain_frames_into_one_run() -> None:
     items = SSEDecoder(pack_json_runs=True).feed(b'data: {"a":1}\n\ndata: {"b":2}\n\ndata: [DONE]\n\n')
-    assert items == [JsonRun(b'[{"a":1},{"b":2}]', b'data: {"a":1}\n\ndata: {"b":2}'), SSEEvent(M, b"[DONE]")]
+    assert items == [DataRun([b'{"a":1}', b'{"b":2}']), SSEEvent(M, b"[DONE]")]
+    items = SSEDecoder(pack_json_runs=True).feed(b'data: {"a":1}\r\n\r\ndata: {"b":2}\r\n\r\n')
+    assert items == [DataRun([b'{"a":1}', b'{"b":2}'])]
 
 
 def test_event_over_the_limit_is_a_clear_error() -> None:
@@ -147,7 +149,7 @@ def test_crlf_and_cr_streams_parse_the_same() -> None:
 
 def test_llamacpp_usage_with_last_chunk_and_timings() -> None:
     data = chunk('{"content":"hi"}') + chunk("{}", '"stop"', ',"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4},"timings":{"predicted_ms":1.5}')
-    assert parse(data) == [TextDelta("hi"), Finish("stop"), Usage(3, 1, 4)]
+    assert parse(data) == [TextDelta("hi"), Finish("stop"), Usage(3, 1, 4), Timings({"predicted_ms": 1.5})]
 
 
 def test_malformed_chunk_keeps_earlier_events_then_faults() -> None:

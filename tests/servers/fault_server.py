@@ -92,6 +92,15 @@ def _echo_text(auth: str) -> str:
     return f"Incorrect API key provided: {_bare_key(auth)}. You sent 'Authorization: {auth}'."
 
 
+# --- stream parser scenarios: hostile chunks and answers with several choices ---
+SCENARIOS.update({
+    "deep-json": "200 stream: one content chunk, then a chunk whose skipped field nests 100,000 arrays deep, then [DONE]",
+    "bad-utf8": "200 stream: one content chunk, then a content string holding invalid UTF-8 bytes, then [DONE]",
+    "two-choices": "200 stream answering n=2: choices 0 ('Hello') and 1 ('Bonjour') interleaved, each finishing",
+    "parallel-tools-index0": "Ollama's parallel tool calls: two calls, both index 0, told apart by their ids",
+})
+DEEP_JSON = b"[" * 100_000 + b"]" * 100_000
+
 SERDE_422 = (
     "Failed to deserialize the JSON body into the target type: messages[{i}].content: "
     "invalid type: sequence, expected a string at line 1 column 97"
@@ -576,6 +585,56 @@ class FaultServer:
         await chat.done()
 
     # ---- end of the session block ------------------------------------------------------
+
+    # --- stream parser scenarios ---
+
+    async def _scenario_deep_json(self, chat: "_Chat") -> None:
+        if not chat.stream:
+            return await chat.send(200, b'{"x": ' + DEEP_JSON + b', "choices": []}', "application/json")
+        await chat.begin_stream()
+        await chat.chunk({"role": "assistant", "content": "Hello"})
+        await chat.raw_event(b'data: {"x": ' + DEEP_JSON + b', "choices": []}\n\n')
+        await chat.done()
+
+    async def _scenario_bad_utf8(self, chat: "_Chat") -> None:
+        bad = b'{"choices": [{"index": 0, "delta": {"content": "caf\xc3\x28"}, "finish_reason": null}]}'
+        if not chat.stream:
+            return await chat.send(200, bad.replace(b"delta", b"message"), "application/json")
+        await chat.begin_stream()
+        await chat.chunk({"role": "assistant", "content": "Hello"})
+        await chat.raw_event(b"data: " + bad + b"\n\n")
+        await chat.done()
+
+    async def _scenario_two_choices(self, chat: "_Chat") -> None:
+        def body(index: int, delta: dict, finish_reason: str | None = None) -> dict:
+            chunk = chat.chunk_body(delta, finish_reason)
+            chunk["choices"][0]["index"] = index
+            return chunk
+
+        if not chat.stream:
+            answer = chat.completion_body({"role": "assistant", "content": "Hello"}, "stop")
+            answer["choices"].append({"index": 1, "message": {"role": "assistant", "content": "Bonjour"}, "logprobs": None, "finish_reason": "length"})
+            return await chat.send_json(200, answer)
+        await chat.begin_stream()
+        for index, delta, finish in [(0, {"role": "assistant", "content": ""}, None), (1, {"role": "assistant", "content": ""}, None),
+                                     (0, {"content": "Hel"}, None), (1, {"content": "Bon"}, None), (0, {"content": "lo"}, None),
+                                     (1, {"content": "jour"}, None), (1, {}, "length"), (0, {}, "stop")]:
+            await chat.raw_event(chat.event_bytes(body(index, delta, finish)))
+        await chat.usage_chunk()
+        await chat.done()
+
+    async def _scenario_parallel_tools_index0(self, chat: "_Chat") -> None:
+        calls = [{"index": 0, "id": "call_paris", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
+                 {"index": 0, "id": "call_rome", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'}}]
+        if not chat.stream:
+            return await chat.completion({"role": "assistant", "content": "", "tool_calls": calls}, "tool_calls")
+        await chat.begin_stream()
+        await chat.chunk({"role": "assistant", "content": ""})
+        for call in calls:
+            await chat.chunk({"tool_calls": [call]})
+        await chat.chunk({}, "tool_calls")
+        await chat.usage_chunk()
+        await chat.done()
 
 
 class _Chat:
