@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from backends.discovery import fetch_models
-from backends.events import TextDelta, Usage
+from backends.events import Finish, TextDelta, Timings, Usage
 from backends.transport import Http11Transport
 from pipeline.api import Genesis
 from pipeline.errors import ProviderError
@@ -114,7 +114,12 @@ async def test_stream_usage_comes_in_a_last_chunk(llamacpp_url: str) -> None:
     async with g:
         completion = await g.run(REF, {**HI, "stream": True}, on_event=events.append)
     assert any(isinstance(event, TextDelta) for event in events)
-    assert isinstance(events[-1], Usage)  # llama.cpp: a last chunk with choices: [], usage and timings
+    # llama.cpp: a last chunk with choices: [], usage and timings; nothing of the answer after it
+    last_text = max(at for at, event in enumerate(events) if isinstance(event, TextDelta))
+    usage_at = [at for at, event in enumerate(events) if isinstance(event, Usage)]
+    assert len(usage_at) == 1 and usage_at[0] > last_text
+    assert {type(event) for event in events[usage_at[0]:]} <= {Usage, Timings, Finish}
+    assert completion.timings is not None and completion.timings["predicted_n"] == completion.usage.completion_tokens  # type: ignore[union-attr]
     assert completion.usage is not None
     assert completion.usage.prompt_tokens > 0 and 0 < completion.usage.completion_tokens <= 16
     assert completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens
