@@ -151,15 +151,10 @@ class Genesis:
         self._catalog = build_catalog(self.loaded, self.env, found)
 
     def _scrubbed(self, message: str) -> str:
-        """One line, every configured secret replaced by ``***``.
+        """One line, with every configured secret and echoed credential replaced (``pipeline.secrets.scrub``)."""
+        from pipeline.secrets import scrub
 
-        Values under 4 characters are left: they are placeholders such as ``x`` (a local
-        server takes any key), and replacing them would garble every word.
-        """
-        for secret in sorted(self._catalog.secrets, key=len, reverse=True):
-            if len(secret) >= 4:
-                message = message.replace(secret, "***")
-        return " ".join(message.split())
+        return " ".join(scrub(message, self._catalog.secrets).split())
 
     def stream(
         self,

@@ -25,6 +25,7 @@ from returns.result import Failure, Result, Success
 from pipeline.errors import ConfigError, ConfigIssue, GenesisError
 from pipeline.header_rules import caller_header_error, key_error, name_problem, value_problem
 from pipeline.jsontext import join_key
+from pipeline.secrets import is_secret_name
 from pipeline.trace import Change, added, changed
 from pipeline.types import Context
 from pipeline.version import __version__
@@ -32,7 +33,6 @@ from pipeline.version import __version__
 STAGE = "attach_headers"
 
 ATTRIBUTION_HEADERS = (("originator", "genesis"), ("version", __version__), ("User-Agent", f"genesis/{__version__}"))
-_SECRET_NAME_PARTS = ("auth", "key", "token", "secret", "cookie", "password", "credential")
 
 
 def is_secret_header(name: str, value: str, secrets: frozenset[str]) -> bool:
@@ -43,8 +43,7 @@ def is_secret_header(name: str, value: str, secrets: frozenset[str]) -> bool:
     >>> is_secret_header("X-Org", "org-s3cret", frozenset({"s3cret"}))
     True
     """
-    lowered = name.lower()
-    return any(part in lowered for part in _SECRET_NAME_PARTS) or any(secret in value for secret in secrets)
+    return is_secret_name(name) or any(secret in value for secret in secrets)
 
 
 def attach_headers(ctx: Context) -> Result[Context, GenesisError]:
