@@ -33,6 +33,7 @@ from pipeline.trace import Change, added, changed, removed
 STAGE = "compat_shaping"
 NO_RESULT_TEXT = "No result provided"
 REASONING_FIELDS = ("reasoning_content", "reasoning", "reasoning_text")
+REASONING_KEYS = frozenset(REASONING_FIELDS)
 
 Body = dict[str, Any]
 
@@ -65,6 +66,8 @@ def missing_tool_results(body: Body, compat: Compat, target: Target) -> tuple[Bo
     ({'role': 'tool', 'tool_call_id': 'a', 'content': 'No result provided'}, 'messages[1] added: history: tool call a has no result (No result provided)')
     """
     messages = _messages(body)
+    if not any(message.get("tool_calls") for message in messages[:-1]):  # the common case: nothing to answer
+        return body, []
     shaped: list[Any] = []
     changes: list[Change] = []
     pending: list[str] = []
@@ -82,8 +85,10 @@ def missing_tool_results(body: Body, compat: Compat, target: Target) -> tuple[Bo
             if answered in pending:
                 pending.remove(answered)
         elif role in ("assistant", "user", "system", "developer"):
-            answer_pending()
-            pending.extend(_call_ids(message))
+            if pending:
+                answer_pending()
+            if role == "assistant":
+                pending.extend(_call_ids(message))
         shaped.append(message)
     return ({**body, "messages": shaped}, changes) if changes else (body, [])
 
@@ -91,20 +96,21 @@ def missing_tool_results(body: Body, compat: Compat, target: Target) -> tuple[Bo
 def empty_assistant_turns(body: Body, compat: Compat, target: Target) -> tuple[Body, list[Change]]:
     """Remove assistant turns that say nothing: no text, no tool calls, no reasoning."""
     messages = _messages(body)
-    shaped: list[Any] = []
-    changes: list[Change] = []
-    for index, message in enumerate(messages):
-        if (
-            message.get("role") == "assistant"
-            and not _has_text(message.get("content"))
-            and not message.get("tool_calls")
-            and not message.get("function_call")
-            and not any(isinstance(message.get(field), str) and message[field].strip() for field in REASONING_FIELDS)
-        ):
-            changes.append(removed(STAGE, f"messages[{index}]", "history: an assistant turn with no text and no tool calls"))
-            continue
-        shaped.append(message)
-    return ({**body, "messages": shaped}, changes) if changes else (body, [])
+    empty = [index for index, message in enumerate(messages) if message.get("role") == "assistant" and _says_nothing(message)]
+    if not empty:
+        return body, []
+    gone = set(empty)
+    changes = [removed(STAGE, f"messages[{index}]", "history: an assistant turn with no text and no tool calls") for index in empty]
+    return {**body, "messages": [message for index, message in enumerate(messages) if index not in gone]}, changes
+
+
+def _says_nothing(message: Any) -> bool:
+    return (
+        not _has_text(message.get("content"))
+        and not message.get("tool_calls")
+        and not message.get("function_call")
+        and not any(isinstance(message.get(field), str) and message[field].strip() for field in REASONING_FIELDS)
+    )
 
 
 def earlier_reasoning(body: Body, compat: Compat, target: Target) -> tuple[Body, list[Change]]:
@@ -113,7 +119,7 @@ def earlier_reasoning(body: Body, compat: Compat, target: Target) -> tuple[Body,
     shaped = list(messages)
     changes: list[Change] = []
     for index, message in enumerate(messages):
-        if message.get("role") != "assistant" or not any(field in message for field in REASONING_FIELDS):
+        if message.get("role") != "assistant" or REASONING_KEYS.isdisjoint(message):
             continue
         kept = {key: value for key, value in message.items() if key not in REASONING_FIELDS}
         thinking = [message[f] for f in REASONING_FIELDS if isinstance(message.get(f), str) and message[f].strip()]
