@@ -55,7 +55,6 @@ class ProviderEntry(msgspec.Struct, frozen=True):
     key_source: str
     headers: dict[str, str]
     auth_header: bool
-    timeout_seconds: float | None
     models: tuple[ModelEntry, ...]
     origin: ProviderOrigin
     active: bool
@@ -159,7 +158,6 @@ def _builtin_entry(provider_id: str, env: Mapping[str, str], models: Sequence[Mo
         key_source=f"env {builtin.key_env}" if key else "none",
         headers={},
         auth_header=True,
-        timeout_seconds=None,
         models=(),
         origin="builtin",
         active=key is not None,
@@ -186,7 +184,6 @@ def _configured_entry(provider_id: str, provider: ProviderConfig, env: Mapping[s
         key_source=key_source,
         headers=dict(provider.headers),
         auth_header=provider.auth_header,
-        timeout_seconds=provider.timeout_seconds if isinstance(provider.timeout_seconds, float | int) else None,
         models=(),
         origin="configured",
         active=True,

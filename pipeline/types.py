@@ -79,7 +79,6 @@ class WireRequest(msgspec.Struct, frozen=True):
     model: str = ""
     ref: str = ""
     stream: bool = False
-    timeout_seconds: float | None = None
     policy: SendPolicy = DEFAULT_POLICY
 
     def redacted_headers(self) -> Headers:

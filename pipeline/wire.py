@@ -32,6 +32,5 @@ def encode_wire(ctx: Context) -> WireRequest:
         model=target.model.config.id,
         ref=target.ref,
         stream=ctx.body.get("stream") is True,
-        timeout_seconds=target.provider.timeout_seconds,
         policy=target.provider.policy,
     )
