@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from backends.events import Usage
+from pipeline.events import Usage
 from pipeline.types import WireRequest
 
 

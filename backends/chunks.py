@@ -36,7 +36,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from backends.events import Event, Finish, ReasoningDelta, ServerError, TextDelta, Timings, ToolCallDelta, Usage
+from pipeline.events import Event, Finish, ReasoningDelta, ServerError, TextDelta, Timings, ToolCallDelta, Usage
 
 Count = Annotated[int, msgspec.Meta(ge=0)]
 Index = Annotated[int, msgspec.Meta(ge=0)]
@@ -158,8 +158,10 @@ def usage_event(usage: UsageFields) -> Usage:
         completion_tokens=usage.completion_tokens or 0,
         total_tokens=usage.total_tokens or 0,
         cached_tokens=cached or 0,
-        reasoning_tokens=(completion.reasoning_tokens if completion is not None and completion.reasoning_tokens is not None
-                          else usage.reasoning_tokens) or 0,
+        reasoning_tokens=(
+            completion.reasoning_tokens if completion is not None and completion.reasoning_tokens is not None else usage.reasoning_tokens
+        )
+        or 0,
         cache_write_tokens=cache_write or 0,
     )
 

@@ -36,9 +36,9 @@ from typing import Any, Literal, NamedTuple
 
 import msgspec
 
-from backends.events import Finish, ServerError, StreamFault
 from backends.stream import FINISH_REASONS, Aggregator
 from pipeline.errors import ProviderError
+from pipeline.events import Finish, ServerError, StreamFault
 from pipeline.secrets import Secrets
 
 FAILOVER_CLASSES = frozenset({"unreachable", "timeout", "auth", "rate_limit", "overloaded", "model_not_found", "server_error", "protocol"})
@@ -195,7 +195,9 @@ def error_info(body: bytes) -> ErrorInfo:
             first = candidate[0]
             if isinstance(first, dict) and "msg" in first:
                 location = ".".join(str(part) for part in first.get("loc", ()))
-                return ErrorInfo(_one_line(f"{location}: {first['msg']}" if location else str(first["msg"])), outer_param, outer_type, outer_code)
+                return ErrorInfo(
+                    _one_line(f"{location}: {first['msg']}" if location else str(first["msg"])), outer_param, outer_type, outer_code
+                )
     return ErrorInfo(_one_line(text) or "(empty body)", outer_param, outer_type, outer_code)
 
 
@@ -262,12 +264,18 @@ def class_of(status: int, info: ErrorInfo) -> str:
     return class_of_status(status)
 
 
-def http_error(status: int, body: bytes, *, url: str, ref: str, context: "HintContext") -> ProviderError:
+def http_error(status: int, body: bytes, *, url: str, ref: str, context: HintContext) -> ProviderError:
     info = error_info(body)
     error_class = class_of(status, info)
     return ProviderError(
-        error_class, info.message, url=url, status=status, ref=ref, raw=body[:RAW_LIMIT].decode("utf-8", "replace"),
-        hint=hint_for(error_class, info.message, context), secrets=context.secrets,
+        error_class,
+        info.message,
+        url=url,
+        status=status,
+        ref=ref,
+        raw=body[:RAW_LIMIT].decode("utf-8", "replace"),
+        hint=hint_for(error_class, info.message, context),
+        secrets=context.secrets,
     )
 
 
@@ -369,14 +377,29 @@ def event_failure(event: object, answer: Aggregator, *, url: str, ref: str, cont
     if isinstance(event, ServerError):
         info = ErrorInfo(event.message, event.param, event.type, event.code)
         error_class = "context_overflow" if _overflow(info) else "server_error"
-        return ProviderError(error_class, event.message, url=url, status=200, ref=ref, hint=hint_for(error_class, event.message, context), secrets=context.secrets)
+        return ProviderError(
+            error_class,
+            event.message,
+            url=url,
+            status=200,
+            ref=ref,
+            hint=hint_for(error_class, event.message, context),
+            secrets=context.secrets,
+        )
     if isinstance(event, StreamFault):
         return ProviderError("protocol", event.message, url=url, status=200, ref=ref, secrets=context.secrets)
     if isinstance(event, Finish) and event.reason not in FINISH_REASONS:
         if event.reason == "error":
             said = _one_line(answer.text[-300:]) or "(no message)"
             error_class = "context_overflow" if is_context_overflow(said) else "server_error"
-            return ProviderError(error_class, f"the server reported an error: {said}", url=url, status=200, ref=ref,
-                                 hint=hint_for(error_class, said, context), secrets=context.secrets)
+            return ProviderError(
+                error_class,
+                f"the server reported an error: {said}",
+                url=url,
+                status=200,
+                ref=ref,
+                hint=hint_for(error_class, said, context),
+                secrets=context.secrets,
+            )
         return ProviderError("protocol", f"unknown finish_reason {event.reason!r}", url=url, status=200, ref=ref, secrets=context.secrets)
     return None

@@ -73,11 +73,20 @@ def auth_headers(provider: ProviderEntry) -> dict[str, str]:
 
 
 def provider_hints(provider: ProviderEntry) -> HintContext:
-    return HintContext(provider.id, provider.base_url, provider.id, provider.config_path, provider.key_source, provider.key_env,
-                       secrets=Secrets({provider.api_key} if provider.api_key else ()) | secrets_in_headers(provider.headers))
+    return HintContext(
+        provider.id,
+        provider.base_url,
+        provider.id,
+        provider.config_path,
+        provider.key_source,
+        provider.key_env,
+        secrets=Secrets({provider.api_key} if provider.api_key else ()) | secrets_in_headers(provider.headers),
+    )
 
 
-async def fetch_models(client: httpx.AsyncClient, provider: ProviderEntry, timeout: float = DISCOVERY_TIMEOUT) -> tuple[list[ModelConfig], float]:
+async def fetch_models(
+    client: httpx.AsyncClient, provider: ProviderEntry, timeout: float = DISCOVERY_TIMEOUT
+) -> tuple[list[ModelConfig], float]:
     """The models a provider's server lists, and how long it took (seconds). Every failure is a ProviderError."""
     url = models_url(provider)
     hints = provider_hints(provider)
@@ -96,7 +105,9 @@ async def fetch_models(client: httpx.AsyncClient, provider: ProviderEntry, timeo
     except httpx.HTTPError as exc:  # the one mapping, as for chat requests
         raise transport_error(exc, exchange) from None
     except Exception as exc:  # a custom transport's own failure: still a warning for the caller, never a crash
-        raise ProviderError("protocol", f"discovery failed: {type(exc).__name__}", url=url, ref=provider.id, secrets=hints.secrets) from None
+        raise ProviderError(
+            "protocol", f"discovery failed: {type(exc).__name__}", url=url, ref=provider.id, secrets=hints.secrets
+        ) from None
     elapsed = time.perf_counter() - started
     try:
         return models_from_listing(body), elapsed

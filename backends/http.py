@@ -46,10 +46,10 @@ from typing import Any
 import anyio
 import httpx
 
-from backends.classify import HintContext, http_error, hint_for
-from backends.events import Event
+from backends.classify import HintContext, hint_for, http_error
 from backends.stream import StreamParser, response_events
 from pipeline.errors import ProviderError
+from pipeline.events import Event
 from pipeline.policy import SendPolicy
 from pipeline.types import WireRequest
 
@@ -166,7 +166,10 @@ def tls_context(policy: SendPolicy, where: HintContext, url: str, environ: Mappi
     if context is not None:
         return context
     context = ssl.create_default_context()
-    for source, path, folder in (("SSL_CERT_FILE/SSL_CERT_DIR", cert_file, cert_dir), (f"models.providers.{where.provider}.tls.caFile", policy.tls_ca_file, None)):
+    for source, path, folder in (
+        ("SSL_CERT_FILE/SSL_CERT_DIR", cert_file, cert_dir),
+        (f"models.providers.{where.provider}.tls.caFile", policy.tls_ca_file, None),
+    ):
         if path is None and folder is None:
             continue
         try:
@@ -174,7 +177,9 @@ def tls_context(policy: SendPolicy, where: HintContext, url: str, environ: Mappi
         except (OSError, ssl.SSLError) as exc:
             reason = os_reason(exc)
             message = f"cannot load the CA bundle {path or folder!r} ({source}): {reason}"
-            raise ProviderError("unreachable", message, url=url, ref=where.ref, hint=f"point {source} to a readable PEM file of CA certificates") from None
+            raise ProviderError(
+                "unreachable", message, url=url, ref=where.ref, hint=f"point {source} to a readable PEM file of CA certificates"
+            ) from None
     if not policy.tls_verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -188,7 +193,7 @@ def tls_context(policy: SendPolicy, where: HintContext, url: str, environ: Mappi
 class Timing:
     """When the request went out, when the first body bytes came, when it ended (perf_counter seconds)."""
 
-    __slots__ = ("start", "first_byte", "end", "status")
+    __slots__ = ("end", "first_byte", "start", "status")
 
     def __init__(self) -> None:
         self.start = time.perf_counter()
@@ -206,7 +211,7 @@ class Timing:
 class Exchange:
     """What errors of one exchange need: where it went, its bounds, and the deadline (anyio clock)."""
 
-    __slots__ = ("url", "ref", "hints", "policy", "deadline", "status")
+    __slots__ = ("deadline", "hints", "policy", "ref", "status", "url")
 
     def __init__(self, url: str, ref: str, hints: HintContext, policy: SendPolicy) -> None:
         self.url, self.ref, self.hints, self.policy = url, ref, hints, policy
@@ -216,16 +221,22 @@ class Exchange:
     def total_timeout_error(self) -> ProviderError:
         seconds = self.policy.total_timeout
         return ProviderError(
-            "timeout", f"no complete answer within the total deadline of {seconds:g} s (totalTimeoutSeconds)",
-            url=self.url, status=self.status, ref=self.ref,
+            "timeout",
+            f"no complete answer within the total deadline of {seconds:g} s (totalTimeoutSeconds)",
+            url=self.url,
+            status=self.status,
+            ref=self.ref,
             hint=f"raise models.providers.{self.hints.provider}.totalTimeoutSeconds if the server is just slow",
         )
 
     def too_large_error(self, what: str) -> ProviderError:
         cap = self.policy.max_response_bytes
         return ProviderError(
-            "protocol", f"the answer is larger than maxResponseBytes ({cap} bytes{what})",
-            url=self.url, status=self.status, ref=self.ref,
+            "protocol",
+            f"the answer is larger than maxResponseBytes ({cap} bytes{what})",
+            url=self.url,
+            status=self.status,
+            ref=self.ref,
             hint=f"raise models.providers.{self.hints.provider}.maxResponseBytes if answers this large are expected",
         )
 
@@ -244,18 +255,28 @@ def prepare(method: str, url: str, headers: Any, body: bytes, exchange: Exchange
             raise ProviderError("auth", message, url=url, ref=exchange.ref, hint=hint)
         raise ProviderError("format", message, url=url, ref=exchange.ref, hint="header values must be printable ASCII on one line")
     policy = exchange.policy
-    timeouts = {"connect": policy.connect_timeout, "read": policy.read_timeout, "write": policy.read_timeout, "pool": policy.connect_timeout}
+    timeouts = {
+        "connect": policy.connect_timeout,
+        "read": policy.read_timeout,
+        "write": policy.read_timeout,
+        "pool": policy.connect_timeout,
+    }
     extensions: dict[str, Any] = {"timeout": timeouts}
     if url.startswith("https:"):
         extensions["ssl_context"] = tls_context(policy, where, url)
         if not policy.tls_verify:
-            log.warning("TLS certificate verification is OFF for %s (models.providers.%s.tls.verify: false): "
-                        "anyone on the path can read and change this request and its key", url, where.provider)
+            log.warning(
+                "TLS certificate verification is OFF for %s (models.providers.%s.tls.verify: false): "
+                "anyone on the path can read and change this request and its key",
+                url,
+                where.provider,
+            )
     try:
         return httpx.Request(method, url, headers=list(headers), content=body, extensions=extensions)
     except httpx.InvalidURL as exc:
-        raise ProviderError("format", f"not a usable URL: {exc}", url=url, ref=exchange.ref,
-                            hint=f"check models.providers.{where.provider}.baseUrl") from None
+        raise ProviderError(
+            "format", f"not a usable URL: {exc}", url=url, ref=exchange.ref, hint=f"check models.providers.{where.provider}.baseUrl"
+        ) from None
 
 
 def _bad_header_value(value: str) -> str | None:
@@ -363,18 +384,23 @@ def redirect_error(response: httpx.Response, exchange: Exchange) -> ProviderErro
     """A 3xx: the API is not at this URL. The hint names the baseUrl the Location points to."""
     status, location = response.status_code, response.headers.get("location")
     if not location:
-        return ProviderError("protocol", f"the server answered {status} (a redirect) without a Location", url=exchange.url, status=status, ref=exchange.ref)
+        return ProviderError(
+            "protocol", f"the server answered {status} (a redirect) without a Location", url=exchange.url, status=status, ref=exchange.ref
+        )
     shown = "".join(ch for ch in location if ch.isprintable())[:LOCATION_LIMIT]
     try:
         target = str(httpx.URL(exchange.url).join(shown))
     except (httpx.InvalidURL, ValueError):
         target = shown
     base_url = exchange.hints.base_url.rstrip("/")
-    suffix = exchange.url[len(base_url):] if base_url and exchange.url.startswith(base_url) else ""
+    suffix = exchange.url[len(base_url) :] if base_url and exchange.url.startswith(base_url) else ""
     base = target[: -len(suffix)] if suffix and target.endswith(suffix) else target
     return ProviderError(
-        "protocol", f"the server redirected ({status}) to {target}; Genesis does not follow redirects",
-        url=exchange.url, status=status, ref=exchange.ref,
+        "protocol",
+        f"the server redirected ({status}) to {target}; Genesis does not follow redirects",
+        url=exchange.url,
+        status=status,
+        ref=exchange.ref,
         hint=f"set models.providers.{exchange.hints.provider}.baseUrl to {base}",
     )
 
@@ -414,8 +440,12 @@ class BoundedBody:
         elif codings:
             shown = "".join(ch for ch in header if ch.isprintable())[:60]
             self._problem = ProviderError(
-                "protocol", f"unsupported Content-Encoding {shown!r} (Genesis reads identity, gzip and deflate, and asks for none)",
-                url=exchange.url, status=exchange.status, ref=exchange.ref)
+                "protocol",
+                f"unsupported Content-Encoding {shown!r} (Genesis reads identity, gzip and deflate, and asks for none)",
+                url=exchange.url,
+                status=exchange.status,
+                ref=exchange.ref,
+            )
 
     async def next(self, limit: int | None = None, *, truncate: bool = False) -> bytes | None:
         """The next decoded piece, or None at the end; past ``limit`` (default maxResponseBytes) an error, or the end if ``truncate``."""
@@ -516,8 +546,13 @@ class _Decoder:
                 self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
                 return self.decode(data, limit)
             exchange = self._exchange
-            raise ProviderError("protocol", f"the {self._encoding} body cannot be decoded: {exc}",
-                                url=exchange.url, status=exchange.status, ref=exchange.ref) from None
+            raise ProviderError(
+                "protocol",
+                f"the {self._encoding} body cannot be decoded: {exc}",
+                url=exchange.url,
+                status=exchange.status,
+                ref=exchange.ref,
+            ) from None
 
 
 def _content_length(response: httpx.Response) -> int | None:
@@ -563,7 +598,7 @@ def _seconds_until(date: str, now: float) -> float | None:
     if when.tzinfo is None:  # "-0000": UTC by RFC 5322
         import datetime
 
-        when = when.replace(tzinfo=datetime.timezone.utc)
+        when = when.replace(tzinfo=datetime.UTC)
     return when.timestamp() - now
 
 
@@ -644,4 +679,6 @@ def transport_error(exc: Exception, exchange: Exchange) -> ProviderError:
         error_class, message = "unreachable", f"network error: {detail}"
     else:
         error_class, message = "protocol", f"{type(exc).__name__}: {detail}" if isinstance(exc, httpx.HTTPError) else type(exc).__name__
-    return ProviderError(error_class, message, url=exchange.url, ref=exchange.ref, hint=hint or hint_for(error_class, message, where), secrets=where.secrets)
+    return ProviderError(
+        error_class, message, url=exchange.url, ref=exchange.ref, hint=hint or hint_for(error_class, message, where), secrets=where.secrets
+    )

@@ -28,10 +28,10 @@ import msgspec
 
 from backends.classify import HintContext, class_of_status
 from backends.discovery import auth_headers, fetch_models, provider_hints
-from backends.events import Usage
 from backends.http import Timing, os_reason, send_events
 from pipeline.catalog import ProviderEntry
 from pipeline.errors import ProviderError
+from pipeline.events import Usage
 from pipeline.secrets import Secrets, scrub
 from pipeline.types import WireRequest
 
@@ -177,7 +177,12 @@ async def probe_compat(client: httpx.AsyncClient, wire: WireRequest, hints: Hint
     baseline: Body = {"model": wire.model, "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 1, "stream": False}
 
     def variant(body: Body) -> WireRequest:
-        return msgspec.structs.replace(wire, body=_ENCODER.encode(body), stream=body.get("stream") is True, policy=msgspec.structs.replace(wire.policy, read_timeout=min(wire.policy.read_timeout, 30.0)))
+        return msgspec.structs.replace(
+            wire,
+            body=_ENCODER.encode(body),
+            stream=body.get("stream") is True,
+            policy=msgspec.structs.replace(wire.policy, read_timeout=min(wire.policy.read_timeout, 30.0)),
+        )
 
     try:
         await _attempt(client, variant(baseline), hints)
@@ -229,4 +234,3 @@ def compat_block(results: list[ProbeResult]) -> str:
         lines.append(f"  {result.flag}: {value},  // {result.name}: {evidence}")
     lines.append("}")
     return "\n".join(lines)
-

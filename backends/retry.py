@@ -61,7 +61,7 @@ def cooldown_seconds(failures: int, retry_after: float | None = None) -> float:
 
 
 class _Cooling:
-    __slots__ = ("failures", "until", "last_failure", "last_class")
+    __slots__ = ("failures", "last_class", "last_failure", "until")
 
     def __init__(self) -> None:
         self.failures = 0

@@ -33,11 +33,11 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from backends.audit import AuditRecord, make_record
 from backends.classify import CHECKED_EVENTS, FAILOVER_CLASSES, HintContext, event_failure
-from backends.events import Attempt, AttemptFailed, Event, Finish, ReasoningDelta, TextDelta, Timings, ToolCallDelta, Usage
 from backends.http import Timing, send_events
 from backends.retry import RETRY_CLASSES, Cooldowns, backoff_delay
 from backends.stream import Aggregator
 from pipeline.errors import GenesisError, ProviderError, unwrap_or_raise
+from pipeline.events import Attempt, AttemptFailed, Event, Finish, ReasoningDelta, TextDelta, Timings, ToolCallDelta, Usage
 from pipeline.refs import Target, normalize_ref, split_ref
 from pipeline.secrets import Secrets, secrets_in_headers
 from pipeline.types import WireRequest
@@ -68,7 +68,9 @@ class RunHost(Protocol):
 
     def client(self) -> Any: ...
 
-    def shape(self, model: str | None, request: Mapping[str, Any], *, headers: Sequence[tuple[str, str]] = ()) -> Result[Context, GenesisError]: ...
+    def shape(
+        self, model: str | None, request: Mapping[str, Any], *, headers: Sequence[tuple[str, str]] = ()
+    ) -> Result[Context, GenesisError]: ...
 
 
 class RunState:
@@ -166,7 +168,9 @@ async def run_events(
             yield event
 
 
-async def _tries(host: RunHost, client: Any, wire: WireRequest, target: Target, state: RunState, audit: Audit | None) -> AsyncGenerator[Event, None]:
+async def _tries(
+    host: RunHost, client: Any, wire: WireRequest, target: Target, state: RunState, audit: Audit | None
+) -> AsyncGenerator[Event, None]:
     """One model: the first try and its retries; ends in success or raises the last failure (with every attempt)."""
     key = (wire.provider, wire.model)
     # Every secret this request could meet: configured ones, and keys the caller passed as headers.
@@ -188,7 +192,17 @@ async def _tries(host: RunHost, client: Any, wire: WireRequest, target: Target, 
             state.attempts.append(Attempt(wire.provider, wire.model, ok=True, status=timing.status, retry=retry))
             if audit is not None:
                 aggregator = state.aggregator
-                audit(make_record(wire, ok=True, retry=retry, status=timing.status, finish_reason=aggregator.finish, usage=aggregator.usage, timing=timing.as_ms()))
+                audit(
+                    make_record(
+                        wire,
+                        ok=True,
+                        retry=retry,
+                        status=timing.status,
+                        finish_reason=aggregator.finish,
+                        usage=aggregator.usage,
+                        timing=timing.as_ms(),
+                    )
+                )
             for event in held:
                 if isinstance(event, Timings):
                     state.timings = event.values
@@ -197,12 +211,30 @@ async def _tries(host: RunHost, client: Any, wire: WireRequest, target: Target, 
         retryable = failure.error_class in RETRY_CLASSES and not state.answered
         delay = backoff_delay(retry + 1, host.random(), retry_after=failure.retry_after) if retryable and retry < retries else None
         delay_ms = None if delay is None else round(delay * 1000)
-        attempt = Attempt(wire.provider, wire.model, ok=False, error_class=failure.error_class, message=failure.server_message,
-                          status=failure.status, retry=retry, delay_ms=delay_ms)
+        attempt = Attempt(
+            wire.provider,
+            wire.model,
+            ok=False,
+            error_class=failure.error_class,
+            message=failure.server_message,
+            status=failure.status,
+            retry=retry,
+            delay_ms=delay_ms,
+        )
         state.attempts.append(attempt)
         if audit is not None:
-            audit(make_record(wire, ok=False, retry=retry, delay_ms=delay_ms, status=failure.status, error_class=failure.error_class,
-                              message=failure.server_message, timing=timing.as_ms()))
+            audit(
+                make_record(
+                    wire,
+                    ok=False,
+                    retry=retry,
+                    delay_ms=delay_ms,
+                    status=failure.status,
+                    error_class=failure.error_class,
+                    message=failure.server_message,
+                    timing=timing.as_ms(),
+                )
+            )
         if delay is None:
             if retryable:
                 host.cooldowns.failed(key, started=started, error_class=failure.error_class, retry_after=failure.retry_after)
@@ -212,7 +244,9 @@ async def _tries(host: RunHost, client: Any, wire: WireRequest, target: Target, 
         await host.sleep(delay)
 
 
-async def _answer(client: Any, wire: WireRequest, hints: HintContext, timing: Timing, state: RunState, target: Target, held: list[Event]) -> AsyncGenerator[Event, None]:
+async def _answer(
+    client: Any, wire: WireRequest, hints: HintContext, timing: Timing, state: RunState, target: Target, held: list[Event]
+) -> AsyncGenerator[Event, None]:
     """One try: send, check each event, yield the answer's events and hold the rest; raise ProviderError on any failure."""
     state.target, state.aggregator = target, Aggregator()
     aggregator = state.aggregator

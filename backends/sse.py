@@ -83,7 +83,7 @@ Item: TypeAlias = SSEEvent | DataRun
 
 
 class SSEDecoder:
-    __slots__ = ("_pending", "_pending_size", "_skip_lf", "_data", "_data_size", "_event", "_max", "_pack", "_broken", "done")
+    __slots__ = ("_broken", "_data", "_data_size", "_event", "_max", "_pack", "_pending", "_pending_size", "_skip_lf", "done")
 
     def __init__(self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES, pack_json_runs: bool = False) -> None:
         self._pending: list[bytes] = []  # the start of a line whose end has not arrived, as fed

@@ -28,7 +28,8 @@ from __future__ import annotations
 import msgspec
 
 from backends.chunks import CHUNK_DECODER, DECODE_ERRORS, ErrorObject, chunk_events, decode_chunk, decode_problem, excerpt, server_error
-from backends.events import (
+from backends.sse import DEFAULT_MAX_EVENT_BYTES, DONE, DataRun, Item, SSEDecoder, SSEError
+from pipeline.events import (
     Completion,
     Event,
     Finish,
@@ -42,7 +43,6 @@ from backends.events import (
     ToolCallDelta,
     Usage,
 )
-from backends.sse import DEFAULT_MAX_EVENT_BYTES, DONE, DataRun, Item, SSEDecoder, SSEError
 
 FINISH_REASONS: dict[str, FinishReason] = {"stop": "stop", "length": "length", "tool_calls": "tool_use", "function_call": "tool_use"}
 
@@ -156,7 +156,7 @@ def response_events(body: bytes) -> list[Event]:
 
 
 class _ToolCallParts:
-    __slots__ = ("index", "id", "name", "arguments")
+    __slots__ = ("arguments", "id", "index", "name")
 
     def __init__(self, index: int) -> None:
         self.index = index
@@ -166,7 +166,7 @@ class _ToolCallParts:
 
 
 class _ChoiceParts:
-    __slots__ = ("text", "reasoning", "calls", "latest_call", "finish")
+    __slots__ = ("calls", "finish", "latest_call", "reasoning", "text")
 
     def __init__(self) -> None:
         self.text: list[str] = []
@@ -223,7 +223,7 @@ class Aggregator:
     ('AB', 'length', [(0, 'AB', 'length'), (1, 'ab', 'stop')])
     """
 
-    __slots__ = ("_first", "_choices", "usage", "timings")
+    __slots__ = ("_choices", "_first", "timings", "usage")
 
     def __init__(self) -> None:
         self._first = _ChoiceParts()  # choice 0, at hand for the common case

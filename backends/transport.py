@@ -76,7 +76,7 @@ def socket_is_readable(sock: Any) -> bool:
 
 
 class _Connection:
-    __slots__ = ("stream", "protocol", "origin", "idle_since")
+    __slots__ = ("idle_since", "origin", "protocol", "stream")
 
     def __init__(self, stream: anyio.abc.ByteStream, origin: Origin) -> None:
         self.stream = stream
@@ -155,7 +155,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
         connections.append(connection)
 
     async def _connect(self, origin: Origin, timeout: float | None) -> _Connection:
-        scheme, host, port, context = origin
+        _scheme, host, port, context = origin
         try:
             with anyio.fail_after(timeout):
                 if context is not None:

@@ -52,14 +52,26 @@ MODULES = {"genesis": "genesis_side", "openai": "openai_side", "litellm": "litel
 #: the import that tells whether a library is installed (without importing it)
 PROBES = {"genesis": "pipeline", "openai": "openai", "litellm": "litellm"}
 BENCHES = ("build", "stream", "cold", "concurrency")
-ALIASES = {"request-build": "build", "build": "build", "call": "build", "stream": "stream", "stream-parse": "stream",
-           "parse": "stream", "floor": "stream", "cold": "cold", "cold-start": "cold", "import": "cold",
-           "concurrency": "concurrency", "concurrent": "concurrency"}
+ALIASES = {
+    "request-build": "build",
+    "build": "build",
+    "call": "build",
+    "stream": "stream",
+    "stream-parse": "stream",
+    "parse": "stream",
+    "floor": "stream",
+    "cold": "cold",
+    "cold-start": "cold",
+    "import": "cold",
+    "concurrency": "concurrency",
+    "concurrent": "concurrency",
+}
 
 
 # --------------------------------------------------------------------------------------
 # sizes
 # --------------------------------------------------------------------------------------
+
 
 @dataclass
 class Spec:
@@ -88,19 +100,36 @@ class Spec:
     worker_timeout: float = 900.0
 
     @staticmethod
-    def make(smoke: bool) -> "Spec":
+    def make(smoke: bool) -> Spec:
         if not smoke:
             return Spec()
-        return Spec(smoke=True, build_rounds=3, build_round_seconds=0.0, build_warmup_seconds=0.0,
-                    build_fixed_iters=3, chunks=20, piece_size=1024, stream_warmup=1, stream_rounds=3,
-                    floor_rounds=3, cold_runs=1, cold_warmup=0, cold_peer_cli=False, concurrency=[5],
-                    concurrency_rounds={"5": 1}, tokens=50, tick_ms=1.0, round_timeout=30.0,
-                    worker_timeout=120.0)
+        return Spec(
+            smoke=True,
+            build_rounds=3,
+            build_round_seconds=0.0,
+            build_warmup_seconds=0.0,
+            build_fixed_iters=3,
+            chunks=20,
+            piece_size=1024,
+            stream_warmup=1,
+            stream_rounds=3,
+            floor_rounds=3,
+            cold_runs=1,
+            cold_warmup=0,
+            cold_peer_cli=False,
+            concurrency=[5],
+            concurrency_rounds={"5": 1},
+            tokens=50,
+            tick_ms=1.0,
+            round_timeout=30.0,
+            worker_timeout=120.0,
+        )
 
 
 # --------------------------------------------------------------------------------------
 # statistics
 # --------------------------------------------------------------------------------------
+
 
 def percentile(values: list[float], q: float) -> float:
     xs = sorted(values)
@@ -115,13 +144,20 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def stats(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "p10": percentile(values, 0.10),
-            "p90": percentile(values, 0.90), "min": min(values), "max": max(values), "n": len(values)}
+    return {
+        "median": statistics.median(values),
+        "p10": percentile(values, 0.10),
+        "p90": percentile(values, 0.90),
+        "min": min(values),
+        "max": max(values),
+        "n": len(values),
+    }
 
 
 # --------------------------------------------------------------------------------------
 # the worker: one library, every in-process benchmark
 # --------------------------------------------------------------------------------------
+
 
 def log(lib: str, msg: str) -> None:
     print(f"  [{lib}] {msg}", file=sys.stderr, flush=True)
@@ -138,6 +174,7 @@ async def worker_build(lib: str, side: Any, spec: Spec) -> dict[str, Any]:
     out["body"] = base64.b64encode(body).decode()
     # request build (sync), then a whole non-streaming call through the instant mock (async)
     for name, fn, is_async in (("build", side.build_once, False), ("call", side.call_once, True)):
+
         async def once(fn: Any = fn, is_async: bool = is_async) -> float:
             return (await fn()) if is_async else fn()
 
@@ -151,7 +188,7 @@ async def worker_build(lib: str, side: Any, spec: Spec) -> dict[str, Any]:
                 warm: list[float] = []
                 while time.perf_counter() < t_end or len(warm) < 20:
                     warm.append(await once())
-                per = statistics.median(warm[len(warm) // 2:])
+                per = statistics.median(warm[len(warm) // 2 :])
                 iters = max(5, int(spec.build_round_seconds / max(per, 1e-7)))
             rounds = []
             for _ in range(spec.build_rounds):
@@ -173,6 +210,7 @@ async def worker_stream(lib: str, side: Any, spec: Spec) -> dict[str, Any]:
     expected = W.expected_summary(rec.payloads)
     out: dict[str, Any] = {}
     for variant, fn in side.stream_paths().items():
+
         async def once(fn: Any = fn) -> tuple[float, float, list]:
             r = fn(rec.pieces)
             return (await r) if asyncio.iscoroutine(r) else r
@@ -190,8 +228,7 @@ async def worker_stream(lib: str, side: Any, spec: Spec) -> dict[str, Any]:
                 tails.append(tail)
                 items = len(result)
             diff = side.summarize(result).diff(expected)
-            entry = {"unit": "chunks/s", **stats(rates), "seconds": stats(elapsed), "tail": stats(tails),
-                     "items_out": items}
+            entry = {"unit": "chunks/s", **stats(rates), "seconds": stats(elapsed), "tail": stats(tails), "items_out": items}
             if diff:
                 entry["error"] = "output differs from the recording: " + "; ".join(diff)
                 log(lib, f"stream {variant}: MISMATCH {entry['error']}")
@@ -248,10 +285,10 @@ async def worker_concurrency(lib: str, side: Any, spec: Spec, base_url: str) -> 
         t0 = time.perf_counter()
         try:
             results = await asyncio.wait_for(
-                asyncio.gather(*(side.one_stream() for _ in range(n)), return_exceptions=True),
-                timeout=spec.round_timeout)
-        except asyncio.TimeoutError:
-            results = [asyncio.TimeoutError(f"round did not finish in {spec.round_timeout:.0f} s")] * n
+                asyncio.gather(*(side.one_stream() for _ in range(n)), return_exceptions=True), timeout=spec.round_timeout
+            )
+        except TimeoutError:
+            results = [TimeoutError(f"round did not finish in {spec.round_timeout:.0f} s")] * n
         wall = time.perf_counter() - t0
         cpu = time.process_time() - cpu0
         after = server_stats(base_url)
@@ -262,11 +299,15 @@ async def worker_concurrency(lib: str, side: Any, spec: Spec, base_url: str) -> 
         first = None
         if errors:
             e = errors[0]
-            first = _err(e) if isinstance(e, BaseException) else (
-                f"stream text differs from what the server sent ({len(str(e))} vs {len(expected)} chars)")
+            first = (
+                _err(e)
+                if isinstance(e, BaseException)
+                else (f"stream text differs from what the server sent ({len(str(e))} vs {len(expected)} chars)")
+            )
         if streamed < ok:  # whole text, but the server did not stream it: not the work measured here
-            first = first or (f"the server streamed {streamed} answers for {n} requests "
-                              f"({after['completions'] - before['completions']} non-streamed)")
+            first = first or (
+                f"the server streamed {streamed} answers for {n} requests ({after['completions'] - before['completions']} non-streamed)"
+            )
             errors += [None] * (ok - streamed)
             ok = streamed
             tokens = spec.tokens * ok
@@ -282,9 +323,13 @@ async def worker_concurrency(lib: str, side: Any, spec: Spec, base_url: str) -> 
             rounds.append(await run(n))
         per_token = [r["cpu"] / max(r["tokens"], 1) for r in rounds]
         entry: dict[str, Any] = {
-            "unit": "s/token", **stats(per_token), "wall": stats([r["wall"] for r in rounds]),
-            "cpu": stats([r["cpu"] for r in rounds]), "ok": sum(r["ok"] for r in rounds),
-            "streams": n * len(rounds), "errors": sum(r["errors"] for r in rounds),
+            "unit": "s/token",
+            **stats(per_token),
+            "wall": stats([r["wall"] for r in rounds]),
+            "cpu": stats([r["cpu"] for r in rounds]),
+            "ok": sum(r["ok"] for r in rounds),
+            "streams": n * len(rounds),
+            "errors": sum(r["errors"] for r in rounds),
         }
         firsts = [r["first_error"] for r in rounds if r["first_error"]]
         if firsts:
@@ -292,8 +337,11 @@ async def worker_concurrency(lib: str, side: Any, spec: Spec, base_url: str) -> 
         if entry["errors"]:
             entry["error"] = f"{entry['errors']} of {entry['streams']} streams failed: {firsts[0]}"
         out[str(n)] = entry
-        log(lib, f"concurrency N={n}: {fmt_time(entry['median'])} CPU/token, {entry['ok']}/{entry['streams']} ok, "
-                 f"wall {fmt_time(entry['wall']['median'])}")
+        log(
+            lib,
+            f"concurrency N={n}: {fmt_time(entry['median'])} CPU/token, {entry['ok']}/{entry['streams']} ok, "
+            f"wall {fmt_time(entry['wall']['median'])}",
+        )
     try:
         await side.concurrency_close()
     except Exception as exc:
@@ -342,6 +390,7 @@ def run_worker_inline(args: argparse.Namespace) -> None:
 # the harness
 # --------------------------------------------------------------------------------------
 
+
 def installed(lib: str) -> bool:
     if lib == "genesis":
         if importlib.util.find_spec("pipeline") is not None:
@@ -358,29 +407,50 @@ def child_env() -> dict[str, str]:
 
 
 def spawn_worker(lib: str, spec: Spec, benches: list[str], base_url: str | None) -> dict[str, Any]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", lib, "--spec", json.dumps(asdict(spec)),
-           "--benches", ",".join(benches)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        lib,
+        "--spec",
+        json.dumps(asdict(spec)),
+        "--benches",
+        ",".join(benches),
+    ]
     if base_url:
         cmd += ["--base-url", base_url]
     try:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None, env=child_env(), cwd=str(HERE),
-                              timeout=spec.worker_timeout, text=True)
+        proc = subprocess.run(
+            cmd, stdout=subprocess.PIPE, stderr=None, env=child_env(), cwd=str(HERE), timeout=spec.worker_timeout, text=True
+        )
     except subprocess.TimeoutExpired:
         return {"lib": lib, "error": f"worker timed out after {spec.worker_timeout:.0f} s", "results": {}}
     marker = proc.stdout.rfind("@@RESULT@@")
     if marker < 0:
         tail = proc.stdout.strip().splitlines()[-5:]
-        return {"lib": lib, "error": f"worker exited {proc.returncode} without a result: {' | '.join(tail)}",
-                "results": {}}
-    return json.loads(proc.stdout[marker + len("@@RESULT@@"):].strip().splitlines()[0])
+        return {"lib": lib, "error": f"worker exited {proc.returncode} without a result: {' | '.join(tail)}", "results": {}}
+    return json.loads(proc.stdout[marker + len("@@RESULT@@") :].strip().splitlines()[0])
 
 
 class SSEServer:
     def __init__(self, spec: Spec) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "sse_server.py"), "--port", "0", "--tokens", str(spec.tokens),
-             "--tick-ms", str(spec.tick_ms), "--max-seconds", str(spec.worker_timeout * 4)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                str(HERE / "sse_server.py"),
+                "--port",
+                "0",
+                "--tokens",
+                str(spec.tokens),
+                "--tick-ms",
+                str(spec.tick_ms),
+                "--max-seconds",
+                str(spec.worker_timeout * 4),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line.startswith("PORT "):
@@ -413,14 +483,12 @@ def floor(spec: Spec) -> dict[str, Any]:
 
     # The same chunk shape as a typed schema (only the fields a client uses), built with
     # defstruct because this module uses postponed annotations.
-    opt = lambda t: (t | None)  # noqa: E731
+    opt = lambda t: t | None  # noqa: E731
     Fn = msgspec.defstruct("Fn", [("name", opt(str), None), ("arguments", opt(str), None)])
     Tc = msgspec.defstruct("Tc", [("index", int, 0), ("id", opt(str), None), ("function", opt(Fn), None)])
-    Delta = msgspec.defstruct("Delta", [("content", opt(str), None), ("reasoning", opt(str), None),
-                                        ("tool_calls", opt(list[Tc]), None)])
+    Delta = msgspec.defstruct("Delta", [("content", opt(str), None), ("reasoning", opt(str), None), ("tool_calls", opt(list[Tc]), None)])
     Choice = msgspec.defstruct("Choice", [("delta", Delta), ("finish_reason", opt(str), None)])
-    Usage = msgspec.defstruct("Usage", [("prompt_tokens", int, 0), ("completion_tokens", int, 0),
-                                        ("total_tokens", int, 0)])
+    Usage = msgspec.defstruct("Usage", [("prompt_tokens", int, 0), ("completion_tokens", int, 0), ("total_tokens", int, 0)])
     Chunk = msgspec.defstruct("Chunk", [("choices", list[Choice]), ("usage", opt(Usage), None)])
 
     typed = msgspec.json.Decoder(Chunk).decode
@@ -445,13 +513,10 @@ def cold_start(spec: Spec, libs: list[str]) -> dict[str, Any]:
     if importlib.util.find_spec("pipeline") is None and (ROOT / "pipeline").exists():
         env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     rows: dict[str, Any] = {}
-    probe = ("import time,sys; t=time.perf_counter(); {stmt}; "
-             "sys.stdout.write(repr(time.perf_counter()-t))")
-    targets: list[tuple[str, str, list[str], bool]] = [("python", "python -c pass (interpreter start)",
-                                                        [py, "-c", "pass"], False)]
+    probe = "import time,sys; t=time.perf_counter(); {stmt}; sys.stdout.write(repr(time.perf_counter()-t))"
+    targets: list[tuple[str, str, list[str], bool]] = [("python", "python -c pass (interpreter start)", [py, "-c", "pass"], False)]
     for lib in libs:
-        stmt = {"genesis": "from pipeline import Genesis", "openai": "from openai import AsyncOpenAI",
-                "litellm": "import litellm"}[lib]
+        stmt = {"genesis": "from pipeline import Genesis", "openai": "from openai import AsyncOpenAI", "litellm": "import litellm"}[lib]
         targets.append((lib, stmt, [py, "-c", probe.format(stmt=stmt)], True))
     bindir = Path(py).parent
     if "genesis" in libs:
@@ -470,8 +535,7 @@ def cold_start(spec: Spec, libs: list[str]) -> dict[str, Any]:
         error = None
         for i in range(spec.cold_warmup + spec.cold_runs):
             t0 = time.perf_counter()
-            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
-                                  timeout=120, cwd=str(HERE))
+            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True, timeout=120, cwd=str(HERE))
             wall = time.perf_counter() - t0
             if proc.returncode != 0:
                 error = f"exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:] or ''}"
@@ -495,6 +559,7 @@ def cold_start(spec: Spec, libs: list[str]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------
 # report
 # --------------------------------------------------------------------------------------
+
 
 def fmt_time(s: float | None) -> str:
     if s is None or s != s:
@@ -527,8 +592,9 @@ def table(title: str, header: list[str], rows: list[list[str]]) -> str:
     last = len(header) - 1
 
     def line(cells: list[str]) -> str:  # names and notes left, numbers right
-        return "  ".join(c.ljust(w) if i < 2 or i == last else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+        return "  ".join(
+            c.ljust(w) if i < 2 or i == last else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
 
     out = [title, line(header), "  ".join("-" * w for w in widths)]
     out += [line(r) for r in rows]
@@ -597,14 +663,23 @@ def report(results: dict[str, Any], spec: Spec) -> str:
                 if "error" in e:
                     rows.append([label[lib], what, "—", "—", "—", "ERROR " + e["error"][:90]])
                     continue
-                rows.append([label[lib], what, fmt_time(e["median"]), f"{fmt_time(e['p10'])}–{fmt_time(e['p90'])}",
-                             fmt_ratio(cost_ratio(e, ref)),
-                             ((notes.get(lib, "") if metric == "build" else "")
-                              + f" ({e['iters_per_round']}/round)").strip()])
-        sections.append(table(
-            f"1. Request build: 10 messages + 2 tools, stream=true; time per request "
-            f"(median of {spec.build_rounds} rounds)",
-            ["library", "what", "median", "p10–p90", "vs genesis", "body / notes"], rows))
+                rows.append(
+                    [
+                        label[lib],
+                        what,
+                        fmt_time(e["median"]),
+                        f"{fmt_time(e['p10'])}–{fmt_time(e['p90'])}",
+                        fmt_ratio(cost_ratio(e, ref)),
+                        ((notes.get(lib, "") if metric == "build" else "") + f" ({e['iters_per_round']}/round)").strip(),
+                    ]
+                )
+        sections.append(
+            table(
+                f"1. Request build: 10 messages + 2 tools, stream=true; time per request (median of {spec.build_rounds} rounds)",
+                ["library", "what", "median", "p10–p90", "vs genesis", "body / notes"],
+                rows,
+            )
+        )
 
     # 2. stream
     if "stream" in results["benches"]:
@@ -619,38 +694,73 @@ def report(results: dict[str, Any], spec: Spec) -> str:
                     rows.append([label[lib], variant, "—", "—", "—", "—", "ERROR " + e.get("error", "")[:90]])
                     continue
                 note = ("ERROR " + e["error"][:90]) if e.get("error") else f"verified; {e['items_out']} items out"
-                rows.append([label[lib], variant, fmt_rate(e["median"]), f"{fmt_rate(e['p10'])}–{fmt_rate(e['p90'])}",
-                             fmt_ratio(cost_ratio(e, ref)), fmt_time(e["tail"]["median"]), note])
+                rows.append(
+                    [
+                        label[lib],
+                        variant,
+                        fmt_rate(e["median"]),
+                        f"{fmt_rate(e['p10'])}–{fmt_rate(e['p90'])}",
+                        fmt_ratio(cost_ratio(e, ref)),
+                        fmt_time(e["tail"]["median"]),
+                        note,
+                    ]
+                )
         fl = results.get("floor", {})
         for variant, e in fl.items():
             if variant.startswith("_"):
                 continue
-            rows.append([f"floor (msgspec {fl.get('_version', '')})", variant, fmt_rate(e["median"]),
-                         f"{fmt_rate(e['p10'])}–{fmt_rate(e['p90'])}", fmt_ratio(cost_ratio(e, ref)), "—",
-                         "payloads only: no SSE framing, no events"])
-        sections.append(table(
-            f"2. Stream parse: {spec.chunks} vLLM chunks in {spec.piece_size // 1024 or spec.piece_size} "
-            f"{'KiB' if spec.piece_size >= 1024 else 'B'} reads; chunks per second "
-            f"(median of {spec.stream_rounds} rounds; vs genesis = Genesis.stream)",
-            ["library", "path", "median", "p10–p90", "vs genesis", "tail", "notes"], rows))
+            rows.append(
+                [
+                    f"floor (msgspec {fl.get('_version', '')})",
+                    variant,
+                    fmt_rate(e["median"]),
+                    f"{fmt_rate(e['p10'])}–{fmt_rate(e['p90'])}",
+                    fmt_ratio(cost_ratio(e, ref)),
+                    "—",
+                    "payloads only: no SSE framing, no events",
+                ]
+            )
+        sections.append(
+            table(
+                f"2. Stream parse: {spec.chunks} vLLM chunks in {spec.piece_size // 1024 or spec.piece_size} "
+                f"{'KiB' if spec.piece_size >= 1024 else 'B'} reads; chunks per second "
+                f"(median of {spec.stream_rounds} rounds; vs genesis = Genesis.stream)",
+                ["library", "path", "median", "p10–p90", "vs genesis", "tail", "notes"],
+                rows,
+            )
+        )
 
     # 3. cold start
     if "cold" in results["benches"]:
         rows = []
         cold = results.get("cold", {})
-        refs = {kind: next((r for r in cold.values() if r.get("lib") == "genesis" and r.get("kind") == kind), None)
-                for kind in ("import", "process")}
+        refs = {
+            kind: next((r for r in cold.values() if r.get("lib") == "genesis" and r.get("kind") == kind), None)
+            for kind in ("import", "process")
+        }
         for r in cold.values():
             if r.get("error"):
                 rows.append([r["lib"], r["label"], "—", "—", "—", "—", "ERROR " + r["error"][:80]])
                 continue
             ratio = cost_ratio(r, refs[r["kind"]]) if r["lib"] != "python" else None
-            rows.append([r["lib"], r["label"], fmt_time(r["median"]), f"{fmt_time(r['p10'])}–{fmt_time(r['p90'])}",
-                         fmt_time(r["wall"]["median"]), fmt_ratio(ratio),
-                         "import time inside the child" if r["kind"] == "import" else "process wall time"])
-        sections.append(table(
-            f"3. Cold start: {spec.cold_runs} fresh processes each (median)",
-            ["library", "what", "median", "p10–p90", "process wall", "vs genesis", "measured"], rows))
+            rows.append(
+                [
+                    r["lib"],
+                    r["label"],
+                    fmt_time(r["median"]),
+                    f"{fmt_time(r['p10'])}–{fmt_time(r['p90'])}",
+                    fmt_time(r["wall"]["median"]),
+                    fmt_ratio(ratio),
+                    "import time inside the child" if r["kind"] == "import" else "process wall time",
+                ]
+            )
+        sections.append(
+            table(
+                f"3. Cold start: {spec.cold_runs} fresh processes each (median)",
+                ["library", "what", "median", "p10–p90", "process wall", "vs genesis", "measured"],
+                rows,
+            )
+        )
 
     # 4. concurrency
     if "concurrency" in results["benches"]:
@@ -666,13 +776,26 @@ def report(results: dict[str, Any], spec: Spec) -> str:
                 if "median" not in e:
                     rows.append([str(n), label[lib], "—", "—", "—", "—", "—", "ERROR " + e.get("error", "")[:80]])
                     continue
-                rows.append([str(n), label[lib], f"{e['ok']}/{e['streams']}", fmt_time(e["median"]),
-                             f"{fmt_time(e['p10'])}–{fmt_time(e['p90'])}", fmt_time(e["wall"]["median"]),
-                             fmt_ratio(cost_ratio(e, ref)), ("ERROR " + e["error"][:80]) if e.get("error") else ""])
-        sections.append(table(
-            f"4. Concurrency: N streams of {spec.tokens} tokens on one event loop vs the loopback server "
-            f"(tick {spec.tick_ms:g} ms); client CPU per streamed token",
-            ["N", "library", "ok", "CPU/token", "p10–p90", "wall", "vs genesis", "notes"], rows))
+                rows.append(
+                    [
+                        str(n),
+                        label[lib],
+                        f"{e['ok']}/{e['streams']}",
+                        fmt_time(e["median"]),
+                        f"{fmt_time(e['p10'])}–{fmt_time(e['p90'])}",
+                        fmt_time(e["wall"]["median"]),
+                        fmt_ratio(cost_ratio(e, ref)),
+                        ("ERROR " + e["error"][:80]) if e.get("error") else "",
+                    ]
+                )
+        sections.append(
+            table(
+                f"4. Concurrency: N streams of {spec.tokens} tokens on one event loop vs the loopback server "
+                f"(tick {spec.tick_ms:g} ms); client CPU per streamed token",
+                ["N", "library", "ok", "CPU/token", "p10–p90", "wall", "vs genesis", "notes"],
+                rows,
+            )
+        )
     return "\n\n".join(sections)
 
 
@@ -693,8 +816,7 @@ def collect_errors(results: dict[str, Any]) -> list[str]:
 
 def git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=5)
+        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5)
         return out.stdout.strip() or None
     except Exception:
         return None
@@ -730,8 +852,11 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--libs: unknown library {lib!r}; choose from {', '.join(LIBS)}")
 
     t_start = time.perf_counter()
-    print(f"Genesis benchmark ({'smoke' if spec.smoke else 'full'}): {', '.join(benches)} | "
-          f"Python {platform.python_version()} | {os.cpu_count()} CPUs | {platform.machine()}", flush=True)
+    print(
+        f"Genesis benchmark ({'smoke' if spec.smoke else 'full'}): {', '.join(benches)} | "
+        f"Python {platform.python_version()} | {os.cpu_count()} CPUs | {platform.machine()}",
+        flush=True,
+    )
     libs, skipped = [], []
     for lib in wanted:
         if installed(lib):
@@ -743,12 +868,22 @@ def main(argv: list[str] | None = None) -> int:
             libs.append(lib)  # its worker reports the import error
 
     results: dict[str, Any] = {
-        "meta": {"smoke": spec.smoke, "python": platform.python_version(),
-                 "implementation": platform.python_implementation(), "machine": platform.machine(),
-                 "cpus": os.cpu_count(), "platform": platform.platform(),
-                 "repo_commit": git_commit(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                 "skipped": skipped, "spec": asdict(spec)},
-        "benches": benches, "libraries": {}, "floor": {}, "cold": {},
+        "meta": {
+            "smoke": spec.smoke,
+            "python": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "repo_commit": git_commit(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "skipped": skipped,
+            "spec": asdict(spec),
+        },
+        "benches": benches,
+        "libraries": {},
+        "floor": {},
+        "cold": {},
     }
 
     server = None
@@ -788,8 +923,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(report(results, spec))
     errors = collect_errors(results)
-    print(f"\n{len(errors)} error(s); {results['meta']['seconds']:.0f} s in all"
-          + (f"; skipped (not installed): {', '.join(skipped)}" if skipped else ""))
+    print(
+        f"\n{len(errors)} error(s); {results['meta']['seconds']:.0f} s in all"
+        + (f"; skipped (not installed): {', '.join(skipped)}" if skipped else "")
+    )
     for e in errors:
         print("  - " + e)
     if args.json_path:

@@ -18,8 +18,14 @@ def big_config(size: int) -> dict[str, object]:
     index = 0
     while len(json.dumps(models)) < size - 200:
         batch = [
-            {"id": f"org/model-{index + n}", "name": f"Model {index + n}", "contextWindow": 32768, "maxTokens": 4096,
-             "cost": {"input": 0.1, "output": 0.2}, "headers": {"X-Route": f"pool-{(index + n) % 7}"}}
+            {
+                "id": f"org/model-{index + n}",
+                "name": f"Model {index + n}",
+                "contextWindow": 32768,
+                "maxTokens": 4096,
+                "cost": {"input": 0.1, "output": 0.2},
+                "headers": {"X-Route": f"pool-{(index + n) % 7}"},
+            }
             for n in range(500)
         ]
         models.extend(batch)

@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-
 import workload as W
 
 NAME = "genesis"
@@ -52,10 +51,9 @@ def version() -> str:
 
 
 def _events() -> dict[str, type]:
-    from backends import events as E
+    from pipeline import events as E
 
-    return {"text": E.TextDelta, "reasoning": E.ReasoningDelta, "tool": E.ToolCallDelta,
-            "usage": E.Usage, "finish": E.Finish}
+    return {"text": E.TextDelta, "reasoning": E.ReasoningDelta, "tool": E.ToolCallDelta, "usage": E.Usage, "finish": E.Finish}
 
 
 class Side:
@@ -79,10 +77,8 @@ class Side:
 
         config = W.genesis_config()
         self.g = Genesis.from_config_text(config, env=W.GENESIS_ENV)  # build only: no transport needed
-        self.g_call = Genesis.from_config_text(config, env=W.GENESIS_ENV,
-                                               transport=httpx.MockTransport(call_handler))
-        self.g_stream = Genesis.from_config_text(config, env=W.GENESIS_ENV,
-                                                 transport=httpx.MockTransport(stream_handler))
+        self.g_call = Genesis.from_config_text(config, env=W.GENESIS_ENV, transport=httpx.MockTransport(call_handler))
+        self.g_stream = Genesis.from_config_text(config, env=W.GENESIS_ENV, transport=httpx.MockTransport(stream_handler))
         self.Genesis = Genesis
 
     # -- 1. request build ----------------------------------------------------------------

@@ -20,11 +20,10 @@ from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-import httpx  # noqa: E402
-import litellm  # noqa: E402
-from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler, HTTPHandler  # noqa: E402
-
-import workload as W  # noqa: E402
+import httpx
+import litellm
+import workload as W
+from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler, HTTPHandler
 
 NAME = "litellm"
 LABEL = "litellm"
@@ -69,8 +68,7 @@ class Side:
     def build_once(self) -> float:
         """``litellm.completion`` up to the moment the transport gets the request."""
         t0 = time.perf_counter()
-        litellm.completion(**self.common, messages=W.MESSAGES, tools=W.TOOLS, stream=True,
-                           client=self.build_client)
+        litellm.completion(**self.common, messages=W.MESSAGES, tools=W.TOOLS, stream=True, client=self.build_client)
         return self.t_sent - t0
 
     def built_body(self) -> bytes:
@@ -79,8 +77,7 @@ class Side:
 
     async def call_once(self) -> float:
         t0 = time.perf_counter()
-        response = await litellm.acompletion(**self.common, messages=W.MESSAGES, tools=W.TOOLS,
-                                             client=self.call_client)
+        response = await litellm.acompletion(**self.common, messages=W.MESSAGES, tools=W.TOOLS, client=self.call_client)
         elapsed = time.perf_counter() - t0
         assert response.choices[0].message.content == "Hello!"
         return elapsed
@@ -94,8 +91,9 @@ class Side:
         out: list = []
         append = out.append
         t0 = time.perf_counter()
-        stream = await litellm.acompletion(**self.common, messages=W.SHORT_MESSAGES, stream=True,
-                                           stream_options={"include_usage": True}, client=self.stream_client)
+        stream = await litellm.acompletion(
+            **self.common, messages=W.SHORT_MESSAGES, stream=True, stream_options={"include_usage": True}, client=self.stream_client
+        )
         t_last = t0
         async for chunk in stream:
             append(chunk)
@@ -110,13 +108,11 @@ class Side:
     async def concurrency_open(self, base_url: str) -> None:
         # LiteLLM's own default client for the provider (cached per provider; aiohttp-backed
         # httpx transport by default).
-        self.live_kw: dict[str, Any] = {"model": W.LITELLM_MODEL, "api_base": base_url, "api_key": W.API_KEY,
-                                        "timeout": 120.0}
+        self.live_kw: dict[str, Any] = {"model": W.LITELLM_MODEL, "api_base": base_url, "api_key": W.API_KEY, "timeout": 120.0}
 
     async def one_stream(self) -> str:
         parts: list[str] = []
-        stream = await litellm.acompletion(**self.live_kw, messages=W.SHORT_MESSAGES, stream=True,
-                                           stream_options={"include_usage": True})
+        stream = await litellm.acompletion(**self.live_kw, messages=W.SHORT_MESSAGES, stream=True, stream_options={"include_usage": True})
         async for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
                 parts.append(chunk.choices[0].delta.content)

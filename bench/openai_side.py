@@ -13,9 +13,8 @@ from typing import Any
 
 import httpx2
 import openai
-from openai import AsyncOpenAI, OpenAI
-
 import workload as W
+from openai import AsyncOpenAI, OpenAI
 
 NAME = "openai"
 LABEL = "openai"
@@ -55,19 +54,17 @@ class Side:
 
         common: dict[str, Any] = {"base_url": W.MOCK_BASE_URL, "api_key": W.API_KEY, "max_retries": 0}
         self.build_client = OpenAI(**common, http_client=httpx2.Client(transport=httpx2.MockTransport(build_handler)))
-        self.call_client = AsyncOpenAI(
-            **common, http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(call_handler)))
-        self.sync_stream_client = OpenAI(
-            **common, http_client=httpx2.Client(transport=httpx2.MockTransport(sync_stream_handler)))
+        self.call_client = AsyncOpenAI(**common, http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(call_handler)))
+        self.sync_stream_client = OpenAI(**common, http_client=httpx2.Client(transport=httpx2.MockTransport(sync_stream_handler)))
         self.async_stream_client = AsyncOpenAI(
-            **common, http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(async_stream_handler)))
+            **common, http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(async_stream_handler))
+        )
 
     # -- 1. request build ----------------------------------------------------------------
     def build_once(self) -> float:
         """``chat.completions.create`` up to the moment the transport gets the request."""
         t0 = time.perf_counter()
-        stream = self.build_client.chat.completions.create(
-            model=W.MODEL, messages=W.MESSAGES, tools=W.TOOLS, stream=True)
+        stream = self.build_client.chat.completions.create(model=W.MODEL, messages=W.MESSAGES, tools=W.TOOLS, stream=True)
         elapsed = self.t_sent - t0
         stream.close()
         return elapsed
@@ -78,8 +75,7 @@ class Side:
 
     async def call_once(self) -> float:
         t0 = time.perf_counter()
-        completion = await self.call_client.chat.completions.create(
-            model=W.MODEL, messages=W.MESSAGES, tools=W.TOOLS)
+        completion = await self.call_client.chat.completions.create(model=W.MODEL, messages=W.MESSAGES, tools=W.TOOLS)
         elapsed = time.perf_counter() - t0
         assert completion.choices[0].message.content == "Hello!"
         return elapsed
@@ -94,7 +90,8 @@ class Side:
         append = out.append
         t0 = time.perf_counter()
         stream = self.sync_stream_client.chat.completions.create(
-            model=W.MODEL, messages=W.SHORT_MESSAGES, stream=True, stream_options={"include_usage": True})
+            model=W.MODEL, messages=W.SHORT_MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
         t_last = t0
         for chunk in stream:
             append(chunk)
@@ -108,7 +105,8 @@ class Side:
         append = out.append
         t0 = time.perf_counter()
         stream = await self.async_stream_client.chat.completions.create(
-            model=W.MODEL, messages=W.SHORT_MESSAGES, stream=True, stream_options={"include_usage": True})
+            model=W.MODEL, messages=W.SHORT_MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
         t_last = t0
         async for chunk in stream:
             append(chunk)
@@ -127,7 +125,8 @@ class Side:
     async def one_stream(self) -> str:
         parts: list[str] = []
         stream = await self.live.chat.completions.create(
-            model=W.MODEL, messages=W.SHORT_MESSAGES, stream=True, stream_options={"include_usage": True})
+            model=W.MODEL, messages=W.SHORT_MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
         async for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
                 parts.append(chunk.choices[0].delta.content)
@@ -141,4 +140,3 @@ class Side:
         self.sync_stream_client.close()
         await self.call_client.close()
         await self.async_stream_client.close()
-

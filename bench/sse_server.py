@@ -37,7 +37,7 @@ import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from stream_fixture import content_stream_payloads, sse_events  # noqa: E402
+from stream_fixture import content_stream_payloads, sse_events
 
 _HEAD_STREAM = (
     b"HTTP/1.1 200 OK\r\n"
@@ -58,8 +58,14 @@ def _chunked(data: bytes) -> bytes:
 
 def _fixed(status: str, body: bytes, ctype: bytes = b"application/json") -> bytes:
     return (
-        b"HTTP/1.1 " + status.encode() + b"\r\nserver: uvicorn\r\ncontent-type: " + ctype
-        + b"\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        b"HTTP/1.1 "
+        + status.encode()
+        + b"\r\nserver: uvicorn\r\ncontent-type: "
+        + ctype
+        + b"\r\ncontent-length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
     )
 
 
@@ -73,14 +79,29 @@ class Server:
         self.streams_done = 0
         self.streams_started = 0
         self.completions = 0
-        text = "".join(json.loads(p)["choices"][0]["delta"].get("content", "")
-                       for p in content_stream_payloads(tokens)[1:-1])
-        self.completion = _fixed("200 OK", json.dumps({
-            "id": "chatcmpl-bench", "object": "chat.completion", "created": 1767225600, "model": "tiny-model",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "tool_calls": []},
-                         "logprobs": None, "finish_reason": "stop", "stop_reason": None}],
-            "usage": {"prompt_tokens": 12, "total_tokens": 12 + tokens, "completion_tokens": tokens},
-        }, separators=(",", ":")).encode())
+        text = "".join(json.loads(p)["choices"][0]["delta"].get("content", "") for p in content_stream_payloads(tokens)[1:-1])
+        self.completion = _fixed(
+            "200 OK",
+            json.dumps(
+                {
+                    "id": "chatcmpl-bench",
+                    "object": "chat.completion",
+                    "created": 1767225600,
+                    "model": "tiny-model",
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": text, "tool_calls": []},
+                            "logprobs": None,
+                            "finish_reason": "stop",
+                            "stop_reason": None,
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 12, "total_tokens": 12 + tokens, "completion_tokens": tokens},
+                },
+                separators=(",", ":"),
+            ).encode(),
+        )
 
     async def ticker(self) -> None:
         while True:
@@ -104,7 +125,7 @@ class Server:
             self.active = still + self.active
             await asyncio.sleep(self.tick)
 
-    def start_stream(self, proto: "Conn") -> None:
+    def start_stream(self, proto: Conn) -> None:
         self.streams_started += 1
         proto.transport.write(_HEAD_STREAM)
         self.active.append([proto, 0])
@@ -141,8 +162,8 @@ class Conn(asyncio.Protocol):
                     length = int(value.strip())
             if len(self.buf) < end + 4 + length:
                 return
-            body = bytes(self.buf[end + 4:end + 4 + length])
-            del self.buf[:end + 4 + length]
+            body = bytes(self.buf[end + 4 : end + 4 + length])
+            del self.buf[: end + 4 + length]
             method, _, rest = head[0].partition(" ")
             path = rest.split(" ", 1)[0]
             if method == "POST" and path.endswith("/chat/completions"):
@@ -159,9 +180,19 @@ class Conn(asyncio.Protocol):
                     self.transport.write(self.server.completion)
             elif method == "GET" and path == "/stats":
                 srv = self.server
-                self.transport.write(_fixed("200 OK", json.dumps({
-                    "streams_started": srv.streams_started, "streams_done": srv.streams_done,
-                    "completions": srv.completions, "active": len(srv.active)}).encode()))
+                self.transport.write(
+                    _fixed(
+                        "200 OK",
+                        json.dumps(
+                            {
+                                "streams_started": srv.streams_started,
+                                "streams_done": srv.streams_done,
+                                "completions": srv.completions,
+                                "active": len(srv.active),
+                            }
+                        ).encode(),
+                    )
+                )
             elif method == "GET" and path == "/health":
                 self.transport.write(_fixed("200 OK", b""))
             elif method == "GET" and path.endswith("/models"):
@@ -204,7 +235,7 @@ async def serve(port: int, tokens: int, tick_ms: float, max_seconds: float) -> N
     ticker = loop.create_task(server.ticker())
     try:
         await asyncio.wait_for(stop.wait(), timeout=max_seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         print("sse_server: --max-seconds reached, stopping", file=sys.stderr)
     ticker.cancel()
     srv.close()

@@ -39,13 +39,59 @@ DEFAULT_SEED = 20260101
 PIECE_SIZE = 16 * 1024
 
 _WORDS = (
-    "the", "weather", "in", "Paris", "is", "mild", "today", "and", "user", "asked", "about",
-    "tomorrow", "so", "I", "should", "check", "forecast", "tool", "first", "then", "search",
-    "documentation", "for", "the", "deployment", "guide", "of", "vLLM", "server", "with",
-    "tensor", "parallel", "size", "two", "Let", "me", "think", "step", "by", "carefully",
-    "café", "naïve", "Zürich", "—", "→", "✓", "東京", "🙂", "42", "3.14", "100%",
+    "the",
+    "weather",
+    "in",
+    "Paris",
+    "is",
+    "mild",
+    "today",
+    "and",
+    "user",
+    "asked",
+    "about",
+    "tomorrow",
+    "so",
+    "I",
+    "should",
+    "check",
+    "forecast",
+    "tool",
+    "first",
+    "then",
+    "search",
+    "documentation",
+    "for",
+    "the",
+    "deployment",
+    "guide",
+    "of",
+    "vLLM",
+    "server",
+    "with",
+    "tensor",
+    "parallel",
+    "size",
+    "two",
+    "Let",
+    "me",
+    "think",
+    "step",
+    "by",
+    "carefully",
+    "café",
+    "naïve",
+    "Zürich",
+    "—",
+    "→",
+    "✓",
+    "東京",
+    "🙂",
+    "42",
+    "3.14",
+    "100%",
 )
-_PUNCT = (",", ".", ":", ";", "?", "!", "\n", "\n\n", " \"", "\"", "'", " (", ")", "\\", "`", "\t")
+_PUNCT = (",", ".", ":", ";", "?", "!", "\n", "\n\n", ' "', '"', "'", " (", ")", "\\", "`", "\t")
 
 
 @dataclass(frozen=True)
@@ -58,7 +104,7 @@ class StreamShape:
     tool_args: tuple[int, int]  # argument pieces per tool call (after each call's header chunk)
 
     @staticmethod
-    def for_total(total: int) -> "StreamShape":
+    def for_total(total: int) -> StreamShape:
         if total < 10:
             raise ValueError("a stream needs at least 10 chunks")
         rest = total - 3 - 2  # role, finish, usage; two tool-call header chunks
@@ -96,7 +142,7 @@ def _split(text: str, pieces: int) -> list[str]:
     """``text`` cut into exactly ``pieces`` non-empty parts (text must be long enough)."""
     n = len(text)
     bounds = [round(i * n / pieces) for i in range(pieces + 1)]
-    return [text[bounds[i]:bounds[i + 1]] for i in range(pieces)]
+    return [text[bounds[i] : bounds[i + 1]] for i in range(pieces)]
 
 
 def _arguments(rng: random.Random, name: str, min_len: int) -> str:
@@ -133,16 +179,28 @@ def make_payloads(
     out += [chunk({"content": _token(rng)}) for _ in range(shape.content)]
     for index, (name, pieces) in enumerate(zip(("get_weather", "search_docs"), shape.tool_args, strict=True)):
         call_id = _chunk_id(rng, "chatcmpl-tool-")
-        out.append(chunk({"tool_calls": [{"id": call_id, "type": "function", "index": index,
-                                          "function": {"name": name}}]}))
+        out.append(chunk({"tool_calls": [{"id": call_id, "type": "function", "index": index, "function": {"name": name}}]}))
         for piece in _split(_arguments(rng, name, pieces * 4), pieces):
             out.append(chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}))
     out.append(chunk({}, "tool_calls", stop=True))
     completion_tokens = total - 1
-    out.append(_dumps({"id": cid, "object": "chat.completion.chunk", "created": CREATED, "model": model,
-                       "choices": [], "usage": {"prompt_tokens": 412, "total_tokens": 412 + completion_tokens,
-                                                "completion_tokens": completion_tokens,
-                                                "prompt_tokens_details": None}}))
+    out.append(
+        _dumps(
+            {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": CREATED,
+                "model": model,
+                "choices": [],
+                "usage": {
+                    "prompt_tokens": 412,
+                    "total_tokens": 412 + completion_tokens,
+                    "completion_tokens": completion_tokens,
+                    "prompt_tokens_details": None,
+                },
+            }
+        )
+    )
     assert len(out) == total, (len(out), total)
     return out
 
@@ -158,9 +216,18 @@ def content_stream_payloads(tokens: int = 50, *, seed: int = DEFAULT_SEED, model
     out = [chunk({"role": "assistant", "content": ""})]
     out += [chunk({"content": _token(rng)}) for _ in range(tokens)]
     out.append(chunk({"content": ""}, "stop", stop=True))
-    out.append(_dumps({"id": cid, "object": "chat.completion.chunk", "created": CREATED, "model": model,
-                       "choices": [], "usage": {"prompt_tokens": 12, "total_tokens": 12 + tokens,
-                                                "completion_tokens": tokens, "prompt_tokens_details": None}}))
+    out.append(
+        _dumps(
+            {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": CREATED,
+                "model": model,
+                "choices": [],
+                "usage": {"prompt_tokens": 12, "total_tokens": 12 + tokens, "completion_tokens": tokens, "prompt_tokens_details": None},
+            }
+        )
+    )
     return out
 
 
@@ -175,7 +242,7 @@ def sse_bytes(payloads: list[bytes]) -> bytes:
 
 def pieces(stream: bytes, size: int = PIECE_SIZE) -> list[bytes]:
     """The stream as network reads of ``size`` bytes (the last one shorter); cuts fall mid-event."""
-    return [stream[i:i + size] for i in range(0, len(stream), size)]
+    return [stream[i : i + size] for i in range(0, len(stream), size)]
 
 
 @dataclass(frozen=True)

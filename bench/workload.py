@@ -64,15 +64,14 @@ MESSAGES: list[dict] = [
             {
                 "id": "chatcmpl-tool-5f0c1e2d3b4a49c8a7e6d5c4b3a29180",
                 "type": "function",
-                "function": {"name": "get_weather",
-                             "arguments": "{\"city\": \"Paris\", \"unit\": \"celsius\", \"days\": 3}"},
+                "function": {"name": "get_weather", "arguments": '{"city": "Paris", "unit": "celsius", "days": 3}'},
             }
         ],
     },
     {
         "role": "tool",
         "tool_call_id": "chatcmpl-tool-5f0c1e2d3b4a49c8a7e6d5c4b3a29180",
-        "content": "{\"city\": \"Paris\", \"now\": {\"temp\": 14, \"sky\": \"cloudy\"}, \"forecast\": [16, 18, 15]}",
+        "content": '{"city": "Paris", "now": {"temp": 14, "sky": "cloudy"}, "forecast": [16, 18, 15]}',
     },
     {"role": "assistant", "content": "Paris is 14 °C and cloudy now; the next three days look like 16, 18 and 15 °C."},
     {"role": "user", "content": "Great. Now, how do I run vLLM with tensor parallelism on two GPUs?"},
@@ -97,9 +96,9 @@ def genesis_config(base_url: str = MOCK_BASE_URL) -> str:
         "  models: {\n"
         "    providers: {\n"
         "      vllm: {\n"
-        f"        baseUrl: \"{base_url}\",\n"
-        "        apiKey: \"${VLLM_API_KEY}\",\n"
-        f"        models: [{{ id: \"{MODEL}\" }}],\n"
+        f'        baseUrl: "{base_url}",\n'
+        '        apiKey: "${VLLM_API_KEY}",\n'
+        f'        models: [{{ id: "{MODEL}" }}],\n'
         "      },\n"
         "    },\n"
         "  },\n"
@@ -110,12 +109,25 @@ def genesis_config(base_url: str = MOCK_BASE_URL) -> str:
 GENESIS_ENV = {"VLLM_API_KEY": API_KEY}
 
 #: The instant answer of the mock transports to a non-streaming call.
-COMPLETION_BODY: bytes = json.dumps({
-    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1767225600, "model": MODEL,
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello!", "tool_calls": []},
-                 "logprobs": None, "finish_reason": "stop", "stop_reason": None}],
-    "usage": {"prompt_tokens": 12, "total_tokens": 14, "completion_tokens": 2, "prompt_tokens_details": None},
-}, separators=(",", ":")).encode()
+COMPLETION_BODY: bytes = json.dumps(
+    {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1767225600,
+        "model": MODEL,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Hello!", "tool_calls": []},
+                "logprobs": None,
+                "finish_reason": "stop",
+                "stop_reason": None,
+            }
+        ],
+        "usage": {"prompt_tokens": 12, "total_tokens": 14, "completion_tokens": 2, "prompt_tokens_details": None},
+    },
+    separators=(",", ":"),
+).encode()
 
 #: What a stream that only needs to start answers (the request-build benchmark with stream=True).
 EMPTY_STREAM: bytes = b"data: [DONE]\n\n"
@@ -135,7 +147,7 @@ class StreamSummary:
     finish_reason: str | None = None
     completion_tokens: int | None = None
 
-    def diff(self, other: "StreamSummary", *, reasoning: bool = True) -> list[str]:
+    def diff(self, other: StreamSummary, *, reasoning: bool = True) -> list[str]:
         out = []
         for name in ("reasoning", "content", "tool_names", "tool_args", "finish_reason", "completion_tokens"):
             if name == "reasoning" and not reasoning:
@@ -143,8 +155,7 @@ class StreamSummary:
             a, b = getattr(self, name), getattr(other, name)
             if a != b:
                 ra, rb = repr(a), repr(b)
-                out.append(f"{name}: got {ra[:60]}{'…' if len(ra) > 60 else ''} "
-                           f"expected {rb[:60]}{'…' if len(rb) > 60 else ''}")
+                out.append(f"{name}: got {ra[:60]}{'…' if len(ra) > 60 else ''} expected {rb[:60]}{'…' if len(rb) > 60 else ''}")
         return out
 
 

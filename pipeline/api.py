@@ -17,14 +17,13 @@ from returns.result import Result
 
 from pipeline.catalog import Catalog, build_catalog
 from pipeline.config import LoadedConfig, load_config, parse_config
-from pipeline.errors import GenesisError
+from pipeline.errors import GenesisError, unwrap_or_raise
 from pipeline.runner import Pipeline, load_custom_stages
-from pipeline.errors import unwrap_or_raise
 from pipeline.types import Context, WireRequest
 
 if TYPE_CHECKING:
     from backends.audit import AuditRecord
-    from backends.events import Completion, Event, Output
+    from pipeline.events import Completion, Event, Output
 
 
 class Genesis:
@@ -68,7 +67,9 @@ class Genesis:
         self._discovered = False
 
     @classmethod
-    def from_config_file(cls, path: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None, **options: Any) -> Genesis:
+    def from_config_file(
+        cls, path: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None, **options: Any
+    ) -> Genesis:
         """Load ``path``, or the default location (``GENESIS_CONFIG_PATH``, ``~/.genesis/genesis.json``)."""
         environment = dict(os.environ if env is None else env)
         return cls(load_config(path, environment), env=environment, **options)
@@ -82,11 +83,15 @@ class Genesis:
     def catalog(self) -> Catalog:
         return self._catalog
 
-    def shape(self, model: str | None, request: Mapping[str, Any], *, headers: Sequence[tuple[str, str]] = ()) -> Result[Context, GenesisError]:
+    def shape(
+        self, model: str | None, request: Mapping[str, Any], *, headers: Sequence[tuple[str, str]] = ()
+    ) -> Result[Context, GenesisError]:
         """Run the stages; the context holds the shaped body, headers and the trace of every change."""
         return self.pipeline.shape(self._catalog, request, ref=model, headers=tuple(headers))
 
-    def build_result(self, model: str | None, request: Mapping[str, Any], *, headers: Sequence[tuple[str, str]] = ()) -> Result[WireRequest, GenesisError]:
+    def build_result(
+        self, model: str | None, request: Mapping[str, Any], *, headers: Sequence[tuple[str, str]] = ()
+    ) -> Result[WireRequest, GenesisError]:
         return self.pipeline.build(self._catalog, request, ref=model, headers=tuple(headers))
 
     def build(self, model: str | None, request: Mapping[str, Any], *, headers: Sequence[tuple[str, str]] = ()) -> WireRequest:
@@ -240,15 +245,17 @@ async def _anyio_sleep(seconds: float) -> None:
 def outputs_of(completion: Completion) -> tuple[Output, ...]:
     """Every choice of a completion; one without ``outputs`` is its own single choice.
 
-    >>> from backends.events import Completion
+    >>> from pipeline.events import Completion
     >>> [(o.index, o.text) for o in outputs_of(Completion("hi", "stop", "stop"))]
     [(0, 'hi')]
     """
     if completion.outputs:
         return completion.outputs
-    from backends.events import Output
+    from pipeline.events import Output
 
-    return (Output(0, completion.text, completion.finish_reason, completion.raw_finish_reason, completion.reasoning, completion.tool_calls),)
+    return (
+        Output(0, completion.text, completion.finish_reason, completion.raw_finish_reason, completion.reasoning, completion.tool_calls),
+    )
 
 
 def _completion(state: Any) -> Completion:
@@ -260,11 +267,21 @@ def _completion(state: Any) -> Completion:
     target = state.target
     completion: Completion = state.aggregator.completion(provider=target.provider.id, model=target.model.config.id)
     usage = completion.usage
-    cost = None if usage is None else run_cost(
-        target.model.config.cost, prompt=usage.prompt_tokens, completion=usage.completion_tokens,
-        cached=usage.cached_tokens, cache_write=usage.cache_write_tokens,
+    cost = (
+        None
+        if usage is None
+        else run_cost(
+            target.model.config.cost,
+            prompt=usage.prompt_tokens,
+            completion=usage.completion_tokens,
+            cached=usage.cached_tokens,
+            cache_write=usage.cache_write_tokens,
+        )
     )
     return msgspec.structs.replace(
-        completion, attempts=tuple(state.attempts), outputs=outputs_of(completion), cost=cost,
+        completion,
+        attempts=tuple(state.attempts),
+        outputs=outputs_of(completion),
+        cost=cost,
         timings=completion.timings if completion.timings is not None else state.timings,
     )

@@ -92,9 +92,7 @@ class ProviderEntry(msgspec.Struct, frozen=True):
         return self.entry_for(config, "synthesized")
 
     def entry_for(self, config: ModelConfig, origin: ModelOrigin) -> ModelEntry:
-        compat = resolve_compat(
-            config, native=self.native, loopback=self.loopback, provider_compat=self.builtin_compat
-        )
+        compat = resolve_compat(config, native=self.native, loopback=self.loopback, provider_compat=self.builtin_compat)
         return ModelEntry(self.id, config, compat, origin)
 
 
@@ -204,9 +202,14 @@ def _provider_repr(provider: ProviderEntry) -> str:
     from pipeline.secrets import REDACTED, hidden_header_values, struct_repr
 
     shown = [
-        ("id", provider.id), ("base_url", provider.base_url), ("api", provider.api),
-        ("api_key", None if provider.api_key is None else REDACTED), ("key_source", provider.key_source),
-        ("headers", hidden_header_values(provider.headers)), ("origin", provider.origin), ("active", provider.active),
+        ("id", provider.id),
+        ("base_url", provider.base_url),
+        ("api", provider.api),
+        ("api_key", None if provider.api_key is None else REDACTED),
+        ("key_source", provider.key_source),
+        ("headers", hidden_header_values(provider.headers)),
+        ("origin", provider.origin),
+        ("active", provider.active),
         ("models", tuple(model.config.id for model in provider.models)),
     ]
     return struct_repr(provider, shown, {provider.api_key} if provider.api_key else ())
@@ -216,8 +219,12 @@ def _catalog_repr(catalog: Catalog) -> str:
     from pipeline.secrets import struct_repr
 
     shown = [
-        ("source", catalog.source), ("providers", catalog.providers), ("aliases", catalog.aliases),
-        ("primary", catalog.primary), ("fallbacks", catalog.fallbacks), ("params", catalog.params),
+        ("source", catalog.source),
+        ("providers", catalog.providers),
+        ("aliases", catalog.aliases),
+        ("primary", catalog.primary),
+        ("fallbacks", catalog.fallbacks),
+        ("params", catalog.params),
         ("secrets", f"<{len(catalog.secrets)} hidden>"),
     ]
     return struct_repr(catalog, shown, catalog.secrets)

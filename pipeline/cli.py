@@ -57,8 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     model = infer.add_parser("model", help="model capabilities").add_subparsers(dest="model_command", metavar="ACTION", required=True)
     run = model.add_parser("run", help="send a prompt and stream the answer to stdout")
     _add_request(run)
-    run.add_argument("--json", action="store_true", help="print one JSON object at the end (ok, provider, model, attempts, outputs, usage, finishReason)")
-    run.add_argument("--audit", metavar="FILE", help="append each attempt's exact request (secrets redacted), status, usage and timing as JSON lines")
+    run.add_argument(
+        "--json", action="store_true", help="print one JSON object at the end (ok, provider, model, attempts, outputs, usage, finishReason)"
+    )
+    run.add_argument(
+        "--audit", metavar="FILE", help="append each attempt's exact request (secrets redacted), status, usage and timing as JSON lines"
+    )
     run.add_argument("--no-fallbacks", action="store_true", help="do not try agents.defaults.model.fallbacks after a failure")
     _add_config(run)
 
@@ -106,7 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # a bug: say so plainly; the traceback only on request
         if os.environ.get("GENESIS_DEBUG"):
             raise
-        print(f"genesis: internal error: {_scrubbed(args, f'{type(error).__name__}: {error}')} (set GENESIS_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(
+            f"genesis: internal error: {_scrubbed(args, f'{type(error).__name__}: {error}')} (set GENESIS_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL
 
 

@@ -48,9 +48,7 @@ def _endpoint_defaults(native: bool, loopback: bool, reasoning: bool) -> Compat:
     )
 
 
-def resolve_compat(
-    model: ModelConfig, *, native: bool, loopback: bool, provider_compat: CompatConfig = CompatConfig()
-) -> Compat:
+def resolve_compat(model: ModelConfig, *, native: bool, loopback: bool, provider_compat: CompatConfig = CompatConfig()) -> Compat:
     """The flags in force for one model on one endpoint.
 
     >>> from pipeline.config import ModelConfig, CompatConfig

@@ -341,7 +341,10 @@ def _semantic_issues(config: Config, quiet: frozenset[str]) -> list[ConfigIssue]
             issues.append(ConfigIssue(at, "a provider id cannot contain '/'"))
         if not _is_http_url(provider.base_url):
             issues.append(
-                ConfigIssue(f"{at}.baseUrl", f'expected an http(s) URL such as "http://127.0.0.1:8000/v1", found {_quoted(provider.base_url, f"{at}.baseUrl", quiet)}')
+                ConfigIssue(
+                    f"{at}.baseUrl",
+                    f'expected an http(s) URL such as "http://127.0.0.1:8000/v1", found {_quoted(provider.base_url, f"{at}.baseUrl", quiet)}',
+                )
             )
         if isinstance(provider.api_key, str):
             bad_key = value_problem(provider.api_key)
@@ -351,7 +354,9 @@ def _semantic_issues(config: Config, quiet: frozenset[str]) -> list[ConfigIssue]
         ids: set[str] = set()
         for index, model in enumerate(provider.models):
             if model.id in ids:
-                issues.append(ConfigIssue(f"{at}.models[{index}].id", f'{_quoted(model.id, f"{at}.models[{index}].id", quiet)} is listed twice'))
+                issues.append(
+                    ConfigIssue(f"{at}.models[{index}].id", f"{_quoted(model.id, f'{at}.models[{index}].id', quiet)} is listed twice")
+                )
             ids.add(model.id)
             issues += _header_issues(f"{at}.models[{index}]", model.headers)
     for ref in config.agents.defaults.models:
@@ -437,6 +442,7 @@ def _loaded_repr(loaded: LoadedConfig) -> str:
 
     shown = [("source", loaded.source), ("config", loaded.config), ("secrets", f"<{len(loaded.secrets)} hidden>")]
     return struct_repr(loaded, shown, loaded.secrets)
+
 
 def _header_issues(at: str, headers: Mapping[str, str]) -> list[ConfigIssue]:
     """Header names and values that HTTP cannot carry; the value is never quoted (it may be a key)."""

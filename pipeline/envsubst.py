@@ -89,9 +89,7 @@ def expand_string(text: str, env: Mapping[str, str], *, quote: bool = True) -> t
     return "".join(pieces), problems, substituted
 
 
-def expand_tree(
-    value: Any, env: Mapping[str, str], path: str = ""
-) -> tuple[Any, list[ConfigIssue], dict[str, str]]:
+def expand_tree(value: Any, env: Mapping[str, str], path: str = "") -> tuple[Any, list[ConfigIssue], dict[str, str]]:
     """Expand every string in a parsed JSON5 tree (new tree; the input is not touched).
 
     Returns the new tree, the issues found, and the strings that took a value

@@ -61,9 +61,7 @@ class ConfigError(GenesisError):
         """One line per issue, for output that has room for more than one."""
         if len(self.issues) == 1:
             return [self.message]
-        return [f"{len(self.issues)} config errors in {self.source}:"] + [
-            f"  {issue}" for issue in self.issues
-        ]
+        return [f"{len(self.issues)} config errors in {self.source}:"] + [f"  {issue}" for issue in self.issues]
 
 
 class RequestError(GenesisError):

@@ -24,7 +24,8 @@ import msgspec
 
 from pipeline.errors import UnknownModelError
 from pipeline.providers import activation_hint
-from pipeline.ref_syntax import normalize_ref as normalize_ref, split_ref as split_ref  # re-exported: callers import them from here
+from pipeline.ref_syntax import normalize_ref as normalize_ref  # re-exported: callers import them from here
+from pipeline.ref_syntax import split_ref as split_ref
 
 if TYPE_CHECKING:
     from pipeline.catalog import Catalog, ModelEntry, ProviderEntry
@@ -58,7 +59,7 @@ def resolve(catalog: Catalog, ref: str | None) -> Target:
         if catalog.primary is None:
             raise UnknownModelError(
                 "no model given and no default model configured",
-                hint='pass --model provider/model, or set agents.defaults.model.primary in the config',
+                hint="pass --model provider/model, or set agents.defaults.model.primary in the config",
             )
         ref = catalog.primary
     ref = ref.strip()

@@ -62,7 +62,7 @@ class Pipeline:
     ('compat_shaping', 'attach_headers')
     """
 
-    __slots__ = ("stages", "_steps")
+    __slots__ = ("_steps", "stages")
 
     def __init__(self, stages: Iterable[NamedStage | tuple[str, Stage]] | None = None) -> None:
         chosen = default_stages() if stages is None else tuple(NamedStage(*stage) for stage in stages)

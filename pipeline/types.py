@@ -85,9 +85,7 @@ class WireRequest(msgspec.Struct, frozen=True):
         """Headers as they may be shown: secret values become ``***`` (``Bearer ***`` for bearer auth)."""
         if not self.secret_headers:
             return self.headers
-        return tuple(
-            (name, _redact(value) if name.lower() in self.secret_headers else value) for name, value in self.headers
-        )
+        return tuple((name, _redact(value) if name.lower() in self.secret_headers else value) for name, value in self.headers)
 
     def __repr__(self) -> str:
         return _wire_repr(self)
@@ -128,8 +126,13 @@ def _wire_repr(wire: WireRequest) -> str:
     from pipeline.secrets import secrets_in_headers, struct_repr
 
     shown = [
-        ("method", wire.method), ("url", wire.url), ("headers", wire.redacted_headers()),
-        ("provider", wire.provider), ("model", wire.model), ("ref", wire.ref), ("stream", wire.stream),
+        ("method", wire.method),
+        ("url", wire.url),
+        ("headers", wire.redacted_headers()),
+        ("provider", wire.provider),
+        ("model", wire.model),
+        ("ref", wire.ref),
+        ("stream", wire.stream),
     ]
     fields = struct_repr(wire, shown, secrets_in_headers(wire.headers, wire.secret_headers))
     return f"{fields[:-1]}, body={_shown_body(wire.body)})"
@@ -141,15 +144,19 @@ def _context_repr(ctx: Context) -> str:
     secret_names = ctx.secret_headers
 
     def redacted(headers: Headers) -> Headers:
-        return tuple(
-            (name, _redact(value) if name.lower() in secret_names or is_secret_name(name) else value) for name, value in headers
-        )
+        return tuple((name, _redact(value) if name.lower() in secret_names or is_secret_name(name) else value) for name, value in headers)
 
     known = ctx.catalog.secrets | secrets_in_headers(ctx.headers, secret_names) | secrets_in_headers(ctx.caller_headers, secret_names)
     catalog = f"<Catalog from {ctx.catalog.source!r}: {', '.join(ctx.catalog.providers)}>"
     shown = [
-        ("ref", ctx.ref), ("target", ctx.target), ("headers", redacted(ctx.headers)), ("caller_headers", redacted(ctx.caller_headers)),
-        ("body", ctx.body), ("request", ctx.request), ("trace", ctx.trace), ("catalog", _Shown(catalog)),
+        ("ref", ctx.ref),
+        ("target", ctx.target),
+        ("headers", redacted(ctx.headers)),
+        ("caller_headers", redacted(ctx.caller_headers)),
+        ("body", ctx.body),
+        ("request", ctx.request),
+        ("trace", ctx.trace),
+        ("catalog", _Shown(catalog)),
     ]
     return struct_repr(ctx, shown, known)
 

@@ -168,7 +168,7 @@ def _check_union(value: Any, t: mi.UnionType, path: str, issues: list[ConfigIssu
         attempts.append(found)
     # An object was given and one member is an object type: its issues are the useful ones.
     if isinstance(value, dict):
-        for member, found in zip(t.types, attempts):
+        for member, found in zip(t.types, attempts, strict=True):
             if isinstance(member, (mi.StructType, mi.DictType)):
                 issues.extend(found)
                 return
@@ -185,9 +185,7 @@ def _check_struct(value: Any, t: mi.StructType, path: str, issues: list[ConfigIs
             close = difflib.get_close_matches(str(key)[:100], list(fields), n=1, cutoff=0.6)
             suggestion = f' (did you mean "{close[0]}"?)' if close else ""
             known = ", ".join(fields)
-            issues.append(
-                ConfigIssue(_join(path, str(key)), f"unknown key{suggestion}; expected one of: {known}")
-            )
+            issues.append(ConfigIssue(_join(path, str(key)), f"unknown key{suggestion}; expected one of: {known}"))
             continue
         _check(item, field.type, _join(path, key), issues, quiet)
     for name, field in fields.items():

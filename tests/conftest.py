@@ -35,6 +35,7 @@ def genesis_from(text: str, env: dict[str, str] | None = None, **options: Any) -
 def inferrs_config_text() -> str:
     return (EXAMPLES / "inferrs.json5").read_text()
 
+
 # Server setup scripts are run by hand or by fixtures, never imported by the doctest collector.
 collect_ignore = ["servers/make_tiny_model.py"]
 
@@ -111,8 +112,7 @@ from dataclasses import dataclass  # noqa: E402
 LLAMACPP_SCRIPT = ROOT / "tests" / "servers" / "llamacpp.sh"
 LLAMACPP_KEY = "test-key"
 LLAMACPP_ROOT = Path(
-    os.environ.get("GENESIS_LLAMACPP_ROOT")
-    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "genesis" / "llamacpp"
+    os.environ.get("GENESIS_LLAMACPP_ROOT") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "genesis" / "llamacpp"
 )
 LLAMACPP_MODEL = LLAMACPP_ROOT / "tiny-model.gguf"  # what `llamacpp.sh install` builds
 

@@ -41,8 +41,11 @@ def hostile() -> Iterator[FaultServer]:
 
 def config(base_url: str, provider: str = "") -> str:
     """A provider on the fault server; ``provider`` adds or overrides fields (duplicate keys are config errors)."""
-    defaults = "".join(f"{field}: {value}, " for field, value in (("readTimeoutSeconds", 5), ("totalTimeoutSeconds", 20), ("maxRetries", 0))
-                       if field not in provider)
+    defaults = "".join(
+        f"{field}: {value}, "
+        for field, value in (("readTimeoutSeconds", 5), ("totalTimeoutSeconds", 20), ("maxRetries", 0))
+        if field not in provider
+    )
     return f"""{{
       models: {{ providers: {{
         fault: {{ baseUrl: "{base_url}", apiKey: "fault-secret", {defaults}{provider}
@@ -99,8 +102,9 @@ BOUNDS = [
 
 
 @pytest.mark.parametrize(("scenario", "provider", "request_", "error_class", "message", "hint"), BOUNDS)
-async def test_bounds(hostile: FaultServer, scenario: str, provider: str, request_: dict[str, Any], error_class: str,
-                      message: str, hint: str | None) -> None:
+async def test_bounds(
+    hostile: FaultServer, scenario: str, provider: str, request_: dict[str, Any], error_class: str, message: str, hint: str | None
+) -> None:
     error = await failure(genesis(hostile, provider), scenario, request_)
     assert error.error_class == error_class
     assert message in str(error)
@@ -156,7 +160,12 @@ HEADERS = [
     ("secret-key\n", (), "the key from VLLM_API_KEY contains a line break", "Authorization header's value has a line break"),
     ("secret-key\r", (), "the key from VLLM_API_KEY contains a line break", "Authorization header's value has a line break"),
     ("secret\x00key", (), "the key from VLLM_API_KEY contains a NUL", "Authorization header's value has a NUL"),
-    ("secret-clé", (), "the key from VLLM_API_KEY contains a character outside ASCII", "Authorization header's value has a non-ASCII character"),
+    (
+        "secret-clé",
+        (),
+        "the key from VLLM_API_KEY contains a character outside ASCII",
+        "Authorization header's value has a non-ASCII character",
+    ),
     ("secret-key", (("X-Trace", "secret-key\r\nX-Evil: 1"),), "X-Trace: the value contains a line break", None),
 ]
 
@@ -200,9 +209,14 @@ async def test_the_transport_refuses_what_a_custom_stage_smuggles_past_the_check
 
 
 def test_cli_key_with_a_newline_is_one_line_and_no_key(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "infer", "model", "run", "--model", "vllm/m", "--prompt", "hi"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120,
-                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "VLLM_API_KEY": "sk-secret-value\n"})
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "infer", "model", "run", "--model", "vllm/m", "--prompt", "hi"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "VLLM_API_KEY": "sk-secret-value\n"},
+    )
     assert done.returncode == 2, done.stderr  # the user's environment is wrong: a user error
     assert "Traceback" not in done.stderr and "sk-secret-value" not in done.stderr + done.stdout
     assert "the key from VLLM_API_KEY contains a line break" in done.stderr and "strip the trailing line break" in done.stderr

@@ -17,10 +17,10 @@ from backends.classify import (
     FORMAT_RULES,
     HINT_RULES,
     MODEL_RULES,
-    HintRule,
     OVERFLOW_RULES,
     ErrorInfo,
     HintContext,
+    HintRule,
     Rule,
     _pattern,
     auth_hint,
@@ -30,8 +30,8 @@ from backends.classify import (
     http_error,
     is_context_overflow,
 )
-from backends.events import ServerError
 from backends.stream import Aggregator
+from pipeline.events import ServerError
 from tests.test_conformance import TRANSCRIPTS, Transcript, parse
 
 CTX = HintContext("vllm", "http://127.0.0.1:8000/v1", "vllm/m", 'models.providers.vllm.models (id "m")', "none", "VLLM_API_KEY", 1024)
@@ -39,8 +39,18 @@ CTX = HintContext("vllm", "http://127.0.0.1:8000/v1", "vllm/m", 'models.provider
 # Wording from outside the seven servers' tables that the classifier still knows.
 ELSEWHERE: list[tuple[str, int, bytes, str]] = [
     # SPEC 7's overflow phrases (the reference implementation's list); OpenAI's code.
-    ("OpenAI (SPEC 7)", 400, b'{"error": {"message": "Request failed: context length exceeded", "type": "invalid_request_error", "code": null}}', "context_overflow"),
-    ("OpenAI (SPEC 7)", 400, b'{"error": {"message": "This model\'s maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens.", "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}', "context_overflow"),
+    (
+        "OpenAI (SPEC 7)",
+        400,
+        b'{"error": {"message": "Request failed: context length exceeded", "type": "invalid_request_error", "code": null}}',
+        "context_overflow",
+    ),
+    (
+        "OpenAI (SPEC 7)",
+        400,
+        b'{"error": {"message": "This model\'s maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens.", "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}',
+        "context_overflow",
+    ),
     # Anthropic-style proxies (Bedrock's wording as quoted in aaif-goose/goose#7442).
     ("Anthropic via Bedrock", 400, b'{"message": "prompt is too long: 227255 tokens > 200000 maximum"}', "context_overflow"),
 ]
@@ -59,7 +69,9 @@ def transcript_infos(t: Transcript) -> list[ErrorInfo]:
 INFOS = [info for t in TRANSCRIPTS for info in transcript_infos(t)] + [error_info(body) for _, _, body, _ in ELSEWHERE]
 
 
-@pytest.mark.parametrize("rule", [pytest.param(r, id=f"{r.server}:{r.field}={r.match}") for r in OVERFLOW_RULES + MODEL_RULES + FORMAT_RULES])
+@pytest.mark.parametrize(
+    "rule", [pytest.param(r, id=f"{r.server}:{r.field}={r.match}") for r in OVERFLOW_RULES + MODEL_RULES + FORMAT_RULES]
+)
 def test_every_rule_has_evidence(rule: Rule) -> None:
     assert any(rule.matches(info) for info in INFOS), "no transcript says this"
 
@@ -87,12 +99,19 @@ def test_max_tokens_naming_the_context_length_is_format() -> None:
 def test_overflow_wording_is_not_recognised_on_auth_or_rate_limit_statuses() -> None:
     body = b'{"error": {"message": "maximum context length", "type": "exceed_context_size_error"}}'
     assert [http_error(s, body, url="u", ref="r", context=CTX).error_class for s in (401, 404, 429, 503)] == [
-        "auth", "model_not_found", "rate_limit", "overloaded"]
+        "auth",
+        "model_not_found",
+        "rate_limit",
+        "overloaded",
+    ]
 
 
 def test_model_and_format_rules_need_their_statuses() -> None:
     """A body rule only refines the statuses it is for: a 500 saying model_not_found is still a server failure."""
-    assert http_error(500, b'{"error": {"message": "x", "code": "model_not_found"}}', url="u", ref="r", context=CTX).error_class == "overloaded"
+    assert (
+        http_error(500, b'{"error": {"message": "x", "code": "model_not_found"}}', url="u", ref="r", context=CTX).error_class
+        == "overloaded"
+    )
     assert http_error(400, b'{"error": "tools param requires --jinja flag"}', url="u", ref="r", context=CTX).error_class == "format"
     assert http_error(503, b'{"error": "tools param requires --jinja flag"}', url="u", ref="r", context=CTX).error_class == "overloaded"
 
@@ -107,7 +126,10 @@ def test_in_stream_error_type_alone_is_overflow() -> None:
     ("body", "expected"),
     [
         (b'{"error": {"message": "m", "type": "t", "code": "c", "param": "p"}}', ErrorInfo("m", "p", "t", "c")),
-        (b'{"object": "error", "message": "m", "type": "BadRequestError", "param": null, "code": 400}', ErrorInfo("m", None, "BadRequestError", "400")),
+        (
+            b'{"object": "error", "message": "m", "type": "BadRequestError", "param": null, "code": 400}',
+            ErrorInfo("m", None, "BadRequestError", "400"),
+        ),
         (b'{"error": "m", "type": "t"}', ErrorInfo("m", None, "t")),
         (b'{"detail": "Invalid API key"}', ErrorInfo("Invalid API key")),
         (b'{"detail": [{"loc": ["body", "messages"], "msg": "field required"}]}', ErrorInfo("body.messages: field required")),
@@ -124,11 +146,20 @@ def test_error_info_shapes(body: bytes, expected: ErrorInfo) -> None:
     ("key_source", "key_env", "present", "absent"),
     [
         # The config's apiKey wins over the variable: the variable changes nothing, and the hint says so.
-        ("config models.providers.llamacpp.apiKey", "LLAMACPP_API_KEY",
-         ["from the config (models.providers.llamacpp.apiKey)", "LLAMACPP_API_KEY is not used"], ["set LLAMACPP_API_KEY"]),
+        (
+            "config models.providers.llamacpp.apiKey",
+            "LLAMACPP_API_KEY",
+            ["from the config (models.providers.llamacpp.apiKey)", "LLAMACPP_API_KEY is not used"],
+            ["set LLAMACPP_API_KEY"],
+        ),
         ("config models.providers.custom.apiKey", None, ["models.providers.custom.apiKey"], ["not used", "None"]),
         # From the environment: change the variable (or move the key into the config).
-        ("env VLLM_API_KEY", "VLLM_API_KEY", ["environment variable VLLM_API_KEY", "set VLLM_API_KEY", "models.providers.p.apiKey"], ["config ("]),
+        (
+            "env VLLM_API_KEY",
+            "VLLM_API_KEY",
+            ["environment variable VLLM_API_KEY", "set VLLM_API_KEY", "models.providers.p.apiKey"],
+            ["config ("],
+        ),
         # Nothing is sent: say so, and name both places a key can come from.
         ("none", "SGLANG_API_KEY", ["no key is sent", "models.providers.p.apiKey", "SGLANG_API_KEY"], ["comes from"]),
         ("none", None, ["no key is sent", "models.providers.p.apiKey"], ["None"]),

@@ -15,8 +15,13 @@ from tests.cases import OPENAI
 
 ROOT = Path(__file__).resolve().parent.parent
 INFERRS = str(ROOT / "examples" / "inferrs.json5")
-PARTS = {"messages": [{"role": "user", "content": [{"type": "text", "text": "What is"}, {"type": "text", "text": "2 + 2?"}]}],
-         "service_tier": "auto", "store": True, "prompt_cache_key": "session-1", "stream": True}
+PARTS = {
+    "messages": [{"role": "user", "content": [{"type": "text", "text": "What is"}, {"type": "text", "text": "2 + 2?"}]}],
+    "service_tier": "auto",
+    "store": True,
+    "prompt_cache_key": "session-1",
+    "stream": True,
+}
 
 
 def run(args: list[str], capsys: Any, stdin: str | None = None, monkeypatch: Any = None) -> tuple[int, str, str]:
@@ -37,8 +42,12 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_inferrs_seed_request_shaped_and_explained(capsys: Any, monkeypatch: Any) -> None:
-    code, out, err = run(["wire", "--config", INFERRS, "--model", "inferrs/google/gemma-4-E2B-it", "--request", "-", "--explain"],
-                         capsys, json.dumps(PARTS), monkeypatch)
+    code, out, err = run(
+        ["wire", "--config", INFERRS, "--model", "inferrs/google/gemma-4-E2B-it", "--request", "-", "--explain"],
+        capsys,
+        json.dumps(PARTS),
+        monkeypatch,
+    )
     assert code == 0 and err == ""
     assert '"content": "What is\\n2 + 2?"' in out
     assert "Authorization: Bearer ***" in out and "inferrs-local" not in out
@@ -71,8 +80,9 @@ def test_native_openai_keeps_service_tier_and_attribution(capsys: Any, monkeypat
     config = tmp_path / "openai.json5"
     config.write_text(OPENAI)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-live-0123456789abcdefghij")
-    code, out, _ = run(["wire", "--config", str(config), "--model", "openai/gpt-4.1", "--request", "-", "--json"],
-                       capsys, json.dumps(PARTS), monkeypatch)
+    code, out, _ = run(
+        ["wire", "--config", str(config), "--model", "openai/gpt-4.1", "--request", "-", "--json"], capsys, json.dumps(PARTS), monkeypatch
+    )
     document = json.loads(out)
     assert code == 0
     assert document["body"]["service_tier"] == "auto" and document["body"]["store"] is True
@@ -85,8 +95,13 @@ def test_unset_variable_fails_in_one_line(tmp_path: Path) -> None:
     config = tmp_path / "c.json5"
     config.write_text('{models: {providers: {vllm: {baseUrl: "http://127.0.0.1:8000/v1", apiKey: "${NOPE}"}}}}')
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "wire", "--config", str(config), "--model", "vllm/m", "--prompt", "hi"],
-                          capture_output=True, text=True, env=env, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "wire", "--config", str(config), "--model", "vllm/m", "--prompt", "hi"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     assert done.returncode == 2 and done.stdout == ""
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1
@@ -97,7 +112,10 @@ def test_unset_variable_fails_in_one_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["wire", "--model", "vllm/tiny-model", "--prompt", "hi"], "Unknown model: vllm/tiny-model (hint: set VLLM_API_KEY (any value works)"),
+        (
+            ["wire", "--model", "vllm/tiny-model", "--prompt", "hi"],
+            "Unknown model: vllm/tiny-model (hint: set VLLM_API_KEY (any value works)",
+        ),
         (["wire", "--prompt", "hi"], "no model given and no default model configured"),
         (["wire", "--config", "/nonexistent/g.json5", "--prompt", "hi"], "file not found"),
         (["wire", "--config", INFERRS, "--request", "/nonexistent.json"], "--request /nonexistent.json: cannot be read"),

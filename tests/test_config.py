@@ -25,39 +25,114 @@ def issues_of(text: str, env: dict[str, str] | None = None) -> list[str]:
     ("text", "expected"),
     [
         ("{models: {providers: {vllm: {}}}}", "models.providers.vllm.baseUrl: missing; expected a non-empty string"),
-        (f"{{models: {{providers: {{vllm: {{{BASE}, apiKye: 'x'}}}}}}}}", 'models.providers.vllm.apiKye: unknown key (did you mean "apiKey"?)'),
-        (f"{{models: {{providers: {{vllm: {{{BASE}, timeoutSeconds: 0}}}}}}}}", "models.providers.vllm.timeoutSeconds: expected a number greater than 0, found the number 0"),
-        (f"{{models: {{providers: {{vllm: {{{BASE}, api: 'grpc'}}}}}}}}", 'models.providers.vllm.api: expected one of "openai-completions", "openai-responses", found the string "grpc"'),
+        (
+            f"{{models: {{providers: {{vllm: {{{BASE}, apiKye: 'x'}}}}}}}}",
+            'models.providers.vllm.apiKye: unknown key (did you mean "apiKey"?)',
+        ),
+        (
+            f"{{models: {{providers: {{vllm: {{{BASE}, timeoutSeconds: 0}}}}}}}}",
+            "models.providers.vllm.timeoutSeconds: expected a number greater than 0, found the number 0",
+        ),
+        (
+            f"{{models: {{providers: {{vllm: {{{BASE}, api: 'grpc'}}}}}}}}",
+            'models.providers.vllm.api: expected one of "openai-completions", "openai-responses", found the string "grpc"',
+        ),
         (f"{{models: {{providers: {{vllm: {{{BASE}, authHeader: 'yes'}}}}}}}}", "models.providers.vllm.authHeader: expected true or false"),
-        (f"{{models: {{providers: {{vllm: {{{BASE}, headers: {{'X-A': 1}}}}}}}}}}", "models.providers.vllm.headers.X-A: expected a string, found the number 1"),
-        (f"{{models: {{providers: {{vllm: {{{BASE}, connectTimeoutSeconds: 0}}}}}}}}", "models.providers.vllm.connectTimeoutSeconds: expected a number greater than 0, found the number 0"),
-        (f"{{models: {{providers: {{vllm: {{{BASE}, readTimeoutSeconds: -1}}}}}}}}", "models.providers.vllm.readTimeoutSeconds: expected a number greater than 0"),
-        (f"{{models: {{providers: {{vllm: {{{BASE}, totalTimeoutSeconds: '60'}}}}}}}}", 'models.providers.vllm.totalTimeoutSeconds: expected a number greater than 0, found the string "60"'),
-        (f"{{models: {{providers: {{vllm: {{{BASE}, totalTimeoutSeconds: Infinity}}}}}}}}", "models.providers.vllm.totalTimeoutSeconds: expected a number greater than 0, found the number inf"),
-        (f"{{models: {{providers: {{vllm: {{{BASE}, maxResponseBytes: 1.5}}}}}}}}", "models.providers.vllm.maxResponseBytes: expected a whole number greater than 0"),
-        (f"{{models: {{providers: {{vllm: {{{BASE}, maxResponseBytes: 0}}}}}}}}", "models.providers.vllm.maxResponseBytes: expected a whole number greater than 0"),
-        (f"{{models: {{providers: {{vllm: {{{BASE}, maxRetries: 11}}}}}}}}", "models.providers.vllm.maxRetries: expected a whole number from 0 to 10, found the number 11"),
-        (f"{{models: {{providers: {{vllm: {{{BASE}, maxRetries: -1}}}}}}}}", "models.providers.vllm.maxRetries: expected a whole number from 0 to 10"),
-        (f"{{models: {{providers: {{vllm: {{{BASE}, maxRetries: true}}}}}}}}", "models.providers.vllm.maxRetries: expected a whole number from 0 to 10, found true"),
-        (f"{{models: {{providers: {{vllm: {{{BASE}, tls: {{caFile: ''}}}}}}}}}}", "models.providers.vllm.tls.caFile: expected a non-empty string"),
-        (f"{{models: {{providers: {{vllm: {{{BASE}, tls: {{verify: 'no'}}}}}}}}}}", "models.providers.vllm.tls.verify: expected true or false"),
-        (f"{{models: {{providers: {{vllm: {{{BASE}, tls: {{cafile: 'ca.pem'}}}}}}}}}}", 'models.providers.vllm.tls.cafile: unknown key (did you mean "caFile"?)'),
+        (
+            f"{{models: {{providers: {{vllm: {{{BASE}, headers: {{'X-A': 1}}}}}}}}}}",
+            "models.providers.vllm.headers.X-A: expected a string, found the number 1",
+        ),
+        (
+            f"{{models: {{providers: {{vllm: {{{BASE}, connectTimeoutSeconds: 0}}}}}}}}",
+            "models.providers.vllm.connectTimeoutSeconds: expected a number greater than 0, found the number 0",
+        ),
+        (
+            f"{{models: {{providers: {{vllm: {{{BASE}, readTimeoutSeconds: -1}}}}}}}}",
+            "models.providers.vllm.readTimeoutSeconds: expected a number greater than 0",
+        ),
+        (
+            f"{{models: {{providers: {{vllm: {{{BASE}, totalTimeoutSeconds: '60'}}}}}}}}",
+            'models.providers.vllm.totalTimeoutSeconds: expected a number greater than 0, found the string "60"',
+        ),
+        (
+            f"{{models: {{providers: {{vllm: {{{BASE}, totalTimeoutSeconds: Infinity}}}}}}}}",
+            "models.providers.vllm.totalTimeoutSeconds: expected a number greater than 0, found the number inf",
+        ),
+        (
+            f"{{models: {{providers: {{vllm: {{{BASE}, maxResponseBytes: 1.5}}}}}}}}",
+            "models.providers.vllm.maxResponseBytes: expected a whole number greater than 0",
+        ),
+        (
+            f"{{models: {{providers: {{vllm: {{{BASE}, maxResponseBytes: 0}}}}}}}}",
+            "models.providers.vllm.maxResponseBytes: expected a whole number greater than 0",
+        ),
+        (
+            f"{{models: {{providers: {{vllm: {{{BASE}, maxRetries: 11}}}}}}}}",
+            "models.providers.vllm.maxRetries: expected a whole number from 0 to 10, found the number 11",
+        ),
+        (
+            f"{{models: {{providers: {{vllm: {{{BASE}, maxRetries: -1}}}}}}}}",
+            "models.providers.vllm.maxRetries: expected a whole number from 0 to 10",
+        ),
+        (
+            f"{{models: {{providers: {{vllm: {{{BASE}, maxRetries: true}}}}}}}}",
+            "models.providers.vllm.maxRetries: expected a whole number from 0 to 10, found true",
+        ),
+        (
+            f"{{models: {{providers: {{vllm: {{{BASE}, tls: {{caFile: ''}}}}}}}}}}",
+            "models.providers.vllm.tls.caFile: expected a non-empty string",
+        ),
+        (
+            f"{{models: {{providers: {{vllm: {{{BASE}, tls: {{verify: 'no'}}}}}}}}}}",
+            "models.providers.vllm.tls.verify: expected true or false",
+        ),
+        (
+            f"{{models: {{providers: {{vllm: {{{BASE}, tls: {{cafile: 'ca.pem'}}}}}}}}}}",
+            'models.providers.vllm.tls.cafile: unknown key (did you mean "caFile"?)',
+        ),
         (f"{{models: {{providers: {{vllm: {{{BASE}, tls: true}}}}}}}}", "models.providers.vllm.tls: expected an object, found true"),
-        (f"{{models: {{providers: {{vllm: {{{BASE}, models: [{{id: 'a', compat: {{requiresThinkingAsText: 1}}}}]}}}}}}}}", "models.providers.vllm.models[0].compat.requiresThinkingAsText: expected true or false"),
+        (
+            f"{{models: {{providers: {{vllm: {{{BASE}, models: [{{id: 'a', compat: {{requiresThinkingAsText: 1}}}}]}}}}}}}}",
+            "models.providers.vllm.models[0].compat.requiresThinkingAsText: expected true or false",
+        ),
         (f"{{models: {{providers: {{vllm: {{{BASE}, models: [{{name: 'n'}}]}}}}}}}}", "models.providers.vllm.models[0].id: missing"),
-        (f"{{models: {{providers: {{vllm: {{{BASE}, models: [{{id: 'a', input: ['audio']}}]}}}}}}}}", 'models.providers.vllm.models[0].input[0]: expected one of "image", "text"'),
-        (f"{{models: {{providers: {{vllm: {{{BASE}, models: [{{id: 'a', maxTokens: 1.5}}]}}}}}}}}", "models.providers.vllm.models[0].maxTokens: expected a whole number greater than 0"),
-        (f"{{models: {{providers: {{vllm: {{{BASE}, models: [{{id: 'a', compat: {{requiresStringContents: true}}}}]}}}}}}}}", "models.providers.vllm.models[0].compat.requiresStringContents: unknown key (did you mean \"requiresStringContent\"?)"),
-        (f"{{models: {{providers: {{vllm: {{{BASE}, models: [{{id: 'a', compat: {{maxTokensField: 'max'}}}}]}}}}}}}}", "models.providers.vllm.models[0].compat.maxTokensField: expected one of \"max_completion_tokens\", \"max_tokens\""),
-        (f"{{models: {{providers: {{vllm: {{{BASE}, models: [{{id: 'a', cost: {{input: 'free'}}}}]}}}}}}}}", "models.providers.vllm.models[0].cost.input: expected a number"),
-        (f"{{models: {{providers: {{vllm: {{{BASE}, models: [{{id: 'a'}}, {{id: 'a'}}]}}}}}}}}", 'models.providers.vllm.models[1].id: "a" is listed twice'),
+        (
+            f"{{models: {{providers: {{vllm: {{{BASE}, models: [{{id: 'a', input: ['audio']}}]}}}}}}}}",
+            'models.providers.vllm.models[0].input[0]: expected one of "image", "text"',
+        ),
+        (
+            f"{{models: {{providers: {{vllm: {{{BASE}, models: [{{id: 'a', maxTokens: 1.5}}]}}}}}}}}",
+            "models.providers.vllm.models[0].maxTokens: expected a whole number greater than 0",
+        ),
+        (
+            f"{{models: {{providers: {{vllm: {{{BASE}, models: [{{id: 'a', compat: {{requiresStringContents: true}}}}]}}}}}}}}",
+            'models.providers.vllm.models[0].compat.requiresStringContents: unknown key (did you mean "requiresStringContent"?)',
+        ),
+        (
+            f"{{models: {{providers: {{vllm: {{{BASE}, models: [{{id: 'a', compat: {{maxTokensField: 'max'}}}}]}}}}}}}}",
+            'models.providers.vllm.models[0].compat.maxTokensField: expected one of "max_completion_tokens", "max_tokens"',
+        ),
+        (
+            f"{{models: {{providers: {{vllm: {{{BASE}, models: [{{id: 'a', cost: {{input: 'free'}}}}]}}}}}}}}",
+            "models.providers.vllm.models[0].cost.input: expected a number",
+        ),
+        (
+            f"{{models: {{providers: {{vllm: {{{BASE}, models: [{{id: 'a'}}, {{id: 'a'}}]}}}}}}}}",
+            'models.providers.vllm.models[1].id: "a" is listed twice',
+        ),
         ("{models: {providers: {vllm: {baseUrl: 'localhost:8000'}}}}", "models.providers.vllm.baseUrl: expected an http(s) URL"),
         (f"{{models: {{providers: {{vllm: {{{BASE}}}, VLLM: {{{BASE}}}}}}}}}", "models.providers.VLLM: provider ids are case-insensitive"),
         ("{models: {mode: 'overlay'}}", 'models.mode: expected one of "merge", "replace"'),
         ("{agents: {defaults: {model: 5}}}", "agents.defaults.model: expected a non-empty string or an object"),
-        ("{agents: {defaults: {model: {primary: 'a/b', fallback: ['c/d']}}}}", 'agents.defaults.model.fallback: unknown key (did you mean "fallbacks"?)'),
+        (
+            "{agents: {defaults: {model: {primary: 'a/b', fallback: ['c/d']}}}}",
+            'agents.defaults.model.fallback: unknown key (did you mean "fallbacks"?)',
+        ),
         ("{agents: {defaults: {model: {fallbacks: 'c/d'}}}}", "agents.defaults.model.fallbacks: expected a list"),
-        ("{agents: {defaults: {models: {'gemma': {alias: 'g'}}}}}", 'agents.defaults.models.gemma: expected a key of the form "provider/model"'),
+        (
+            "{agents: {defaults: {models: {'gemma': {alias: 'g'}}}}}",
+            'agents.defaults.models.gemma: expected a key of the form "provider/model"',
+        ),
         ("{agents: {defaults: {models: {'a/b': {alias: 3}}}}}", "agents.defaults.models.a/b.alias: expected a non-empty string"),
         ("{pipeline: {stages: [{use: 'mod:fn'}]}}", "pipeline.stages[0]: expected exactly one of before, after, replace"),
         ("{pipeline: {stages: [{use: 'modfn', after: 'x'}]}}", 'pipeline.stages[0].use: expected "module:function"'),
@@ -75,8 +150,11 @@ def test_many_errors_reported_at_once() -> None:
     found = issues_of(text)
     assert len(found) == 5
     assert [issue.split(":")[0] for issue in found] == [
-        "models.providers.a.apiKey", "models.providers.a.baseUrl", "models.providers.b.bogus",
-        "models.providers.b.baseUrl", "agents.defaults.model",
+        "models.providers.a.apiKey",
+        "models.providers.a.baseUrl",
+        "models.providers.b.bogus",
+        "models.providers.b.baseUrl",
+        "agents.defaults.model",
     ]
 
 
@@ -141,7 +219,9 @@ json_values = st.recursive(
 config_like = st.fixed_dictionaries(
     {},
     optional={
-        "models": st.fixed_dictionaries({}, optional={"mode": json_values, "providers": st.dictionaries(st.text(max_size=8), json_values, max_size=3)}),
+        "models": st.fixed_dictionaries(
+            {}, optional={"mode": json_values, "providers": st.dictionaries(st.text(max_size=8), json_values, max_size=3)}
+        ),
         "agents": json_values,
         "pipeline": json_values,
     },
@@ -177,18 +257,41 @@ def test_send_policy_fields_load() -> None:
     assert (provider.tls.ca_file, provider.tls.verify) == ("/etc/ca.pem", False)
 
 
-plausible = st.integers(-2, 20) | st.floats(allow_nan=True, allow_infinity=True) | st.booleans() | st.none() | st.text(max_size=3) | st.sampled_from(["max_tokens", "qwen", "text", "merge"])
+plausible = (
+    st.integers(-2, 20)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.booleans()
+    | st.none()
+    | st.text(max_size=3)
+    | st.sampled_from(["max_tokens", "qwen", "text", "merge"])
+)
 model_like = st.fixed_dictionaries(
     {"id": plausible},
     optional={name: plausible | st.lists(plausible, max_size=2) for name in ("name", "reasoning", "input", "contextWindow", "maxTokens")}
-    | {"cost": st.dictionaries(st.sampled_from(["input", "output", "cacheRead", "cacheWrite"]), plausible, max_size=4),
-       "compat": st.dictionaries(st.sampled_from(["supportsTools", "maxTokensField", "thinkingFormat", "requiresThinkingAsText"]), plausible, max_size=3),
-       "headers": st.dictionaries(st.text(max_size=3), plausible, max_size=2)},
+    | {
+        "cost": st.dictionaries(st.sampled_from(["input", "output", "cacheRead", "cacheWrite"]), plausible, max_size=4),
+        "compat": st.dictionaries(
+            st.sampled_from(["supportsTools", "maxTokensField", "thinkingFormat", "requiresThinkingAsText"]), plausible, max_size=3
+        ),
+        "headers": st.dictionaries(st.text(max_size=3), plausible, max_size=2),
+    },
 )
 provider_like = st.fixed_dictionaries(
     {"baseUrl": plausible | st.just("http://h/v1")},
-    optional={name: plausible for name in ("apiKey", "api", "authHeader", "timeoutSeconds", "connectTimeoutSeconds", "readTimeoutSeconds",
-                                           "totalTimeoutSeconds", "maxResponseBytes", "maxRetries")}
+    optional={
+        name: plausible
+        for name in (
+            "apiKey",
+            "api",
+            "authHeader",
+            "timeoutSeconds",
+            "connectTimeoutSeconds",
+            "readTimeoutSeconds",
+            "totalTimeoutSeconds",
+            "maxResponseBytes",
+            "maxRetries",
+        )
+    }
     | {"tls": st.dictionaries(st.sampled_from(["caFile", "verify"]), plausible, max_size=2), "models": st.lists(model_like, max_size=2)},
 )
 

@@ -29,8 +29,34 @@ ENV_KEY_CORE = "Hh47NnBv2Cx9Mm"  # the value behind ${GENESIS_FUZZ_KEY}, with a 
 
 any_char = st.characters(blacklist_categories=())  # surrogates and controls included
 hostile_bits = st.sampled_from(
-    ["${lower}", "${}", "${X", "${A-B}", "$${X}", "$${lower}", "cost $5", "$", "$$", f"${{{ENV_KEY}}}", "${HOME}",
-     "\n", "\r\n", "\r", "\x00", "\x07", "\x7f", "\x85", "\t", "\ud800", "\udfff", "\u20ac", "\u00e9", " ", ":", "\\"]
+    [
+        "${lower}",
+        "${}",
+        "${X",
+        "${A-B}",
+        "$${X}",
+        "$${lower}",
+        "cost $5",
+        "$",
+        "$$",
+        f"${{{ENV_KEY}}}",
+        "${HOME}",
+        "\n",
+        "\r\n",
+        "\r",
+        "\x00",
+        "\x07",
+        "\x7f",
+        "\x85",
+        "\t",
+        "\ud800",
+        "\udfff",
+        "\u20ac",
+        "\u00e9",
+        " ",
+        ":",
+        "\\",
+    ]
 )
 hostile_text = st.lists(hostile_bits | st.text(any_char, max_size=6), max_size=4).map("".join)
 
@@ -67,23 +93,30 @@ trees = st.recursive(
     lambda children: st.lists(children, max_size=3) | st.lists(st.tuples(hostile_text, children), max_size=3).map(Pairs),
     max_leaves=12,
 )
-header_maps = st.lists(st.tuples(hostile_text | st.sampled_from(["X-Trace", "Authorization", "X-Trace"]), hostile_text), max_size=3).map(Pairs)
-api_keys = st.sampled_from([f"sk-{KEY_CORE}", f"sk-{KEY_CORE}\n", f"{KEY_CORE}\x00", f"${{{ENV_KEY}}}", f"{KEY_CORE}${{oops}}", f"{KEY_CORE}${{"])
-base_urls = st.sampled_from(["http://127.0.0.1:8000/v1", "http://[::1/v1", "http://h:99999/v1", "localhost:8000", "http://h/\n"]) | hostile_text
+header_maps = st.lists(st.tuples(hostile_text | st.sampled_from(["X-Trace", "Authorization", "X-Trace"]), hostile_text), max_size=3).map(
+    Pairs
+)
+api_keys = st.sampled_from(
+    [f"sk-{KEY_CORE}", f"sk-{KEY_CORE}\n", f"{KEY_CORE}\x00", f"${{{ENV_KEY}}}", f"{KEY_CORE}${{oops}}", f"{KEY_CORE}${{"]
+)
+base_urls = (
+    st.sampled_from(["http://127.0.0.1:8000/v1", "http://[::1/v1", "http://h:99999/v1", "localhost:8000", "http://h/\n"]) | hostile_text
+)
 depths = st.sampled_from([1, 10, 63, 64, 65, 300, 5000])
 
 
 @st.composite
 def configs(draw: st.DrawFn) -> str:
     model = Pairs([("id", draw(st.sampled_from(["m", "m", "${lower}"]) | hostile_text)), ("headers", draw(header_maps))])
-    provider = Pairs([("baseUrl", draw(base_urls)), ("apiKey", draw(api_keys)), ("headers", draw(header_maps)),
-                      ("models", [model])])
+    provider = Pairs([("baseUrl", draw(base_urls)), ("apiKey", draw(api_keys)), ("headers", draw(header_maps)), ("models", [model])])
     provider.extend(draw(st.lists(st.tuples(st.sampled_from(["baseUrl", "apiKey", "tls", "maxRetries"]), trees), max_size=2)))
     params = Pairs([("deep", nested(draw(depths))), ("free", draw(trees))])
-    root = Pairs([
-        ("models", Pairs([("providers", Pairs([("p", provider)]))])),
-        ("agents", Pairs([("defaults", Pairs([("models", Pairs([("p/m", Pairs([("params", params)]))]))]))])),
-    ])
+    root = Pairs(
+        [
+            ("models", Pairs([("providers", Pairs([("p", provider)]))])),
+            ("agents", Pairs([("defaults", Pairs([("models", Pairs([("p/m", Pairs([("params", params)]))]))]))])),
+        ]
+    )
     root.extend(draw(st.lists(st.tuples(st.sampled_from(["models", "agents", "pipeline"]), trees), max_size=1)))
     return dump(root)
 

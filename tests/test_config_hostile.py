@@ -96,7 +96,10 @@ def test_bad_reference_in_a_secret_field_is_not_quoted(field: str) -> None:
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
-        ({"baseUrl": "${K}"}, f"{PROVIDER}.baseUrl: expected an http(s) URL such as \"http://127.0.0.1:8000/v1\", found the value from the environment"),
+        (
+            {"baseUrl": "${K}"},
+            f'{PROVIDER}.baseUrl: expected an http(s) URL such as "http://127.0.0.1:8000/v1", found the value from the environment',
+        ),
         ({"maxRetries": "${K}"}, f"{PROVIDER}.maxRetries: expected a whole number from 0 to 10, found a string"),
         ({"models": [{"id": "${K}"}, {"id": "${K}"}]}, f"{PROVIDER}.models[1].id: the value from the environment is listed twice"),
         ({"maxRetries": "${K}${bad}"}, f"{PROVIDER}.maxRetries: expected a whole number from 0 to 10, found a string"),
@@ -132,15 +135,20 @@ def test_escaped_reference_is_not_a_secret() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('{"models": {"providers": {"vllm": {"baseUrl": "http://a/v1", "baseUrl": "http://b/v1"}}}}',
-         f'{PROVIDER}: key "baseUrl" appears twice'),
-        ("{models: {providers: {vllm: {baseUrl: 'http://a/v1', baseUrl: 'http://b/v1'}}}}",
-         f'{PROVIDER}: key "baseUrl" appears twice'),
+        (
+            '{"models": {"providers": {"vllm": {"baseUrl": "http://a/v1", "baseUrl": "http://b/v1"}}}}',
+            f'{PROVIDER}: key "baseUrl" appears twice',
+        ),
+        ("{models: {providers: {vllm: {baseUrl: 'http://a/v1', baseUrl: 'http://b/v1'}}}}", f'{PROVIDER}: key "baseUrl" appears twice'),
         ('{"models": {}, "models": {}}', 'key "models" appears twice'),
-        ('{"models": {"providers": {"v": {"baseUrl": "http://a/v1", "models": [{"id": "m", "id": "n"}]}}}}',
-         'models.providers.v.models[0]: key "id" appears twice'),
-        ("{agents: {defaults: {models: {'a/b': {params: {t: 1, t: 2, t: 3}}}}}}",
-         'agents.defaults.models.a/b.params: key "t" appears 3 times'),
+        (
+            '{"models": {"providers": {"v": {"baseUrl": "http://a/v1", "models": [{"id": "m", "id": "n"}]}}}}',
+            'models.providers.v.models[0]: key "id" appears twice',
+        ),
+        (
+            "{agents: {defaults: {models: {'a/b': {params: {t: 1, t: 2, t: 3}}}}}}",
+            'agents.defaults.models.a/b.params: key "t" appears 3 times',
+        ),
         ('{"models": {"providers": {"a": {}, "a": {}}}}', 'models.providers: key "a" appears twice'),
     ],
 )
@@ -154,6 +162,7 @@ def test_same_key_in_different_objects_is_fine() -> None:
 
 
 # --- 3. nesting ------------------------------------------------------------------------------------
+
 
 # A value under agents.defaults.models.<ref>.params is free-form; the prefix takes 6 levels.
 # "json5" takes the rewrite to JSON; a \u escape sends "json5-exact" to the json5 package itself.
@@ -289,7 +298,10 @@ def test_bad_header_values_in_the_config(value: str, problem: str, strip_hint: b
     elif where == "provider headers":
         text, path = provider_config(headers={"X-Key": value}), f"{PROVIDER}.headers.X-Key: the value contains "
     else:
-        text, path = provider_config(models=[{"id": "m", "headers": {"X-Key": value}}]), f"{PROVIDER}.models[0].headers.X-Key: the value contains "
+        text, path = (
+            provider_config(models=[{"id": "m", "headers": {"X-Key": value}}]),
+            f"{PROVIDER}.models[0].headers.X-Key: the value contains ",
+        )
     [issue] = issues_of(text)
     assert issue.startswith(path) and problem in issue
     assert SECRET not in issue and value not in issue
@@ -452,7 +464,9 @@ def test_config_file_is_read_only_up_to_its_limit(tmp_path: Path, monkeypatch: p
         ({"api_key": f"{SECRET}\r\n"}, {}, "models.providers.vllm.apiKey: the key contains a line break (U+000D)"),
     ],
 )
-def test_a_config_built_in_python_is_checked_at_request_time(provider_fields: dict[str, Any], model_headers: dict[str, str], problem: str) -> None:
+def test_a_config_built_in_python_is_checked_at_request_time(
+    provider_fields: dict[str, Any], model_headers: dict[str, str], problem: str
+) -> None:
     """A LoadedConfig made by hand skips parse_config; the attach_headers stage still refuses bad headers."""
     from pipeline.config import Config, LoadedConfig, ModelConfig, ModelsSection, ProviderConfig
 

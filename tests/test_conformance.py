@@ -25,9 +25,9 @@ import json5
 import pytest
 
 from backends.classify import CHECKED_EVENTS, FAILOVER_CLASSES, HintContext, event_failure, http_error
-from backends.events import Completion, Event
 from backends.stream import Aggregator, StreamParser, response_events
 from pipeline.errors import ProviderError
+from pipeline.events import Completion, Event
 
 TABLE = Path(__file__).resolve().parent / "conformance"
 URL = "http://127.0.0.1:8000/v1/chat/completions"
@@ -91,12 +91,24 @@ def load(table: Path = TABLE) -> list[Transcript]:
         document = json5.loads(path.read_text())
         for row in document["transcripts"]:
             body = row["body"]
-            rows.append(Transcript(
-                table=path.stem, server=document["server"], repo=document["repo"], version=document["version"],
-                name=row["name"], cite=tuple(row["cite"]), request=row["request"], status=row["status"],
-                content_type=row["content_type"], body=("".join(body) if isinstance(body, list) else body).encode(),
-                expect=row["expect"], xfail=row.get("xfail"), live=row.get("live"), context=row.get("context", {}),
-            ))
+            rows.append(
+                Transcript(
+                    table=path.stem,
+                    server=document["server"],
+                    repo=document["repo"],
+                    version=document["version"],
+                    name=row["name"],
+                    cite=tuple(row["cite"]),
+                    request=row["request"],
+                    status=row["status"],
+                    content_type=row["content_type"],
+                    body=("".join(body) if isinstance(body, list) else body).encode(),
+                    expect=row["expect"],
+                    xfail=row.get("xfail"),
+                    live=row.get("live"),
+                    context=row.get("context", {}),
+                )
+            )
     return rows
 
 
@@ -135,7 +147,9 @@ def run(t: Transcript) -> Outcome:
                 return Outcome(events, error=failure)
         answer.add(event)
     if answer.finish is None:  # backends/session.py: an answer without a finish_reason is a protocol error
-        return Outcome(events, error=ProviderError("protocol", "the answer ended without a finish_reason", url=URL, status=t.status, ref=ctx.ref))
+        return Outcome(
+            events, error=ProviderError("protocol", "the answer ended without a finish_reason", url=URL, status=t.status, ref=ctx.ref)
+        )
     return Outcome(events, completion=answer.completion())
 
 
@@ -170,7 +184,7 @@ def check_answer(t: Transcript, outcome: Outcome) -> None:
         assert completion.raw_finish_reason == expect["raw_finish"]
     wanted = expect.get("tool_calls", [])
     assert len(completion.tool_calls) == len(wanted), [(c.id, c.name) for c in completion.tool_calls]
-    for call, want in zip(completion.tool_calls, wanted):
+    for call, want in zip(completion.tool_calls, wanted, strict=True):
         for key, value in want.items():  # id, name, arguments (raw), parsed (the decoded arguments)
             assert getattr(call, "parsed_arguments" if key == "parsed" else key) == value, key
     if "usage" in expect:

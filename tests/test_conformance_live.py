@@ -60,12 +60,19 @@ def shape(t: Transcript, outcome: Outcome) -> dict[str, Any]:
     assert completion is not None
     if media != "text/event-stream":
         document = json.loads(t.body)
-        return {"status": t.status, "media": media, "usage": completion.usage is not None, "timings": "timings" in document,
-                "finish": completion.finish_reason == "tool_use", "tools": [c.name for c in completion.tool_calls]}
+        return {
+            "status": t.status,
+            "media": media,
+            "usage": completion.usage is not None,
+            "timings": "timings" in document,
+            "finish": completion.finish_reason == "tool_use",
+            "tools": [c.name for c in completion.tool_calls],
+        }
     frames = sse_payloads(t.body)
     chunks = [f for f in frames if isinstance(f, dict)]
     return {
-        "status": t.status, "media": media,
+        "status": t.status,
+        "media": media,
         "done": frames[-1:] == ["[DONE]"],
         "usage_in_empty_choices_chunk": any(c.get("choices") == [] and c.get("usage") for c in chunks),
         "usage_on_a_choice_chunk": any(c.get("choices") and c.get("usage") for c in chunks),
@@ -77,10 +84,7 @@ def shape(t: Transcript, outcome: Outcome) -> dict[str, Any]:
     }
 
 
-ROWS = [
-    pytest.param(t, id=t.id, marks=[SERVERS[t.table][1]])
-    for t in TRANSCRIPTS if t.live is not None
-]
+ROWS = [pytest.param(t, id=t.id, marks=[SERVERS[t.table][1]]) for t in TRANSCRIPTS if t.live is not None]
 
 
 @pytest.mark.parametrize("t", ROWS)

@@ -37,8 +37,13 @@ ROWS: list[tuple[str, str, list[Any], list[Any], list[str]]] = [
         "only the unanswered one of two parallel calls gets a result, after the real one",
         config(),
         [USER, {"role": "assistant", "tool_calls": [CALL_A, CALL_B]}, {"role": "tool", "tool_call_id": "b", "content": "2"}, USER],
-        [USER, {"role": "assistant", "tool_calls": [CALL_A, CALL_B]}, {"role": "tool", "tool_call_id": "b", "content": "2"},
-         {"role": "tool", "tool_call_id": "a", "content": "No result provided"}, USER],
+        [
+            USER,
+            {"role": "assistant", "tool_calls": [CALL_A, CALL_B]},
+            {"role": "tool", "tool_call_id": "b", "content": "2"},
+            {"role": "tool", "tool_call_id": "a", "content": "No result provided"},
+            USER,
+        ],
         ["messages[3] added: history: tool call a has no result (No result provided)"],
     ),
     (
@@ -109,8 +114,10 @@ ROWS: list[tuple[str, str, list[Any], list[Any], list[str]]] = [
         config(),
         [{"role": "user", "content": [IMG]}],
         [{"role": "user", "content": [{"type": "text", "text": "(image omitted: this model takes text only)"}]}],
-        ["messages[0].content[0] removed: model input is text only",
-         "messages[0].content[0] added: a message left empty ((image omitted: this model takes text only))"],
+        [
+            "messages[0].content[0] removed: model input is text only",
+            "messages[0].content[0] added: a message left empty ((image omitted: this model takes text only))",
+        ],
     ),
     (
         "an image to a model that takes images stays",
@@ -124,8 +131,10 @@ ROWS: list[tuple[str, str, list[Any], list[Any], list[str]]] = [
         config(compat="requiresStringContent: true"),
         [{"role": "user", "content": [TXT, IMG, TXT]}],
         [{"role": "user", "content": "look\nlook"}],
-        ["messages[0].content[1] removed: model input is text only",
-         "messages[0].content changed: requiresStringContent: true (2 text parts joined into one string)"],
+        [
+            "messages[0].content[1] removed: model input is text only",
+            "messages[0].content changed: requiresStringContent: true (2 text parts joined into one string)",
+        ],
     ),
 ]
 

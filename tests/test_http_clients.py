@@ -15,7 +15,7 @@ import gzip
 import json
 import logging
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +24,19 @@ import anyio.abc
 import httpx
 import pytest
 
-from backends.events import TextDelta
 from pipeline.api import Genesis
 from pipeline.errors import ProviderError
+from pipeline.events import TextDelta
 
 pytestmark = pytest.mark.anyio
 STREAM = {"messages": [{"role": "user", "content": "hi"}], "stream": True}
 NO_STREAM = {**STREAM, "stream": False}
-SSE = (b'data: {"choices": [{"delta": {"role": "assistant", "content": "Hello"}}]}\n\n'
-       b'data: {"choices": [{"delta": {"content": " world"}}]}\n\n'
-       b'data: {"choices": [{"delta": {}, "finish_reason": "stop"}]}\n\n'
-       b"data: [DONE]\n\n")
+SSE = (
+    b'data: {"choices": [{"delta": {"role": "assistant", "content": "Hello"}}]}\n\n'
+    b'data: {"choices": [{"delta": {"content": " world"}}]}\n\n'
+    b'data: {"choices": [{"delta": {}, "finish_reason": "stop"}]}\n\n'
+    b"data: [DONE]\n\n"
+)
 COMPLETION = {"choices": [{"message": {"role": "assistant", "content": "Hello world"}, "finish_reason": "stop"}]}
 SSE_HEADERS = {"content-type": "text/event-stream"}
 
@@ -77,8 +79,15 @@ ANSWERS: list[tuple[str, Callable[[httpx.Request], httpx.Response], dict[str, An
     ("SSE as an async iterator", lambda r: httpx.Response(200, headers=SSE_HEADERS, content=sse_pieces()), STREAM),
     ("JSON", lambda r: httpx.Response(200, json=COMPLETION), NO_STREAM),
     ("JSON to a streamed request", lambda r: httpx.Response(200, json=COMPLETION), STREAM),
-    ("gzip JSON", lambda r: httpx.Response(200, headers={"content-encoding": "gzip", "content-type": "application/json"},
-                                           content=gzip.compress(json.dumps(COMPLETION).encode())), NO_STREAM),
+    (
+        "gzip JSON",
+        lambda r: httpx.Response(
+            200,
+            headers={"content-encoding": "gzip", "content-type": "application/json"},
+            content=gzip.compress(json.dumps(COMPLETION).encode()),
+        ),
+        NO_STREAM,
+    ),
 ]
 
 
@@ -102,26 +111,65 @@ ERRORS = [
     # (answer, class, status, in the message, in the hint)
     (lambda r: httpx.Response(401, json={"error": "Unauthorized"}), "auth", 401, "Unauthorized", "apiKey"),
     (lambda r: httpx.Response(404, json={"error": {"message": "no such model"}}), "model_not_found", 404, "no such model", None),
-    (lambda r: httpx.Response(422, text="invalid type: sequence, expected a string"), "format", 422, "invalid type", "requiresStringContent"),
+    (
+        lambda r: httpx.Response(422, text="invalid type: sequence, expected a string"),
+        "format",
+        422,
+        "invalid type",
+        "requiresStringContent",
+    ),
     (lambda r: httpx.Response(503, text="Service Unavailable"), "overloaded", 503, "Service Unavailable", None),
-    (lambda r: httpx.Response(500, headers={"content-encoding": "gzip"}, content=gzip.compress(b'{"error": {"message": "engine died"}}')),
-     "overloaded", 500, "engine died", None),
-    (lambda r: httpx.Response(307, headers={"location": "/api/v1/chat/completions"}), "protocol", 307,
-     "redirected (307) to http://mock.invalid/api/v1/chat/completions", "baseUrl to http://mock.invalid/api/v1"),
-    (lambda r: httpx.Response(301, headers={"location": "https://mock.invalid/v1/chat/completions"}), "protocol", 301,
-     "redirected (301) to https://mock.invalid/v1/chat/completions", "baseUrl to https://mock.invalid/v1"),
+    (
+        lambda r: httpx.Response(
+            500, headers={"content-encoding": "gzip"}, content=gzip.compress(b'{"error": {"message": "engine died"}}')
+        ),
+        "overloaded",
+        500,
+        "engine died",
+        None,
+    ),
+    (
+        lambda r: httpx.Response(307, headers={"location": "/api/v1/chat/completions"}),
+        "protocol",
+        307,
+        "redirected (307) to http://mock.invalid/api/v1/chat/completions",
+        "baseUrl to http://mock.invalid/api/v1",
+    ),
+    (
+        lambda r: httpx.Response(301, headers={"location": "https://mock.invalid/v1/chat/completions"}),
+        "protocol",
+        301,
+        "redirected (301) to https://mock.invalid/v1/chat/completions",
+        "baseUrl to https://mock.invalid/v1",
+    ),
     (lambda r: httpx.Response(302), "protocol", 302, "answered 302 (a redirect) without a Location", None),
-    (lambda r: httpx.Response(200, headers={"content-encoding": "br"}, content=one_piece(b"\x00")), "protocol", None,
-     "unsupported Content-Encoding 'br'", None),
-    (lambda r: httpx.Response(200, headers={"content-encoding": "gzip"}, content=one_piece(b"not gzip")), "protocol", None,
-     "the gzip body cannot be decoded", None),
+    (
+        lambda r: httpx.Response(200, headers={"content-encoding": "br"}, content=one_piece(b"\x00")),
+        "protocol",
+        None,
+        "unsupported Content-Encoding 'br'",
+        None,
+    ),
+    (
+        lambda r: httpx.Response(200, headers={"content-encoding": "gzip"}, content=one_piece(b"not gzip")),
+        "protocol",
+        None,
+        "the gzip body cannot be decoded",
+        None,
+    ),
 ]
 
 
 @pytest.mark.parametrize(("answer", "error_class", "status", "message", "hint"), ERRORS)
 @pytest.mark.parametrize("request_", [STREAM, NO_STREAM], ids=["stream", "no-stream"])
-async def test_mock_transport_errors(answer: Callable[[httpx.Request], httpx.Response], error_class: str, status: int | None,
-                                     message: str, hint: str | None, request_: dict[str, Any]) -> None:
+async def test_mock_transport_errors(
+    answer: Callable[[httpx.Request], httpx.Response],
+    error_class: str,
+    status: int | None,
+    message: str,
+    hint: str | None,
+    request_: dict[str, Any],
+) -> None:
     error = await failure(mocked(answer), request_)
     assert error.error_class == error_class and message in str(error)
     assert status is None or error.status == status
@@ -198,13 +246,18 @@ async def test_chat_and_discovery_classify_a_failure_alike(kind: type[Exception]
     [
         (raising(RuntimeError), "protocol", "discovery failed: RuntimeError"),
         (raising(ValueError), "protocol", "discovery failed: ValueError"),
-        (lambda r: httpx.Response(308, headers={"location": "https://elsewhere.invalid/v1/models"}), "protocol",
-         "redirected (308) to https://elsewhere.invalid/v1/models"),
+        (
+            lambda r: httpx.Response(308, headers={"location": "https://elsewhere.invalid/v1/models"}),
+            "protocol",
+            "redirected (308) to https://elsewhere.invalid/v1/models",
+        ),
         (lambda r: httpx.Response(200, text="<html>"), "format", "not a model list"),
         (lambda r: httpx.Response(503, headers={"retry-after": "3"}, text="busy"), "overloaded", "busy"),
     ],
 )
-async def test_discovery_raises_only_provider_errors(answer: Callable[[httpx.Request], httpx.Response], error_class: str, message: str) -> None:
+async def test_discovery_raises_only_provider_errors(
+    answer: Callable[[httpx.Request], httpx.Response], error_class: str, message: str
+) -> None:
     from backends.discovery import fetch_models
 
     g = mocked(answer)
@@ -227,7 +280,17 @@ async def test_a_failing_discovery_is_a_warning_not_an_exception_group() -> None
 
 # ---- proxies from the environment ----
 
-PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy", "no_proxy", "REQUEST_METHOD")
+PROXY_VARIABLES = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+    "REQUEST_METHOD",
+)
 
 
 @pytest.fixture
@@ -270,8 +333,10 @@ async def forward_proxy(group: anyio.abc.TaskGroup, seen: list[bytes]) -> int:
                 data += await stream.receive()
             seen.append(data.split(b"\r\n", 1)[0])
             body = json.dumps({"choices": [{"message": {"content": "via proxy"}, "finish_reason": "stop"}]}).encode()
-            await stream.send(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n"
-                              b"content-length: %d\r\n\r\n%s" % (len(body), body))
+            await stream.send(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n"
+                b"content-length: %d\r\n\r\n%s" % (len(body), body)
+            )
 
     group.start_soon(listener.serve, handle)
     return int(listener.extra(anyio.abc.SocketAttribute.local_port))
@@ -289,14 +354,18 @@ async def forward_proxy(group: anyio.abc.TaskGroup, seen: list[bytes]) -> int:
         ({}, False),
     ],
 )
-async def test_proxies_from_the_environment(fault_server: Any, clean_proxy_env: pytest.MonkeyPatch, env: dict[str, str], proxied: bool) -> None:
+async def test_proxies_from_the_environment(
+    fault_server: Any, clean_proxy_env: pytest.MonkeyPatch, env: dict[str, str], proxied: bool
+) -> None:
     seen: list[bytes] = []
     async with anyio.create_task_group() as group:
         port = await forward_proxy(group, seen)
         for name, value in env.items():
             clean_proxy_env.setenv(name, value.format(proxy=f"http://127.0.0.1:{port}"))
         base = fault_server.base_url.replace("127.0.0.1", "localhost")
-        g = Genesis.from_config_text(f'{{ models: {{ providers: {{ fault: {{ baseUrl: "{base}", models: [{{ id: "ok" }}] }} }} }} }}')  # env: os.environ, proxies included
+        g = Genesis.from_config_text(
+            f'{{ models: {{ providers: {{ fault: {{ baseUrl: "{base}", models: [{{ id: "ok" }}] }} }} }} }}'
+        )  # env: os.environ, proxies included
         completion = await run(g, NO_STREAM, "fault/ok")
         group.cancel_scope.cancel()
     assert completion.text == ("via proxy" if proxied else "Hello world")
@@ -315,12 +384,12 @@ def test_an_unusable_proxy_url_is_skipped_without_echoing_it(clean_proxy_env: py
 
 
 @pytest.fixture(scope="module")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Path]]:
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
     trustme = pytest.importorskip("trustme")
     ca = trustme.CA()
     folder = tmp_path_factory.mktemp("tls")
     ca.cert_pem.write_to_path(str(folder / "ca.pem"))
-    yield ca, folder / "ca.pem"
+    return ca, folder / "ca.pem"
 
 
 async def tls_server(group: anyio.abc.TaskGroup, ca: Any) -> tuple[int, list[int]]:
@@ -345,7 +414,9 @@ async def tls_server(group: anyio.abc.TaskGroup, ca: Any) -> tuple[int, list[int
                     while len(rest) < length:
                         rest += await stream.receive()
                     body = json.dumps(COMPLETION).encode()
-                    await stream.send(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+                    await stream.send(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+                    )
             except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, ssl.SSLError, OSError):
                 pass
 
@@ -354,19 +425,27 @@ async def tls_server(group: anyio.abc.TaskGroup, ca: Any) -> tuple[int, list[int
 
 
 def tls_config(port: int, **providers: str) -> str:
-    blocks = ", ".join(f'{name}: {{ baseUrl: "https://localhost:{port}/v1", {tls} models: [{{ id: "m" }}] }}' for name, tls in providers.items())
+    blocks = ", ".join(
+        f'{name}: {{ baseUrl: "https://localhost:{port}/v1", {tls} models: [{{ id: "m" }}] }}' for name, tls in providers.items()
+    )
     return f"{{ models: {{ providers: {{ {blocks} }} }} }}"
 
 
-async def test_tls_ca_file_verify_off_and_ssl_cert_file(certificates: tuple[Any, Path], monkeypatch: pytest.MonkeyPatch,
-                                                        caplog: pytest.LogCaptureFixture) -> None:
+async def test_tls_ca_file_verify_off_and_ssl_cert_file(
+    certificates: tuple[Any, Path], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     ca, ca_file = certificates
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
     async with anyio.create_task_group() as group:
         port, _ = await tls_server(group, ca)
-        config = tls_config(port, trusted=f'tls: {{ caFile: "{ca_file}" }},', open="tls: { verify: false },", strict="",
-                            missing='tls: { caFile: "/nonexistent/ca.pem" },')
+        config = tls_config(
+            port,
+            trusted=f'tls: {{ caFile: "{ca_file}" }},',
+            open="tls: { verify: false },",
+            strict="",
+            missing='tls: { caFile: "/nonexistent/ca.pem" },',
+        )
         async with Genesis.from_config_text(config, env={}) as g:
             with anyio.fail_after(10):
                 assert (await g.run("trusted/m", NO_STREAM)).text == "Hello world"

@@ -41,12 +41,12 @@ def agrees(text: str) -> bool:
         fast = json.loads(translated)
     except ValueError:
         return True
-    return normalized(json5.loads(text)) == normalized(fast)
+    return bool(normalized(json5.loads(text)) == normalized(fast))
 
 
 gap = st.sampled_from(["", " ", "\n", "\t", "\r\n", " // note\n", "/* c */", "/* multi\nline */", "\u00a0", "\u2028", "\ufeff"])
 numbers = st.one_of(
-    st.integers(-10**6, 10**6).map(str),
+    st.integers(-(10**6), 10**6).map(str),
     st.integers(0, 10**6).map(lambda n: f"+{n}"),
     st.integers(0, 10**6).map(hex),
     st.integers(0, 10**6).map(lambda n: f"-0X{n:X}"),
@@ -54,8 +54,38 @@ numbers = st.one_of(
     st.sampled_from([".5", "5.", "-.5e3", "+5.e-2", "1E3", "0.0", "-0", "Infinity", "-Infinity", "+Infinity", "NaN", "-NaN", "+NaN"]),
 )
 string_pieces = st.sampled_from(
-    ["a", "Z", " ", "\u00e9", "\u2028", "\u2029", "\t", '"', "'", "\\\\", "\\n", "\\'", '\\"', "\\v", "\\0", "\\x41",
-     "\\\n", "\\\r\n", "\\\u2028", "\\a", "\\/", "\\b", "\\f", "\\r", "\\t", "$", "{", "//", "/*", "\\u0041"]
+    [
+        "a",
+        "Z",
+        " ",
+        "\u00e9",
+        "\u2028",
+        "\u2029",
+        "\t",
+        '"',
+        "'",
+        "\\\\",
+        "\\n",
+        "\\'",
+        '\\"',
+        "\\v",
+        "\\0",
+        "\\x41",
+        "\\\n",
+        "\\\r\n",
+        "\\\u2028",
+        "\\a",
+        "\\/",
+        "\\b",
+        "\\f",
+        "\\r",
+        "\\t",
+        "$",
+        "{",
+        "//",
+        "/*",
+        "\\u0041",
+    ]
 )
 
 
@@ -82,8 +112,10 @@ def obj(pairs: list[tuple[str, str]], trailing: bool, spacing: str) -> str:
 
 values = st.recursive(
     literals | numbers | strings(),
-    lambda children: st.builds(array, st.lists(children, max_size=4), st.booleans(), gap)
-    | st.builds(obj, st.lists(st.tuples(keys, children), max_size=4), st.booleans(), gap),
+    lambda children: (
+        st.builds(array, st.lists(children, max_size=4), st.booleans(), gap)
+        | st.builds(obj, st.lists(st.tuples(keys, children), max_size=4), st.booleans(), gap)
+    ),
     max_leaves=20,
 )
 
@@ -95,14 +127,19 @@ def test_generated_json5_reads_the_same(text: str) -> None:
 
 
 @settings(max_examples=600, deadline=None)
-@given(st.lists(st.sampled_from(list("{}[]:,'\"/*\\+-.0123456789eExXaA_$ \n\t") + ["true", "null", "NaN", "Infinity", "//", "/*", "*/", "\u2028"]), max_size=30).map("".join))
+@given(
+    st.lists(
+        st.sampled_from(list("{}[]:,'\"/*\\+-.0123456789eExXaA_$ \n\t") + ["true", "null", "NaN", "Infinity", "//", "/*", "*/", "\u2028"]),
+        max_size=30,
+    ).map("".join)
+)
 def test_character_soup_never_reads_differently(text: str) -> None:
     try:
         json5.loads(text)
     except ValueError:  # json5 refuses it: the rewrite must not produce a value json accepts
         translated = json5_to_json(text)
         if translated is not None:
-            with pytest.raises(ValueError):
+            with pytest.raises(json.JSONDecodeError):
                 json.loads(translated)
         return
     assert agrees(text), text
@@ -130,5 +167,5 @@ def test_rewrites(text: str, expected: Any) -> None:
 def test_steps_aside_or_json_refuses(text: str) -> None:
     translated = json5_to_json(text)
     if translated is not None:
-        with pytest.raises(ValueError):
+        with pytest.raises(json.JSONDecodeError):
             json.loads(translated)

@@ -17,7 +17,6 @@ def test_every_core_module_is_under_the_core_contract() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     [core] = [c for c in config["tool"]["importlinter"]["contracts"] if c["name"].startswith("the core ")]
     modules = {
-        ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
-        for path in (ROOT / "pipeline").glob("*.py")
+        ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__") for path in (ROOT / "pipeline").glob("*.py")
     }
     assert modules - ABOVE_THE_CORE == set(core["source_modules"])

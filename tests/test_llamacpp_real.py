@@ -24,10 +24,10 @@ import httpx
 import pytest
 
 from backends.discovery import fetch_models
-from backends.events import Finish, TextDelta, Timings, Usage
 from backends.transport import Http11Transport
 from pipeline.api import Genesis
 from pipeline.errors import ProviderError
+from pipeline.events import Finish, TextDelta, Timings, Usage
 from tests.conftest import LLAMACPP_KEY, LLAMACPP_MODEL, llamacpp_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.llamacpp]
@@ -35,8 +35,14 @@ ROOT = Path(__file__).resolve().parent.parent
 REF = "llamacpp/tiny-model"
 N_CTX = 2048
 HI = {"messages": [{"role": "user", "content": "Hello, how are you?"}], "max_tokens": 16, "temperature": 0}
-WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
-                                                 "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
 
 
 def config_text(url: str, key: str = LLAMACPP_KEY, *, x_api_key: bool = False) -> str:
@@ -62,6 +68,7 @@ async def run(g: Genesis, request: dict[str, Any], model: str = REF) -> Any:
 
 
 # -- discovery --
+
 
 async def test_discovery_reads_the_context_window_from_meta_n_ctx(llamacpp_url: str) -> None:
     # A configured provider is not discovered (its entry is explicit), so ask the same way
@@ -98,6 +105,7 @@ def _port_free(port: int) -> bool:
 
 # -- answers --
 
+
 async def test_non_stream_has_usage(llamacpp_url: str) -> None:
     completion = await run(configured(llamacpp_url), {**HI, "stream": False})
     assert completion.finish_reason in ("stop", "length")
@@ -118,7 +126,7 @@ async def test_stream_usage_comes_in_a_last_chunk(llamacpp_url: str) -> None:
     last_text = max(at for at, event in enumerate(events) if isinstance(event, TextDelta))
     usage_at = [at for at, event in enumerate(events) if isinstance(event, Usage)]
     assert len(usage_at) == 1 and usage_at[0] > last_text
-    assert {type(event) for event in events[usage_at[0]:]} <= {Usage, Timings, Finish}
+    assert {type(event) for event in events[usage_at[0] :]} <= {Usage, Timings, Finish}
     assert completion.timings is not None and completion.timings["predicted_n"] == completion.usage.completion_tokens  # type: ignore[union-attr]
     assert completion.usage is not None
     assert completion.usage.prompt_tokens > 0 and 0 < completion.usage.completion_tokens <= 16
@@ -149,9 +157,16 @@ async def test_any_model_name_is_served(llamacpp_url: str) -> None:
 # (<|im_end|>, id 2 in this tokenizer) until a call is complete, so biasing that harder ends
 # the answer right after the first call. Sampled with a fixed seed: repeatable, and every
 # seed tried (1-20) gave exactly one call with finish_reason "tool_calls".
-TOOL_REQUEST = {"messages": [{"role": "user", "content": "Weather in Paris?"}], "tools": [WEATHER_TOOL],
-                "tool_choice": "required", "parallel_tool_calls": False,
-                "logit_bias": {"<tool_call>": 10, "\n": 10, '"': 10, "2": 20}, "seed": 42, "temperature": 1.0, "max_tokens": 200}
+TOOL_REQUEST = {
+    "messages": [{"role": "user", "content": "Weather in Paris?"}],
+    "tools": [WEATHER_TOOL],
+    "tool_choice": "required",
+    "parallel_tool_calls": False,
+    "logit_bias": {"<tool_call>": 10, "\n": 10, '"': 10, "2": 20},
+    "seed": 42,
+    "temperature": 1.0,
+    "max_tokens": 200,
+}
 
 
 @pytest.mark.parametrize("stream", [True, False])
@@ -164,6 +179,7 @@ async def test_tool_call_comes_back_structured(llamacpp_url: str, stream: bool) 
 
 
 # -- errors --
+
 
 async def test_wrong_key_is_auth_with_hint(llamacpp_url: str) -> None:
     with pytest.raises(ProviderError) as caught:
@@ -297,6 +313,7 @@ async def test_run_started_while_the_model_loads_succeeds(llamacpp_installed: No
 
 # -- a server killed mid-answer --
 
+
 async def test_server_killed_mid_stream_is_protocol(llamacpp_installed: None) -> None:
     # An answer that cannot end before the kill: no end-of-turn (ignore_eos) and, with
     # --context-shift, no end at the 2048-token context either (the oldest tokens make room).
@@ -318,13 +335,36 @@ async def test_server_killed_mid_stream_is_protocol(llamacpp_installed: None) ->
 
 # -- the CLI --
 
+
 def test_cli_json_end_to_end(llamacpp_url: str, tmp_path: Path) -> None:
     path = tmp_path / "genesis.json5"
-    path.write_text(f'{{models: {{providers: {{llamacpp: {{baseUrl: "{llamacpp_url}", models: [{{id: "tiny-model", contextWindow: {N_CTX}}}]}}}}}}}}')
-    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "infer", "model", "run", "--config", str(path), "--model", REF,
-                           "--prompt", "hi", "--max-tokens", "8", "--json"],
-                          capture_output=True, text=True, cwd=ROOT, env={"PATH": "/usr/bin:/bin", "LLAMACPP_API_KEY": LLAMACPP_KEY},
-                          timeout=120)
+    path.write_text(
+        f'{{models: {{providers: {{llamacpp: {{baseUrl: "{llamacpp_url}", models: [{{id: "tiny-model", contextWindow: {N_CTX}}}]}}}}}}}}'
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "infer",
+            "model",
+            "run",
+            "--config",
+            str(path),
+            "--model",
+            REF,
+            "--prompt",
+            "hi",
+            "--max-tokens",
+            "8",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "LLAMACPP_API_KEY": LLAMACPP_KEY},
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     assert (document["ok"], document["provider"], document["model"]) == (True, "llamacpp", "tiny-model")

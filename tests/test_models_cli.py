@@ -20,8 +20,14 @@ EMPTY = str(ROOT / "examples" / "empty.json5")
 
 
 def genesis_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, cwd=ROOT,
-                          env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", **(env or {})}, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", **(env or {})},
+        timeout=timeout,
+    )
 
 
 def write(tmp_path: Path, text: str) -> str:
@@ -37,8 +43,12 @@ def needs_default_port(vllm_url: str) -> None:
 
 def test_builtin_providers_are_data() -> None:
     assert {p.id: p.base_url for p in BUILTIN_PROVIDERS.values()} == {
-        "vllm": "http://127.0.0.1:8000/v1", "sglang": "http://127.0.0.1:30000/v1", "llamacpp": "http://127.0.0.1:8080/v1",
-        "lmstudio": "http://127.0.0.1:1234/v1", "ollama": "http://127.0.0.1:11434/v1"}
+        "vllm": "http://127.0.0.1:8000/v1",
+        "sglang": "http://127.0.0.1:30000/v1",
+        "llamacpp": "http://127.0.0.1:8080/v1",
+        "lmstudio": "http://127.0.0.1:1234/v1",
+        "ollama": "http://127.0.0.1:11434/v1",
+    }
     catalog = Genesis.from_config_text("{}", env={"SGLANG_API_KEY": "s"}).catalog
     assert catalog.providers["sglang"].active and not catalog.providers["vllm"].active
     assert catalog.providers["sglang"].discovery
@@ -48,7 +58,9 @@ def test_builtin_providers_are_data() -> None:
 @pytest.mark.vllm
 def test_discovery_lists_the_tiny_model_with_no_config(vllm_url: str) -> None:
     needs_default_port(vllm_url)
-    done = genesis_cli("models", "list", "--provider", "vllm", env={"VLLM_API_KEY": VLLM_KEY, "GENESIS_CONFIG_PATH": "/nonexistent/none.json5"})
+    done = genesis_cli(
+        "models", "list", "--provider", "vllm", env={"VLLM_API_KEY": VLLM_KEY, "GENESIS_CONFIG_PATH": "/nonexistent/none.json5"}
+    )
     assert done.returncode == 2  # an explicit config path that does not exist is an error...
     done = genesis_cli("models", "list", "--provider", "vllm", env={"VLLM_API_KEY": VLLM_KEY})  # ...no file at the default place is fine
     assert done.returncode == 0, done.stderr
@@ -59,7 +71,9 @@ def test_discovery_lists_the_tiny_model_with_no_config(vllm_url: str) -> None:
 
 @pytest.mark.vllm
 def test_explicit_provider_turns_discovery_off(vllm_url: str, tmp_path: Path) -> None:
-    config = write(tmp_path, f'{{models: {{providers: {{vllm: {{baseUrl: "{vllm_url}", models: [{{id: "pinned", contextWindow: 4096}}]}}}}}}}}')
+    config = write(
+        tmp_path, f'{{models: {{providers: {{vllm: {{baseUrl: "{vllm_url}", models: [{{id: "pinned", contextWindow: 4096}}]}}}}}}}}'
+    )
     done = genesis_cli("models", "list", "--provider", "vllm", "--json", "--config", config, env={"VLLM_API_KEY": VLLM_KEY})
     [row] = json.loads(done.stdout)
     assert (row["ref"], row["contextWindow"], row["tags"]) == ("vllm/pinned", 4096, ["configured"])
@@ -77,7 +91,9 @@ def test_wrong_key_is_one_warning_and_an_empty_list(vllm_url: str) -> None:
 
 @pytest.mark.vllm
 def test_status_probe_ok_and_auth(vllm_url: str, tmp_path: Path) -> None:
-    config = write(tmp_path, f'{{models: {{mode: "replace", providers: {{vllm: {{baseUrl: "{vllm_url}", apiKey: "${{VLLM_API_KEY}}"}}}}}}}}')
+    config = write(
+        tmp_path, f'{{models: {{mode: "replace", providers: {{vllm: {{baseUrl: "{vllm_url}", apiKey: "${{VLLM_API_KEY}}"}}}}}}}}'
+    )
     good = json.loads(genesis_cli("models", "status", "--probe", "--json", "--config", config, env={"VLLM_API_KEY": VLLM_KEY}).stdout)
     assert good[0]["probe"]["models"]["state"] == "ok" and good[0]["probe"]["health"]["state"] == "ok"
     assert good[0]["auth"] == "config models.providers.vllm.apiKey"
@@ -106,17 +122,22 @@ def test_status_without_probe_shows_key_sources(tmp_path: Path) -> None:
 
 
 def test_list_tags_and_columns(tmp_path: Path) -> None:
-    config = write(tmp_path, """{
+    config = write(
+        tmp_path,
+        """{
       agents: { defaults: { model: { primary: "lan/big", fallbacks: ["local/small"] }, models: { "lan/big": { alias: "Big" } } } },
       models: { mode: "replace", providers: {
         lan: { baseUrl: "http://192.168.1.50:9000/v1", apiKey: "k", models: [{ id: "big", input: ["text", "image"], contextWindow: 128000 }] },
         local: { baseUrl: "http://localhost:8080/v1", models: [{ id: "small" }] },
       } },
-    }""")
+    }""",
+    )
     done = genesis_cli("models", "list", "--config", config)
     rows = [line.split() for line in done.stdout.strip().splitlines()[1:]]
-    assert rows == [["lan/big", "text+image", "125k", "no", "yes", "default,alias:big,configured"],
-                    ["local/small", "text", "-", "yes", "no", "fallback#1,configured"]]
+    assert rows == [
+        ["lan/big", "text+image", "125k", "no", "yes", "default,alias:big,configured"],
+        ["local/small", "text", "-", "yes", "no", "fallback#1,configured"],
+    ]
     assert genesis_cli("models", "list", "--plain", "--config", config).stdout.split() == ["lan/big", "local/small"]
 
 
@@ -127,14 +148,31 @@ def test_list_unknown_provider(tmp_path: Path) -> None:
 
 @pytest.mark.vllm
 def test_probe_suggests_a_block_that_then_works(vllm_url: str, tmp_path: Path) -> None:
-    config = write(tmp_path, f'{{models: {{providers: {{vllm: {{baseUrl: "{vllm_url}", apiKey: "{VLLM_KEY}", models: [{{id: "tiny-model"}}]}}}}}}}}')
+    config = write(
+        tmp_path, f'{{models: {{providers: {{vllm: {{baseUrl: "{vllm_url}", apiKey: "{VLLM_KEY}", models: [{{id: "tiny-model"}}]}}}}}}}}'
+    )
     done = genesis_cli("models", "probe", "vllm/tiny-model", "--config", config)
     assert done.returncode == 0, done.stderr
-    block = done.stdout[done.stdout.index("compat: {"):]
+    block = done.stdout[done.stdout.index("compat: {") :]
     assert "requiresStringContent: false" in block and "supportsDeveloperRole: true" in block and "supportsTools: true" in block
-    with_block = write(tmp_path, f'{{models: {{providers: {{vllm: {{baseUrl: "{vllm_url}", apiKey: "{VLLM_KEY}", models: [{{id: "tiny-model", {block} }}]}}}}}}}}')
-    run = genesis_cli("infer", "model", "run", "--config", with_block, "--model", "vllm/tiny-model", "--max-tokens", "4", "--json",
-                      "--request", str(ROOT / "examples" / "request-inferrs.json"))
+    with_block = write(
+        tmp_path,
+        f'{{models: {{providers: {{vllm: {{baseUrl: "{vllm_url}", apiKey: "{VLLM_KEY}", models: [{{id: "tiny-model", {block} }}]}}}}}}}}',
+    )
+    run = genesis_cli(
+        "infer",
+        "model",
+        "run",
+        "--config",
+        with_block,
+        "--model",
+        "vllm/tiny-model",
+        "--max-tokens",
+        "4",
+        "--json",
+        "--request",
+        str(ROOT / "examples" / "request-inferrs.json"),
+    )
     assert run.returncode == 0 and json.loads(run.stdout)["ok"] is True
 
 

@@ -100,6 +100,7 @@ def test_a_path_id_resolves_as_a_bare_id_of_the_provider_that_lists_it() -> None
     from tests.conftest import genesis_from
 
     target = genesis_from(PATH_CONFIG).shape("/models/tiny.gguf", {"messages": [{"role": "user", "content": "hi"}]}).unwrap().target
+    assert target is not None
     assert (target.provider.id, target.model.config.id, target.model.origin) == ("llamacpp", "/models/tiny.gguf", "configured")
 
 

@@ -18,33 +18,34 @@ import httpx
 import pytest
 
 import backends.session as session
-from backends.events import Attempt, AttemptFailed, Event, Finish, TextDelta, Timings, Usage
 from backends.retry import BACKOFF_CAP, COOLDOWN_MAX, MAX_RETRY_AFTER, RETRY_CLASSES, Cooldowns, backoff_delay, cooldown_seconds
 from pipeline.api import Genesis
 from pipeline.errors import ProviderError
+from pipeline.events import Attempt, AttemptFailed, Event, Finish, TextDelta, Timings, Usage
 
 PROMPT = {"messages": [{"role": "user", "content": "hi"}], "stream": True}
-OK = [TextDelta("Hello"), Finish("stop"), Usage(3, 1, 4)]
+OK: Sequence[Event] = (TextDelta("Hello"), Finish("stop"), Usage(3, 1, 4))
 
 
 # ---- the pure rules ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("retry", "draw", "retry_after", "expected"),
     [
-        (1, 0.5, None, 0.25),            # full jitter: a share of the first ceiling, 0.5 s
-        (2, 0.5, None, 0.5),             # the ceiling doubles per retry
+        (1, 0.5, None, 0.25),  # full jitter: a share of the first ceiling, 0.5 s
+        (2, 0.5, None, 0.5),  # the ceiling doubles per retry
         (3, 1.0, None, 2.0),
-        (1, 0.0, None, 0.0),             # full jitter reaches down to zero
-        (10, 1.0, None, BACKOFF_CAP),    # the ceiling is capped
+        (1, 0.0, None, 0.0),  # full jitter reaches down to zero
+        (10, 1.0, None, BACKOFF_CAP),  # the ceiling is capped
         (50, 0.5, None, BACKOFF_CAP / 2),
-        (1, 0.5, 3.0, 3.0),              # Retry-After wins over the backoff, smaller or larger
+        (1, 0.5, 3.0, 3.0),  # Retry-After wins over the backoff, smaller or larger
         (4, 0.9, 0.1, 0.1),
         (1, 0.5, 3600.0, MAX_RETRY_AFTER),  # capped again, whatever http.py did
-        (1, 0.5, -5.0, 0.25),            # a nonsense Retry-After is ignored
+        (1, 0.5, -5.0, 0.25),  # a nonsense Retry-After is ignored
         (1, 0.5, float("nan"), 0.25),
         (1, 0.5, float("inf"), 0.25),
-        (1, 7.0, None, 0.5),             # a draw outside [0, 1) cannot leave the bounds
+        (1, 7.0, None, 0.5),  # a draw outside [0, 1) cannot leave the bounds
         (1, -1.0, None, 0.0),
     ],
 )
@@ -63,8 +64,17 @@ def test_jitter_stays_within_bounds_with_a_seeded_random() -> None:
 
 @pytest.mark.parametrize(
     ("failures", "retry_after", "expected"),
-    [(1, None, 30.0), (2, None, 60.0), (4, None, 240.0), (5, None, COOLDOWN_MAX), (99, None, COOLDOWN_MAX),
-     (1, 90.0, 90.0), (3, 90.0, 120.0), (1, 10_000.0, COOLDOWN_MAX), (1, float("inf"), 30.0)],
+    [
+        (1, None, 30.0),
+        (2, None, 60.0),
+        (4, None, 240.0),
+        (5, None, COOLDOWN_MAX),
+        (99, None, COOLDOWN_MAX),
+        (1, 90.0, 90.0),
+        (3, 90.0, 120.0),
+        (1, 10_000.0, COOLDOWN_MAX),
+        (1, float("inf"), 30.0),
+    ],
 )
 def test_cooldown_seconds(failures: int, retry_after: float | None, expected: float) -> None:
     assert cooldown_seconds(failures, retry_after) == expected
@@ -104,7 +114,7 @@ Step = tuple[Sequence[Event], ProviderError | None]
 class Script:
     """Stands in for ``send_events``: per model, each try plays the next step (events, then an error or the end)."""
 
-    def __init__(self, **steps: list[Step]) -> None:
+    def __init__(self, **steps: Sequence[Step]) -> None:
         self.steps = {model: list(plays) for model, plays in steps.items()}
         self.sent: list[str] = []
 
@@ -123,18 +133,24 @@ class Script:
 
 
 class Harness:
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, *, fallbacks: str = '"b/m2"', a_extra: str = "", b_extra: str = "",
-                 draw: float = 0.5) -> None:
+    def __init__(
+        self, monkeypatch: pytest.MonkeyPatch, *, fallbacks: str = '"b/m2"', a_extra: str = "", b_extra: str = "", draw: float = 0.5
+    ) -> None:
         self.now = 1000.0
         self.sleeps: list[float] = []
-        self.genesis = Genesis.from_config_text(CONFIG.format(fallbacks=fallbacks, a_extra=a_extra, b_extra=b_extra), env={},
-                                                sleep=self.sleep, clock=lambda: self.now, random=lambda: draw)
+        self.genesis = Genesis.from_config_text(
+            CONFIG.format(fallbacks=fallbacks, a_extra=a_extra, b_extra=b_extra),
+            env={},
+            sleep=self.sleep,
+            clock=lambda: self.now,
+            random=lambda: draw,
+        )
         self.monkeypatch = monkeypatch
 
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
 
-    def script(self, **steps: list[Step]) -> Script:
+    def script(self, **steps: Sequence[Step]) -> Script:
         script = Script(**steps)
         self.monkeypatch.setattr(session, "send_events", script)
         return script
@@ -201,7 +217,7 @@ async def test_seeded_jitter_is_the_delay_slept(monkeypatch: pytest.MonkeyPatch)
     h.script(m1=[((), failure("timeout"))] * 5 + [(OK, None)])
     await h.run()
     assert h.sleeps == [backoff_delay(n, expected_draws.random()) for n in range(1, 6)]
-    assert all(0 <= s <= min(BACKOFF_CAP, 0.5 * 2 ** n) for n, s in enumerate(h.sleeps))
+    assert all(0 <= s <= min(BACKOFF_CAP, 0.5 * 2**n) for n, s in enumerate(h.sleeps))
 
 
 async def test_max_retries_zero_turns_retries_off(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -225,8 +241,12 @@ async def test_retries_run_out_then_the_fallback(monkeypatch: pytest.MonkeyPatch
     events: list[Any] = []
     h.script(m1=[((), failure("unreachable", status=None))] * 3, m2=[(OK, None)])
     completion = await h.run(on_event=events.append)
-    assert summary(completion.attempts) == [("m1", "unreachable", 0, 250), ("m1", "unreachable", 1, 500), ("m1", "unreachable", 2, None),
-                                            ("m2", None, 0, None)]
+    assert summary(completion.attempts) == [
+        ("m1", "unreachable", 0, 250),
+        ("m1", "unreachable", 1, 500),
+        ("m1", "unreachable", 2, None),
+        ("m2", None, 0, None),
+    ]
     assert [e.attempt for e in events if isinstance(e, AttemptFailed)] == list(completion.attempts[:3])
 
 
@@ -255,6 +275,7 @@ async def test_cancel_during_backoff_sleep_propagates(monkeypatch: pytest.Monkey
 
 # ---- cooldown --------------------------------------------------------------------------------
 
+
 async def test_a_failing_model_cools_down_and_comes_back(monkeypatch: pytest.MonkeyPatch) -> None:
     h = Harness(monkeypatch)
     script = h.script(m1=[((), failure("overloaded"))] * 3 + [(OK, None)], m2=[(OK, None)] * 3)
@@ -262,7 +283,9 @@ async def test_a_failing_model_cools_down_and_comes_back(monkeypatch: pytest.Mon
     records: list[Any] = []
     second = await h.run(audit=records.append)
     assert script.sent == ["m1"] * 3 + ["m2", "m2"]
-    assert second.attempts[0].error_class == "cooldown" and second.attempts[0].model == "m1" and "30 s" in (second.attempts[0].message or "")
+    assert (
+        second.attempts[0].error_class == "cooldown" and second.attempts[0].model == "m1" and "30 s" in (second.attempts[0].message or "")
+    )
     assert (records[0].error_class, records[0].request) == ("cooldown", None)  # audited, nothing sent
     h.now += 29
     await h.run()
@@ -315,6 +338,7 @@ async def test_non_retryable_failures_do_not_cool_down(monkeypatch: pytest.Monke
 
 # ---- what reaches the caller -----------------------------------------------------------------
 
+
 async def collect(g: Genesis) -> list[Any]:
     return [event async for event in g.stream("a/m1", PROMPT)]
 
@@ -352,6 +376,7 @@ async def test_an_unresolvable_fallback_between_two_is_passed(monkeypatch: pytes
 
 # ---- discovery ---------------------------------------------------------------------------------
 
+
 async def test_discovery_never_raises_and_warns_scrubbed_one_line() -> None:
     def answer(request: httpx.Request) -> httpx.Response:
         if request.url.port == 8000:
@@ -373,6 +398,7 @@ async def test_discovery_never_raises_and_warns_scrubbed_one_line() -> None:
 
 
 # ---- the same rules over HTTP (fault server) -----------------------------------------------------
+
 
 def fault_genesis(fault_server: Any, sleeps: list[float], *, retries: int = 2, fallbacks: str = "") -> Genesis:
     text = f"""{{
@@ -405,10 +431,20 @@ async def test_loading_retries_exhausted_then_cooldown(fault_server: Any) -> Non
         first = await g.run("fault/loading", PROMPT, audit=records.append)
         second = await g.run("fault/loading", PROMPT, audit=records.append)
     assert [(a.model, a.error_class, a.retry) for a in first.attempts] == [
-        ("loading", "overloaded", 0), ("loading", "overloaded", 1), ("loading", "overloaded", 2), ("ok", None, 0)]
+        ("loading", "overloaded", 0),
+        ("loading", "overloaded", 1),
+        ("loading", "overloaded", 2),
+        ("ok", None, 0),
+    ]
     assert [(a.model, a.error_class) for a in second.attempts] == [("loading", "cooldown"), ("ok", None)]
     assert [(r.model, r.retry, r.status) for r in records] == [
-        ("loading", 0, 503), ("loading", 1, 503), ("loading", 2, 503), ("ok", 0, 200), ("loading", 0, None), ("ok", 0, 200)]
+        ("loading", 0, 503),
+        ("loading", 1, 503),
+        ("loading", 2, 503),
+        ("ok", 0, 200),
+        ("loading", 0, None),
+        ("ok", 0, 200),
+    ]
     assert records[0].delay_ms == 500 and json.loads(records[0].request.body)["model"] == "loading"
 
 
@@ -425,5 +461,8 @@ async def test_a_rate_limited_model_is_retried_then_handed_over(fault_server: An
     async with fault_genesis(fault_server, sleeps, retries=1, fallbacks='"fault/ok"') as g:
         completion = await g.run("fault/rate-limited", PROMPT)
     assert [(a.model, a.error_class, a.status, a.retry) for a in completion.attempts] == [
-        ("rate-limited", "rate_limit", 429, 0), ("rate-limited", "rate_limit", 429, 1), ("ok", None, 200, 0)]
+        ("rate-limited", "rate_limit", 429, 0),
+        ("rate-limited", "rate_limit", 429, 1),
+        ("ok", None, 200, 0),
+    ]
     assert len(sleeps) == 1  # the delay itself: Retry-After (1 s) once backends.http reads the header, else the backoff

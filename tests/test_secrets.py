@@ -15,11 +15,11 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote
 
-import anyio
 import httpx
 import msgspec
 import pytest
@@ -45,7 +45,7 @@ def assert_clean(text: str, where: str) -> None:
 # ---- scrub: one row per rule ------------------------------------------------------------------
 
 S = "sk-live-1234abcd"
-SCRUB_ROWS: list[tuple[str, str, frozenset[str], str]] = [
+SCRUB_ROWS: list[tuple[str, str, frozenset[str], str | None]] = [
     ("Rule 1: the raw secret", f"bad key {S}!", frozenset({S}), "bad key ***!"),
     ("Rule 1: every occurrence", f"{S} and {S}", frozenset({S}), "*** and ***"),
     ("Rule 1: longest first", "key sk-live-1234abcd-extra", frozenset({S, S + "-extra"}), "key ***"),
@@ -54,8 +54,12 @@ SCRUB_ROWS: list[tuple[str, str, frozenset[str], str]] = [
     ("Rule 1: form-encoded space", "q=my+long+key", frozenset({"my long key"}), "q=***"),
     ("Rule 1: JSON-escaped", r'{"k": "say \"hi\" now"}', frozenset({'say "hi" now'}), '{"k": "***"}'),
     ("Rule 1: JSON-escaped slash", r'{"k": "a\/b\/cdef"}', frozenset({"a/b/cdef"}), '{"k": "***"}'),
-    ("Rule 1: inside base64 of user:key", "creds " + base64.b64encode(f"admin:{S}".encode()).decode(), frozenset({S}),
-     None),  # checked below: the key's own stretch is gone
+    (
+        "Rule 1: inside base64 of user:key",
+        "creds " + base64.b64encode(f"admin:{S}".encode()).decode(),
+        frozenset({S}),
+        None,
+    ),  # checked below: the key's own stretch is gone
     ("Rule 1: a secret of exactly the minimum length", "pin abcd here", frozenset({"abcd"}), "pin *** here"),
     ("Rule 2: shorter than the minimum is kept", "a b c", frozenset({"b"}), "a b c"),
     ("Rule 2: ...but still caught as a credential", "sent Bearer b", frozenset({"b"}), "sent Bearer ***"),
@@ -113,8 +117,13 @@ ERROR_FIELDS = ("message", "server_message", "raw", "hint", "url")
 def test_provider_error_scrubs_every_text(field: str, with_secrets: bool) -> None:
     echo = f"Bearer {KEY}"
     error = ProviderError(
-        "auth", f"invalid: {echo}", url=f"http://h/v1?auth={quote(echo)}", status=401, raw=f'{{"error": "{echo}"}}',
-        hint=f"you sent {echo}", secrets=frozenset({KEY}) if with_secrets else frozenset(),
+        "auth",
+        f"invalid: {echo}",
+        url=f"http://h/v1?auth={quote(echo)}",
+        status=401,
+        raw=f'{{"error": "{echo}"}}',
+        hint=f"you sent {echo}",
+        secrets=frozenset({KEY}) if with_secrets else frozenset(),
     )
     value = str(getattr(error, field))
     assert KEY not in value and quote(KEY, safe="") not in value
@@ -154,8 +163,11 @@ def _hints() -> Any:
 
 
 REPR_ROWS: list[tuple[str, Callable[[], Any], str]] = [
-    ("WireRequest", lambda: _genesis().build("lan/big", {"messages": [{"role": "user", "content": "hi"}]},
-                                              headers=[("X-Caller-Token", CALLER_SECRET)]), "http://10.0.0.7:8000/v1/chat/completions"),
+    (
+        "WireRequest",
+        lambda: _genesis().build("lan/big", {"messages": [{"role": "user", "content": "hi"}]}, headers=[("X-Caller-Token", CALLER_SECRET)]),
+        "http://10.0.0.7:8000/v1/chat/completions",
+    ),
     ("Context", _context, "lan/big"),
     ("LoadedConfig", lambda: _genesis().loaded, "http://10.0.0.7:8000/v1"),
     ("Config", lambda: _genesis().loaded.config, "http://10.0.0.7:8000/v1"),
@@ -200,15 +212,22 @@ def test_msgspec_encoding_is_data_not_output() -> None:
 
 # ---- end to end: the echo-auth server, every output channel ------------------------------------
 
+
 def genesis_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, cwd=ROOT,
-                          env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "ORG": HEADER_SECRET}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "ORG": HEADER_SECRET},
+        timeout=120,
+    )
 
 
 def echo_config(tmp_path: Path, fault_server: Any, *, fallbacks: bool = True) -> str:
     path = tmp_path / "echo.json5"
     path.write_text(f"""{{
-      agents: {{ defaults: {{ model: {{ primary: "echo/echo-401", fallbacks: [{'"echo/ok"' if fallbacks else ''}] }} }} }},
+      agents: {{ defaults: {{ model: {{ primary: "echo/echo-401", fallbacks: [{'"echo/ok"' if fallbacks else ""}] }} }} }},
       models: {{ mode: "replace", providers: {{
         echo: {{ baseUrl: "{fault_server.url}/echo-auth/v1", apiKey: "{KEY}", headers: {{ "X-Org": "${{ORG}}" }} }},
       }} }},
@@ -223,9 +242,23 @@ ECHOES = ["echo-401", "echo-403", "echo-html", "echo-stream"]
 def test_a_failed_run_shows_no_key(fault_server: Any, tmp_path: Path, scenario: str) -> None:
     """stderr, every field of --json, and the audit file, when the echoing model is the last one tried."""
     audit = tmp_path / "audit.jsonl"
-    done = genesis_cli("infer", "model", "run", "--model", f"echo/{scenario}", "--prompt", "hi", "--json", "--no-fallbacks",
-                       "--audit", str(audit), "--header", f"X-Caller-Token: {CALLER_SECRET}",
-                       "--config", echo_config(tmp_path, fault_server))
+    done = genesis_cli(
+        "infer",
+        "model",
+        "run",
+        "--model",
+        f"echo/{scenario}",
+        "--prompt",
+        "hi",
+        "--json",
+        "--no-fallbacks",
+        "--audit",
+        str(audit),
+        "--header",
+        f"X-Caller-Token: {CALLER_SECRET}",
+        "--config",
+        echo_config(tmp_path, fault_server),
+    )
     assert done.returncode == 1, done.stderr
     document = json.loads(done.stdout)
     assert document["ok"] is False and document["error"]["serverMessage"] and document["attempts"][0]["message"]
@@ -245,8 +278,20 @@ def test_a_failed_run_shows_no_key(fault_server: Any, tmp_path: Path, scenario: 
 @pytest.mark.parametrize("scenario", ECHOES)
 def test_a_fallback_line_shows_no_key(fault_server: Any, tmp_path: Path, scenario: str) -> None:
     audit = tmp_path / "audit.jsonl"
-    done = genesis_cli("infer", "model", "run", "--model", f"echo/{scenario}", "--prompt", "hi", "--json",
-                       "--audit", str(audit), "--config", echo_config(tmp_path, fault_server))
+    done = genesis_cli(
+        "infer",
+        "model",
+        "run",
+        "--model",
+        f"echo/{scenario}",
+        "--prompt",
+        "hi",
+        "--json",
+        "--audit",
+        str(audit),
+        "--config",
+        echo_config(tmp_path, fault_server),
+    )
     assert done.returncode == 0, done.stderr
     assert f"echo/{scenario} failed (" in done.stderr
     assert_clean(done.stderr, "the fallback line")
@@ -286,11 +331,21 @@ async def test_the_library_error_shows_no_key(fault_server: Any, scenario: str, 
     g = Genesis.from_config_text(echo_config_text(fault_server), env={"ORG": HEADER_SECRET})
     with pytest.raises(ProviderError) as caught:
         async with g:
-            await g.run(f"echo/{scenario}", {"messages": [{"role": "user", "content": "hi"}], "stream": True},
-                        headers=[("X-Caller-Token", CALLER_SECRET)], fallbacks=False)
+            await g.run(
+                f"echo/{scenario}",
+                {"messages": [{"role": "user", "content": "hi"}], "stream": True},
+                headers=[("X-Caller-Token", CALLER_SECRET)],
+                fallbacks=False,
+            )
     error = caught.value
-    for where, text in [("str", str(error)), ("repr", repr(error)), ("raw", error.raw), ("hint", error.hint or ""),
-                        ("server_message", error.server_message), ("attempts", repr(error.attempts))]:
+    for where, text in [
+        ("str", str(error)),
+        ("repr", repr(error)),
+        ("raw", error.raw),
+        ("hint", error.hint or ""),
+        ("server_message", error.server_message),
+        ("attempts", repr(error.attempts)),
+    ]:
         assert_clean(text, where)
 
 

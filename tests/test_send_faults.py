@@ -16,9 +16,9 @@ import anyio
 import httpx
 import pytest
 
-from backends.events import AttemptFailed, TextDelta
 from pipeline.api import Genesis
 from pipeline.errors import ProviderError
+from pipeline.events import AttemptFailed, TextDelta
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,7 +131,10 @@ async def test_failover_records_every_attempt(fault_server: Any) -> None:
     async with g:
         completion = await g.run("fault/unauthorized", PROMPT, on_event=events.append)
     assert [(a.model, a.ok, a.error_class) for a in completion.attempts] == [
-        ("unauthorized", False, "auth"), ("overloaded", False, "overloaded"), ("ok", True, None)]
+        ("unauthorized", False, "auth"),
+        ("overloaded", False, "overloaded"),
+        ("ok", True, None),
+    ]
     assert completion.model == "ok" and completion.text == "Hello world"
     assert [type(e) for e in events[:2]] == [AttemptFailed, AttemptFailed]
 
@@ -181,8 +184,14 @@ def test_run_sync(fault_server: Any) -> None:
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, cwd=ROOT,
-                          env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", **(env or {})}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", **(env or {})},
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize("scenario", ["drop-mid-stream", "malformed-chunk", "serde-422", "finish-error", "slow"])
@@ -200,7 +209,9 @@ def test_cli_json_failure_and_audit_file(fault_server: Any, tmp_path: Path) -> N
     path = tmp_path / "c.json5"
     path.write_text(config(fault_server.base_url))
     audit = tmp_path / "audit.jsonl"
-    done = cli("infer", "model", "run", "--config", str(path), "--model", "fault/serde-422", "--prompt", "hi", "--json", "--audit", str(audit))
+    done = cli(
+        "infer", "model", "run", "--config", str(path), "--model", "fault/serde-422", "--prompt", "hi", "--json", "--audit", str(audit)
+    )
     document = json.loads(done.stdout)
     assert done.returncode == 1 and document["ok"] is False
     assert document["error"]["class"] == "format" and "requiresStringContent" in document["error"]["hint"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from backends.events import Finish, ReasoningDelta, ServerError, StreamFault, TextDelta, Timings, ToolCallDelta, Usage
 from backends.sse import DataRun, SSEDecoder, SSEError, SSEEvent
 from backends.stream import Aggregator, StreamParser, response_events
+from pipeline.events import Finish, ReasoningDelta, ServerError, StreamFault, TextDelta, Timings, ToolCallDelta, Usage
 
 M = "message"
 CASES: list[tuple[bytes, list[SSEEvent]]] = [
@@ -22,7 +22,7 @@ CASES: list[tuple[bytes, list[SSEEvent]]] = [
     (b"id: 7\nretry: 100\nfoo: bar\ndata: x\n\n", [SSEEvent(M, b"x")]),
     (b"event: only\n\ndata: y\n\n", [SSEEvent(M, b"y")]),
     (b"data\n\n", [SSEEvent(M, b"")]),
-    (b"error: {\"message\": \"slot unavailable\"}\n\n", [SSEEvent("error", b'{"message": "slot unavailable"}')]),
+    (b'error: {"message": "slot unavailable"}\n\n', [SSEEvent("error", b'{"message": "slot unavailable"}')]),
     (b"\n\n\n", []),
     (b"data: unterminated", [SSEEvent(M, b"unterminated")]),  # close() dispatches what is pending
 ]
@@ -123,17 +123,26 @@ def parse(data: bytes, split: int | None = None) -> list[object]:
 def test_vllm_stream_events_and_completion() -> None:
     events = parse(VLLM_STREAM)
     assert events == [
-        ReasoningDelta("Let me think"), ReasoningDelta(" more"), TextDelta("Hello"), TextDelta(" wörld"),
-        ToolCallDelta(0, "call_a", "get_weather", ""), ToolCallDelta(0, None, None, '{"city": '),
-        ToolCallDelta(1, "call_b", "now", ""), ToolCallDelta(0, None, None, '"Paris"}'),
-        Finish("tool_calls"), Usage(12, 9, 21),
+        ReasoningDelta("Let me think"),
+        ReasoningDelta(" more"),
+        TextDelta("Hello"),
+        TextDelta(" wörld"),
+        ToolCallDelta(0, "call_a", "get_weather", ""),
+        ToolCallDelta(0, None, None, '{"city": '),
+        ToolCallDelta(1, "call_b", "now", ""),
+        ToolCallDelta(0, None, None, '"Paris"}'),
+        Finish("tool_calls"),
+        Usage(12, 9, 21),
     ]
     aggregator = Aggregator()
     for event in events:
         aggregator.add(event)  # type: ignore[arg-type]
     completion = aggregator.completion()
     assert (completion.text, completion.reasoning, completion.finish_reason) == ("Hello wörld", "Let me think more", "tool_use")
-    assert [(c.id, c.name, c.parsed_arguments) for c in completion.tool_calls] == [("call_a", "get_weather", {"city": "Paris"}), ("call_b", "now", {})]
+    assert [(c.id, c.name, c.parsed_arguments) for c in completion.tool_calls] == [
+        ("call_a", "get_weather", {"city": "Paris"}),
+        ("call_b", "now", {}),
+    ]
     assert completion.usage == Usage(12, 9, 21)
 
 
@@ -148,7 +157,9 @@ def test_crlf_and_cr_streams_parse_the_same() -> None:
 
 
 def test_llamacpp_usage_with_last_chunk_and_timings() -> None:
-    data = chunk('{"content":"hi"}') + chunk("{}", '"stop"', ',"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4},"timings":{"predicted_ms":1.5}')
+    data = chunk('{"content":"hi"}') + chunk(
+        "{}", '"stop"', ',"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4},"timings":{"predicted_ms":1.5}'
+    )
     assert parse(data) == [TextDelta("hi"), Finish("stop"), Usage(3, 1, 4), Timings({"predicted_ms": 1.5})]
 
 
@@ -172,10 +183,12 @@ def test_nothing_after_done() -> None:
 
 
 def test_non_stream_response_maps_to_the_same_completion() -> None:
-    body = (b'{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Hi",'
-            b'"reasoning":null,"tool_calls":[{"id":"t1","type":"function","function":{"name":"f","arguments":"{}"}},'
-            b'{"id":"t2","type":"function","function":{"name":"g","arguments":"[1]"}}]},"finish_reason":"tool_calls"}],'
-            b'"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}')
+    body = (
+        b'{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Hi",'
+        b'"reasoning":null,"tool_calls":[{"id":"t1","type":"function","function":{"name":"f","arguments":"{}"}},'
+        b'{"id":"t2","type":"function","function":{"name":"g","arguments":"[1]"}}]},"finish_reason":"tool_calls"}],'
+        b'"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}'
+    )
     aggregator = Aggregator()
     for event in response_events(body):
         aggregator.add(event)

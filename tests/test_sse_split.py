@@ -11,6 +11,7 @@ they examine for an input and for the same input four times over, in one run.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from collections.abc import Callable, Iterator
@@ -21,9 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import backends.sse as sse
-from backends.events import Event, StreamFault, TextDelta
 from backends.sse import DataRun, SSEDecoder, SSEEvent
 from backends.stream import StreamParser
+from pipeline.events import Event, StreamFault, TextDelta
 
 # --- generated streams ---------------------------------------------------------------------
 
@@ -41,17 +42,28 @@ def chunk_json(rng: random.Random) -> str:
     elif kind == "reasoning":
         body = {"choices": [{"index": choice, "delta": {rng.choice(["reasoning_content", "reasoning", "reasoning_text"]): text}}]}
     elif kind == "tool":
-        call = {"index": rng.randrange(3), "id": rng.choice(["call_a", "call_b"]), "type": "function", "function": {"name": "f", "arguments": text}}
+        call = {
+            "index": rng.randrange(3),
+            "id": rng.choice(["call_a", "call_b"]),
+            "type": "function",
+            "function": {"name": "f", "arguments": text},
+        }
         body = {"choices": [{"index": choice, "delta": {"tool_calls": [call]}}]}
     elif kind == "tool_piece":
         body = {"choices": [{"index": choice, "delta": {"tool_calls": [{"index": rng.randrange(3), "function": {"arguments": text}}]}}]}
     elif kind == "finish":
         body = {"choices": [{"index": choice, "delta": {}, "finish_reason": rng.choice(["stop", "length", "tool_calls", "error"])}]}
     elif kind == "usage":
-        body = {"choices": [], "usage": {"prompt_tokens": choice, "completion_tokens": 2, "total_tokens": 9, "prompt_tokens_details": {"cached_tokens": 1}}}
+        body = {
+            "choices": [],
+            "usage": {"prompt_tokens": choice, "completion_tokens": 2, "total_tokens": 9, "prompt_tokens_details": {"cached_tokens": 1}},
+        }
     elif kind == "usage_with_content":
-        body = {"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}, "timings": {"predicted_ms": 1.5}}
+        body = {
+            "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+            "timings": {"predicted_ms": 1.5},
+        }
     else:
         body = {"choices": [{"index": 0, "delta": {"content": text}}, {"index": 1, "delta": {"content": rng.choice(TEXTS)}}]}
     return json.dumps(body, ensure_ascii=rng.random() < 0.5, separators=rng.choice([(",", ":"), (", ", ": ")]))
@@ -60,7 +72,9 @@ def chunk_json(rng: random.Random) -> str:
 def frame_lines(rng: random.Random) -> list[str]:
     """One frame as its lines, the blank line that dispatches it included."""
     payload = chunk_json(rng)
-    kind = rng.choice(["data"] * 8 + ["multiline", "comment", "fields", "unknown", "error", "event_error", "bad", "two_values", "done", "blank"])
+    kind = rng.choice(
+        ["data"] * 8 + ["multiline", "comment", "fields", "unknown", "error", "event_error", "bad", "two_values", "done", "blank"]
+    )
     if kind == "data":
         return [f"data: {payload}", ""]
     if kind == "multiline":  # JSON split at a comma: an LF inside JSON is whitespace
@@ -114,7 +128,7 @@ def streams(draw: st.DrawFn) -> tuple[bytes, list[int]]:
 
 def pieces_of(data: bytes, cuts: list[int]) -> list[bytes]:
     bounds = [0, *cuts, len(data)]
-    return [data[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
+    return [data[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
 
 def parse(pieces: list[bytes]) -> tuple[list[Event], bool, bool]:

@@ -30,7 +30,9 @@ def request(stream: bool) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("stream", [True, False], ids=["streamed", "whole"])
-@pytest.mark.parametrize(("scenario", "words"), [("deep-json", "JSON nested too deeply"), ("bad-utf8", "invalid UTF-8 inside a JSON string")])
+@pytest.mark.parametrize(
+    ("scenario", "words"), [("deep-json", "JSON nested too deeply"), ("bad-utf8", "invalid UTF-8 inside a JSON string")]
+)
 async def test_hostile_chunk_is_a_protocol_error(fault_server: Any, scenario: str, words: str, stream: bool) -> None:
     async with genesis(fault_server) as g:
         with pytest.raises(ProviderError) as caught:
@@ -52,4 +54,7 @@ async def test_two_choices_stay_apart(fault_server: Any, stream: bool) -> None:
 async def test_parallel_tool_calls_on_one_index_are_two_calls(fault_server: Any, stream: bool) -> None:
     async with genesis(fault_server) as g:
         completion = await g.run("fault/parallel-tools-index0", request(stream))
-    assert [(c.id, c.parsed_arguments) for c in completion.tool_calls] == [("call_paris", {"city": "Paris"}), ("call_rome", {"city": "Rome"})]
+    assert [(c.id, c.parsed_arguments) for c in completion.tool_calls] == [
+        ("call_paris", {"city": "Paris"}),
+        ("call_rome", {"city": "Rome"}),
+    ]

@@ -11,7 +11,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from backends.events import (
+from backends.stream import Aggregator, StreamParser, response_events
+from pipeline.events import (
     Completion,
     Event,
     Finish,
@@ -23,7 +24,6 @@ from backends.events import (
     ToolCallDelta,
     Usage,
 )
-from backends.stream import Aggregator, StreamParser, response_events
 
 DEEP = "[" * 5000 + "]" * 5000
 DEEP_OBJECT = '{"x": ' + DEEP + "}"
@@ -41,8 +41,11 @@ def delta(d: str, *, index: int = 0, finish: str = "null", extra: str = "") -> s
 
 # (rule, payloads, expected events)
 DECODER_ROWS: list[tuple[str, list[str | bytes], list[Event]]] = [
-    ("reasoning_content wins over reasoning and reasoning_text",
-     [delta('{"reasoning_content":"A","reasoning":"B","reasoning_text":"C"}')], [ReasoningDelta("A")]),
+    (
+        "reasoning_content wins over reasoning and reasoning_text",
+        [delta('{"reasoning_content":"A","reasoning":"B","reasoning_text":"C"}')],
+        [ReasoningDelta("A")],
+    ),
     ("reasoning wins over reasoning_text", [delta('{"reasoning":"B","reasoning_text":"C"}')], [ReasoningDelta("B")]),
     ("reasoning_text alone", [delta('{"reasoning_text":"C"}')], [ReasoningDelta("C")]),
     ("an empty reasoning_content falls through", [delta('{"reasoning_content":"","reasoning":"B"}')], [ReasoningDelta("B")]),
@@ -50,49 +53,89 @@ DECODER_ROWS: list[tuple[str, list[str | bytes], list[Event]]] = [
     ("empty content is no event", [delta('{"role":"assistant","content":""}')], []),
     ("finish_reason passes as sent", [delta("{}", finish='"length"')], [Finish("length")]),
     ("an unknown finish_reason passes as sent", [delta("{}", finish='"eos_token"')], [Finish("eos_token")]),
-    ("usage in a choices: [] chunk", ['{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}'],
-     [Usage(1, 2, 3)]),
-    ("usage with the last content chunk, after its choice events",
-     [delta('{"content":"x"}', finish='"stop"', extra=',"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}')],
-     [TextDelta("x"), Finish("stop"), Usage(1, 1, 2)]),
-    ("usage details: cached, reasoning, cache write",
-     ['{"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,'
-      '"prompt_tokens_details":{"cached_tokens":4,"cache_write_tokens":6},"completion_tokens_details":{"reasoning_tokens":3}}}'],
-     [Usage(10, 5, 15, cached_tokens=4, reasoning_tokens=3, cache_write_tokens=6)]),
-    ("cache_creation_tokens is a cache write", ['{"usage":{"prompt_tokens_details":{"cache_creation_tokens":7}}}'],
-     [Usage(cache_write_tokens=7)]),
-    ("Anthropic's cache_creation_input_tokens is a cache write", ['{"usage":{"cache_creation_input_tokens":8}}'],
-     [Usage(cache_write_tokens=8)]),
-    ("cache_write_tokens wins over the other names",
-     ['{"usage":{"cache_creation_input_tokens":8,"prompt_tokens_details":{"cache_write_tokens":6,"cache_creation_tokens":7}}}'],
-     [Usage(cache_write_tokens=6)]),
-    ("null details and null counts are not reported (vLLM sends prompt_tokens_details: null)",
-     ['{"usage":{"prompt_tokens":2,"completion_tokens":null,"total_tokens":2,"prompt_tokens_details":null}}'], [Usage(2, 0, 2)]),
-    ("llama.cpp timings: numbers kept as sent, other values dropped",
-     ['{"choices":[],"timings":{"prompt_n":3,"prompt_ms":1.5,"predicted_per_second":20.25,"note":"x","ok":true,"nested":{"a":1}}}'],
-     [Timings({"prompt_n": 3, "prompt_ms": 1.5, "predicted_per_second": 20.25})]),
+    (
+        "usage in a choices: [] chunk",
+        ['{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}'],
+        [Usage(1, 2, 3)],
+    ),
+    (
+        "usage with the last content chunk, after its choice events",
+        [delta('{"content":"x"}', finish='"stop"', extra=',"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}')],
+        [TextDelta("x"), Finish("stop"), Usage(1, 1, 2)],
+    ),
+    (
+        "usage details: cached, reasoning, cache write",
+        [
+            '{"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,'
+            '"prompt_tokens_details":{"cached_tokens":4,"cache_write_tokens":6},"completion_tokens_details":{"reasoning_tokens":3}}}'
+        ],
+        [Usage(10, 5, 15, cached_tokens=4, reasoning_tokens=3, cache_write_tokens=6)],
+    ),
+    (
+        "cache_creation_tokens is a cache write",
+        ['{"usage":{"prompt_tokens_details":{"cache_creation_tokens":7}}}'],
+        [Usage(cache_write_tokens=7)],
+    ),
+    (
+        "Anthropic's cache_creation_input_tokens is a cache write",
+        ['{"usage":{"cache_creation_input_tokens":8}}'],
+        [Usage(cache_write_tokens=8)],
+    ),
+    (
+        "cache_write_tokens wins over the other names",
+        ['{"usage":{"cache_creation_input_tokens":8,"prompt_tokens_details":{"cache_write_tokens":6,"cache_creation_tokens":7}}}'],
+        [Usage(cache_write_tokens=6)],
+    ),
+    (
+        "null details and null counts are not reported (vLLM sends prompt_tokens_details: null)",
+        ['{"usage":{"prompt_tokens":2,"completion_tokens":null,"total_tokens":2,"prompt_tokens_details":null}}'],
+        [Usage(2, 0, 2)],
+    ),
+    (
+        "llama.cpp timings: numbers kept as sent, other values dropped",
+        ['{"choices":[],"timings":{"prompt_n":3,"prompt_ms":1.5,"predicted_per_second":20.25,"note":"x","ok":true,"nested":{"a":1}}}'],
+        [Timings({"prompt_n": 3, "prompt_ms": 1.5, "predicted_per_second": 20.25})],
+    ),
     ("timings without numbers is no event", ['{"timings":{"note":"x"}}'], []),
     ("timings that is not an object is ignored", ['{"timings":[1,2]}'], []),
-    ("an error object", ['{"error":{"message":"boom","type":"InternalServerError","code":500,"param":"n"}}'],
-     [ServerError("boom", "InternalServerError", "500", "n")]),
+    (
+        "an error object",
+        ['{"error":{"message":"boom","type":"InternalServerError","code":500,"param":"n"}}'],
+        [ServerError("boom", "InternalServerError", "500", "n")],
+    ),
     ("an error string", ['{"error":"plain"}'], [ServerError("plain")]),
     ("an error object without a message", ['{"error":{"code":"x"}}'], [ServerError("(no message)", None, "x")]),
-    ("n > 1: every event carries its choice",
-     [delta('{"content":"a"}'), delta('{"content":"b"}', index=1), delta("{}", index=1, finish='"stop"')],
-     [TextDelta("a"), TextDelta("b", 1), Finish("stop", 1)]),
-    ("n > 1: several choices in one chunk",
-     ['{"choices":[{"index":0,"delta":{"content":"a"}},{"index":2,"delta":{"reasoning":"r"},"finish_reason":"length"}]}'],
-     [TextDelta("a"), ReasoningDelta("r", 2), Finish("length", 2)]),
+    (
+        "n > 1: every event carries its choice",
+        [delta('{"content":"a"}'), delta('{"content":"b"}', index=1), delta("{}", index=1, finish='"stop"')],
+        [TextDelta("a"), TextDelta("b", 1), Finish("stop", 1)],
+    ),
+    (
+        "n > 1: several choices in one chunk",
+        ['{"choices":[{"index":0,"delta":{"content":"a"}},{"index":2,"delta":{"reasoning":"r"},"finish_reason":"length"}]}'],
+        [TextDelta("a"), ReasoningDelta("r", 2), Finish("length", 2)],
+    ),
     ("a choice without index is choice 0", ['{"choices":[{"delta":{"content":"a"}}]}'], [TextDelta("a")]),
-    ("streamed tool-call pieces keep their index and id",
-     [delta('{"tool_calls":[{"index":1,"id":"c","function":{"name":"f","arguments":"{"}}]}', index=2)],
-     [ToolCallDelta(1, "c", "f", "{", choice=2)]),
-    ("a tool-call piece without function is an empty piece", [delta('{"tool_calls":[{"index":0,"id":"c"}]}')],
-     [ToolCallDelta(0, "c", None, "")]),
-    ("a legacy function_call is tool call 0", [delta('{"function_call":{"name":"f","arguments":"{}"}}')],
-     [ToolCallDelta(0, None, "f", "{}")]),
-    ("bytes in a skipped field are not read (invalid UTF-8 there is no fault)",
-     [b'{"id":"\xff","choices":[{"delta":{"content":"ok"}}]}'], [TextDelta("ok")]),
+    (
+        "streamed tool-call pieces keep their index and id",
+        [delta('{"tool_calls":[{"index":1,"id":"c","function":{"name":"f","arguments":"{"}}]}', index=2)],
+        [ToolCallDelta(1, "c", "f", "{", choice=2)],
+    ),
+    (
+        "a tool-call piece without function is an empty piece",
+        [delta('{"tool_calls":[{"index":0,"id":"c"}]}')],
+        [ToolCallDelta(0, "c", None, "")],
+    ),
+    (
+        "a legacy function_call is tool call 0",
+        [delta('{"function_call":{"name":"f","arguments":"{}"}}')],
+        [ToolCallDelta(0, None, "f", "{}")],
+    ),
+    (
+        "bytes in a skipped field are not read (invalid UTF-8 there is no fault)",
+        [b'{"id":"\xff","choices":[{"delta":{"content":"ok"}}]}'],
+        [TextDelta("ok")],
+    ),
 ]
 
 
@@ -106,8 +149,11 @@ HOSTILE_ROWS: list[tuple[str, bytes, str]] = [
     ("a negative token count", b'{"usage":{"prompt_tokens":-3}}', "Expected `int` >= 0 - at `$.usage.prompt_tokens`"),
     ("a fractional token count", b'{"usage":{"completion_tokens":2.5}}', "got `float` - at `$.usage.completion_tokens`"),
     ("a token count as text", b'{"usage":{"total_tokens":"3"}}', "got `str` - at `$.usage.total_tokens`"),
-    ("a negative detail count", b'{"usage":{"prompt_tokens_details":{"cached_tokens":-1}}}',
-     "at `$.usage.prompt_tokens_details.cached_tokens`"),
+    (
+        "a negative detail count",
+        b'{"usage":{"prompt_tokens_details":{"cached_tokens":-1}}}',
+        "at `$.usage.prompt_tokens_details.cached_tokens`",
+    ),
     ("a negative choice index", b'{"choices":[{"index":-1,"delta":{"content":"x"}}]}', "at `$.choices[0].index`"),
     ("a negative tool-call index", b'{"choices":[{"delta":{"tool_calls":[{"index":-2}]}}]}', "at `$.choices[0].delta.tool_calls[0].index`"),
     ("JSON nested 5,000 deep in a skipped field", b'{"x":' + DEEP.encode() + b',"choices":[]}', "JSON nested too deeply"),
@@ -151,13 +197,23 @@ def test_hostile_payload_at_close_is_a_fault(where: str) -> None:
 
 # (rule, error frame, expected event)
 ERROR_FRAME_ROWS: list[tuple[str, bytes, Event]] = [
-    ("llama.cpp error: frame with a JSON object", b'error: {"code": 503, "message": "Loading model"}\n\n', ServerError("Loading model", None, "503")),
+    (
+        "llama.cpp error: frame with a JSON object",
+        b'error: {"code": 503, "message": "Loading model"}\n\n',
+        ServerError("Loading model", None, "503"),
+    ),
     ("event: error with a data line", b'event: error\ndata: {"message": "boom"}\n\n', ServerError("boom")),
     ("an error frame that is not JSON is the message", b"error: slot unavailable\n\n", ServerError("slot unavailable")),
-    ("an error frame nested too deeply is a fault", b"error: " + DEEP_OBJECT.encode() + b"\n\n",
-     StreamFault("malformed error frame (JSON nested too deeply): " + DEEP_OBJECT[:200] + "... (10007 bytes)")),
-    ("an error frame with invalid UTF-8 in a string is a fault", b'error: {"message": "\xff"}\n\n',
-     StreamFault('malformed error frame (invalid UTF-8 inside a JSON string): {"message": "\ufffd"}')),
+    (
+        "an error frame nested too deeply is a fault",
+        b"error: " + DEEP_OBJECT.encode() + b"\n\n",
+        StreamFault("malformed error frame (JSON nested too deeply): " + DEEP_OBJECT[:200] + "... (10007 bytes)"),
+    ),
+    (
+        "an error frame with invalid UTF-8 in a string is a fault",
+        b'error: {"message": "\xff"}\n\n',
+        StreamFault('malformed error frame (invalid UTF-8 inside a JSON string): {"message": "\ufffd"}'),
+    ),
 ]
 
 
@@ -214,37 +270,74 @@ C = ToolCallDelta
 
 # (rule, events, projection of the completion, expected)
 AGGREGATOR_ROWS: list[tuple[str, list[Event], Any, Any]] = [
-    ("n > 1: choices are kept apart, not interleaved",
-     [T("A"), T("a", 1), T("B"), T("b", 1), F("stop"), F("length", 1)], outputs,
-     [(0, "AB", "", "stop"), (1, "ab", "", "length")]),
-    ("n > 1: the top level is choice 0's, whichever choice finished last",
-     [T("A"), T("a", 1), F("length"), F("stop", 1)], lambda c: (c.text, c.finish_reason, c.raw_finish_reason), ("A", "length", "length")),
-    ("n > 1: reasoning per choice", [R("x"), R("y", 1), F("stop"), F("stop", 1)], outputs,
-     [(0, "", "x", "stop"), (1, "", "y", "stop")]),
+    (
+        "n > 1: choices are kept apart, not interleaved",
+        [T("A"), T("a", 1), T("B"), T("b", 1), F("stop"), F("length", 1)],
+        outputs,
+        [(0, "AB", "", "stop"), (1, "ab", "", "length")],
+    ),
+    (
+        "n > 1: the top level is choice 0's, whichever choice finished last",
+        [T("A"), T("a", 1), F("length"), F("stop", 1)],
+        lambda c: (c.text, c.finish_reason, c.raw_finish_reason),
+        ("A", "length", "length"),
+    ),
+    ("n > 1: reasoning per choice", [R("x"), R("y", 1), F("stop"), F("stop", 1)], outputs, [(0, "", "x", "stop"), (1, "", "y", "stop")]),
     ("n > 1: outputs in index order", [T("c", 2), T("a"), F("stop", 2), F("stop")], lambda c: [o.index for o in c.outputs], [0, 2]),
     ("n = 1: one output", [T("a"), F("stop")], outputs, [(0, "a", "", "stop")]),
     ("finish stop -> stop", [F("stop")], lambda c: c.finish_reason, "stop"),
     ("finish length -> length", [F("length")], lambda c: c.finish_reason, "length"),
     ("finish tool_calls -> tool_use", [F("tool_calls")], lambda c: c.finish_reason, "tool_use"),
-    ("finish function_call -> tool_use", [F("function_call")], lambda c: (c.finish_reason, c.raw_finish_reason),
-     ("tool_use", "function_call")),
-    ("a new id on an index in use starts a new call (Ollama)",
-     [C(0, "a", "f", "{}"), C(0, "b", "g", "[]"), F("tool_calls")], calls, [("a", "f", "{}"), ("b", "g", "[]")]),
-    ("the same id on every piece is one call (llama-cpp-python)",
-     [C(0, "a", "f", '{"x"'), C(0, "a", "f", ": 1"), C(0, "a", "f", "}"), F("tool_calls")], calls, [("a", "f", '{"x": 1}')]),
-    ("pieces without id extend the latest call of their index",
-     [C(0, "a", "f", "["), C(0, "b", "g", "{"), C(0, arguments="}"), C(0, "a", None, "]")], calls,
-     [("a", "f", "["), ("b", "g", "{}"), ("a", "", "]")]),
+    (
+        "finish function_call -> tool_use",
+        [F("function_call")],
+        lambda c: (c.finish_reason, c.raw_finish_reason),
+        ("tool_use", "function_call"),
+    ),
+    (
+        "a new id on an index in use starts a new call (Ollama)",
+        [C(0, "a", "f", "{}"), C(0, "b", "g", "[]"), F("tool_calls")],
+        calls,
+        [("a", "f", "{}"), ("b", "g", "[]")],
+    ),
+    (
+        "the same id on every piece is one call (llama-cpp-python)",
+        [C(0, "a", "f", '{"x"'), C(0, "a", "f", ": 1"), C(0, "a", "f", "}"), F("tool_calls")],
+        calls,
+        [("a", "f", '{"x": 1}')],
+    ),
+    (
+        "pieces without id extend the latest call of their index",
+        [C(0, "a", "f", "["), C(0, "b", "g", "{"), C(0, arguments="}"), C(0, "a", None, "]")],
+        calls,
+        [("a", "f", "["), ("b", "g", "{}"), ("a", "", "]")],
+    ),
     ("an id arriving after id-less pieces names that call", [C(0, None, "f", "{"), C(0, "late", None, "}")], calls, [("late", "f", "{}")]),
-    ("calls by index, calls sharing an index in order",
-     [C(1, "x", "f", "1"), C(0, "a", "g", "2"), C(0, "b", "h", "3")], calls, [("a", "g", "2"), ("b", "h", "3"), ("x", "f", "1")]),
+    (
+        "calls by index, calls sharing an index in order",
+        [C(1, "x", "f", "1"), C(0, "a", "g", "2"), C(0, "b", "h", "3")],
+        calls,
+        [("a", "g", "2"), ("b", "h", "3"), ("x", "f", "1")],
+    ),
     ("a call without id gets call_<index>", [C(3, None, "f", "{}")], calls, [("call_3", "f", "{}")]),
-    ("tool calls per choice", [C(0, "a", "f", "1", choice=1), C(0, "b", "g", "2"), F("stop"), F("tool_calls", 1)],
-     lambda c: (calls(c, 0), calls(c, 1)), ([("b", "g", "2")], [("a", "f", "1")])),
-    ("parsed arguments, and {} for none", [C(0, "a", "f", '{"x": [1]}'), C(1, "b", "g", "  ")],
-     lambda c: [t.parsed_arguments for t in c.tool_calls], [{"x": [1]}, {}]),
-    ("arguments nested too deeply are kept raw with a reason", [C(0, "a", "f", DEEP)],
-     lambda c: (c.tool_calls[0].parsed_arguments, c.tool_calls[0].arguments_error), (None, "arguments are not valid JSON: JSON nested too deeply")),
+    (
+        "tool calls per choice",
+        [C(0, "a", "f", "1", choice=1), C(0, "b", "g", "2"), F("stop"), F("tool_calls", 1)],
+        lambda c: (calls(c, 0), calls(c, 1)),
+        ([("b", "g", "2")], [("a", "f", "1")]),
+    ),
+    (
+        "parsed arguments, and {} for none",
+        [C(0, "a", "f", '{"x": [1]}'), C(1, "b", "g", "  ")],
+        lambda c: [t.parsed_arguments for t in c.tool_calls],
+        [{"x": [1]}, {}],
+    ),
+    (
+        "arguments nested too deeply are kept raw with a reason",
+        [C(0, "a", "f", DEEP)],
+        lambda c: (c.tool_calls[0].parsed_arguments, c.tool_calls[0].arguments_error),
+        (None, "arguments are not valid JSON: JSON nested too deeply"),
+    ),
     ("the last usage wins", [Usage(1, 1, 2), Usage(5, 3, 8)], lambda c: c.usage, Usage(5, 3, 8)),
     ("timings reach the completion", [Timings({"prompt_ms": 1.5})], lambda c: c.timings, {"prompt_ms": 1.5}),
 ]
@@ -293,20 +386,23 @@ def test_a_finish_that_is_not_a_completion_raises(events: list[Event], words: st
 
 
 def test_streamed_and_whole_answers_with_several_choices_give_the_same_completion() -> None:
-    stream = b"".join(
-        b"data: " + p.encode() + b"\n\n"
-        for p in [
-            '{"choices":[{"index":0,"delta":{"role":"assistant","content":"","reasoning_content":"think"}}]}',
-            '{"choices":[{"index":1,"delta":{"role":"assistant","content":"Hello"}}]}',
-            '{"choices":[{"index":0,"delta":{"content":"Hi"}}]}',
-            '{"choices":[{"index":1,"delta":{"content":" there"}}]}',
-            '{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"t1","function":{"name":"f","arguments":"{\\"a\\""}}]}}]}',
-            '{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":": 1}"}}]}}]}',
-            '{"choices":[{"index":1,"delta":{},"finish_reason":"stop"}]}',
-            '{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}',
-            '{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":6,"total_tokens":15}}',
-        ]
-    ) + b"data: [DONE]\n\n"
+    stream = (
+        b"".join(
+            b"data: " + p.encode() + b"\n\n"
+            for p in [
+                '{"choices":[{"index":0,"delta":{"role":"assistant","content":"","reasoning_content":"think"}}]}',
+                '{"choices":[{"index":1,"delta":{"role":"assistant","content":"Hello"}}]}',
+                '{"choices":[{"index":0,"delta":{"content":"Hi"}}]}',
+                '{"choices":[{"index":1,"delta":{"content":" there"}}]}',
+                '{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"t1","function":{"name":"f","arguments":"{\\"a\\""}}]}}]}',
+                '{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":": 1}"}}]}}]}',
+                '{"choices":[{"index":1,"delta":{},"finish_reason":"stop"}]}',
+                '{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}',
+                '{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":6,"total_tokens":15}}',
+            ]
+        )
+        + b"data: [DONE]\n\n"
+    )
     whole = (
         b'{"object":"chat.completion","choices":['
         b'{"index":0,"message":{"role":"assistant","content":"Hi","reasoning_content":"think","tool_calls":'

@@ -22,8 +22,14 @@ from tests.conftest import VLLM_KEY
 pytestmark = [pytest.mark.anyio, pytest.mark.vllm]
 ROOT = Path(__file__).resolve().parent.parent
 HI = {"messages": [{"role": "user", "content": "Hello, how are you?"}], "max_tokens": 16}
-WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
-                                                 "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
 
 
 def configured(vllm_url: str, key: str = VLLM_KEY, fallbacks: str = "") -> Genesis:
@@ -56,14 +62,24 @@ async def test_stream_usage_comes_from_the_final_chunk(vllm_url: str) -> None:
     async with g:
         completion = await g.run("vllm/tiny-model", {**HI, "stream": True}, on_event=events.append)
     assert type(events[-1]).__name__ == "Usage"  # vLLM: a last chunk with choices: [] and usage
-    assert completion.usage is not None and completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens
+    assert (
+        completion.usage is not None
+        and completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens
+    )
     assert completion.usage.completion_tokens >= 1
 
 
 @pytest.mark.parametrize("stream", [True, False])
 async def test_required_tool_choice_gives_a_structured_call(vllm_url: str, stream: bool) -> None:
-    request = {"messages": [{"role": "user", "content": "Weather in Paris?"}], "tools": [WEATHER_TOOL], "tool_choice": "required",
-               "temperature": 0, "parallel_tool_calls": False, "max_tokens": 64, "stream": stream}
+    request = {
+        "messages": [{"role": "user", "content": "Weather in Paris?"}],
+        "tools": [WEATHER_TOOL],
+        "tool_choice": "required",
+        "temperature": 0,
+        "parallel_tool_calls": False,
+        "max_tokens": 64,
+        "stream": stream,
+    }
     completion = await run(configured(vllm_url), "vllm/tiny-model", request)
     assert completion.finish_reason == "tool_use"
     [call] = completion.tool_calls
@@ -101,7 +117,7 @@ async def test_dead_primary_falls_back_to_the_live_server(vllm_url: str) -> None
 
 
 async def test_discovery_finds_the_served_model(vllm_url: str) -> None:
-    g = Genesis.from_config_text('{models: {providers: {}}}', env={"VLLM_API_KEY": VLLM_KEY})
+    g = Genesis.from_config_text("{models: {providers: {}}}", env={"VLLM_API_KEY": VLLM_KEY})
     if not vllm_url.startswith("http://127.0.0.1:8000/"):
         pytest.skip("discovery uses the built-in vllm base URL (port 8000)")
     async with g:
@@ -112,10 +128,33 @@ async def test_discovery_finds_the_served_model(vllm_url: str) -> None:
 
 def test_cli_json_end_to_end(vllm_url: str, tmp_path: Path) -> None:
     path = tmp_path / "genesis.json5"
-    path.write_text(f'{{models: {{providers: {{vllm: {{baseUrl: "{vllm_url}", apiKey: "${{VLLM_API_KEY}}", models: [{{id: "tiny-model", contextWindow: 1024}}]}}}}}}}}')
-    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "infer", "model", "run", "--config", str(path), "--model", "vllm/tiny-model",
-                           "--prompt", "What is 2 + 2?", "--max-tokens", "8", "--json"],
-                          capture_output=True, text=True, cwd=ROOT, env={"PATH": "/usr/bin:/bin", "VLLM_API_KEY": VLLM_KEY}, timeout=120)
+    path.write_text(
+        f'{{models: {{providers: {{vllm: {{baseUrl: "{vllm_url}", apiKey: "${{VLLM_API_KEY}}", models: [{{id: "tiny-model", contextWindow: 1024}}]}}}}}}}}'
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "infer",
+            "model",
+            "run",
+            "--config",
+            str(path),
+            "--model",
+            "vllm/tiny-model",
+            "--prompt",
+            "What is 2 + 2?",
+            "--max-tokens",
+            "8",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "VLLM_API_KEY": VLLM_KEY},
+        timeout=120,
+    )
     document = json.loads(done.stdout)
     assert done.returncode == 0, done.stderr
     assert (document["ok"], document["capability"], document["provider"], document["model"]) == (True, "model.run", "vllm", "tiny-model")
@@ -125,10 +164,32 @@ def test_cli_json_end_to_end(vllm_url: str, tmp_path: Path) -> None:
 
 def test_cli_stream_status_line(vllm_url: str, tmp_path: Path) -> None:
     path = tmp_path / "genesis.json5"
-    path.write_text(f'{{models: {{providers: {{vllm: {{baseUrl: "{vllm_url}", apiKey: "{VLLM_KEY}", models: [{{id: "tiny-model", contextWindow: 1024}}]}}}}}}}}')
-    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "infer", "model", "run", "--config", str(path), "--model", "vllm/tiny-model",
-                           "--prompt", "hi", "--max-tokens", "8"], capture_output=True, text=True, cwd=ROOT,
-                          env={"PATH": "/usr/bin:/bin"}, timeout=120)
+    path.write_text(
+        f'{{models: {{providers: {{vllm: {{baseUrl: "{vllm_url}", apiKey: "{VLLM_KEY}", models: [{{id: "tiny-model", contextWindow: 1024}}]}}}}}}}}'
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "infer",
+            "model",
+            "run",
+            "--config",
+            str(path),
+            "--model",
+            "vllm/tiny-model",
+            "--prompt",
+            "hi",
+            "--max-tokens",
+            "8",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     [status] = done.stderr.strip().splitlines()
     assert status.startswith("genesis: vllm/tiny-model · ") and "/1,024 (" in status

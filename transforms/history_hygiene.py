@@ -133,7 +133,9 @@ def earlier_reasoning(body: Body, compat: Compat, target: Target) -> tuple[Body,
             else:
                 kept["content"] = reasoning
             shaped[index] = kept
-            changes.append(changed(STAGE, f"messages[{index}].content", "requiresThinkingAsText: true", "earlier reasoning sent as leading text"))
+            changes.append(
+                changed(STAGE, f"messages[{index}].content", "requiresThinkingAsText: true", "earlier reasoning sent as leading text")
+            )
             continue
         empty = [f for f in REASONING_FIELDS if f in message and not (isinstance(message[f], str) and message[f].strip())]
         if empty:

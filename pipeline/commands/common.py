@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -10,9 +11,8 @@ import msgspec
 from pipeline.api import Genesis
 from pipeline.errors import RequestError
 from pipeline.jsontext import shown, structure_issues
-from pipeline.validate import describe_value
 from pipeline.request import prompt_request
-
+from pipeline.validate import describe_value
 
 # Deeper than any chat body needs (tool schemas included), and shallow enough that every
 # later walk and msgspec's encoder stay far from the interpreter's recursion limit.
@@ -30,7 +30,7 @@ def request_from_args(args: Any) -> dict[str, Any]:
         return prompt_request(args.prompt, system=args.system, max_tokens=args.max_tokens, stream=stream)
     source = "stdin" if args.request == "-" else args.request
     try:
-        data = sys.stdin.buffer.read() if args.request == "-" else open(args.request, "rb").read()
+        data = sys.stdin.buffer.read() if args.request == "-" else Path(args.request).read_bytes()
     except OSError as exc:
         raise RequestError(f"--request {source}: cannot be read: {exc.strerror or exc}") from None
     request = decode_request(data, f"--request {source}")

@@ -70,7 +70,7 @@ def run_infer(args: Any) -> int:
 
 async def _run(args: Any, progress: Progress) -> int:
     from backends.audit import JsonlAudit
-    from backends.events import AttemptFailed, ReasoningDelta, TextDelta, ToolCallDelta
+    from pipeline.events import AttemptFailed, ReasoningDelta, TextDelta, ToolCallDelta
 
     try:
         genesis = load_genesis(args)
@@ -105,7 +105,9 @@ async def _run(args: Any, progress: Progress) -> int:
     audit = JsonlAudit(args.audit) if args.audit else None
     try:
         async with genesis:
-            completion = await genesis.run(args.model, request, headers=headers, audit=audit, fallbacks=not args.no_fallbacks, on_event=on_event)
+            completion = await genesis.run(
+                args.model, request, headers=headers, audit=audit, fallbacks=not args.no_fallbacks, on_event=on_event
+            )
     except ProviderError as error:
         live.finish()
         return _fail(args, error, error.attempts, progress.partial(), exit_code=1)
@@ -170,7 +172,7 @@ def attempt_notice(attempt: Any) -> str:
     retry); what follows a failover shows on the next line (another notice, the
     status line naming the model that answered, or the error that ended the run).
 
-    >>> from backends.events import Attempt
+    >>> from pipeline.events import Attempt
     >>> attempt_notice(Attempt("vllm", "m", ok=False, error_class="overloaded", message="Loading model", status=503, delay_ms=420))
     'genesis: vllm/m failed (overloaded: Loading model); retrying in 0.4 s'
     >>> attempt_notice(Attempt("vllm", "m", ok=False, error_class="auth", message="Unauthorized", status=401))
@@ -195,7 +197,7 @@ def text_pieces(completion: Any, *, streamed: bool) -> list[tuple[str, str]]:
     ``[reasoning]``; several choices each under a ``--- choice i ---`` header.
     When the answer streamed, its text and reasoning are already out.
 
-    >>> from backends.events import Completion, ToolCall
+    >>> from pipeline.events import Completion, ToolCall
     >>> text_pieces(Completion("", "tool_use", "tool_calls", reasoning="hmm", tool_calls=(ToolCall("c1", "f", '{"x": 1}'),)), streamed=False)
     [('stderr', '[reasoning] hmm\\n'), ('stdout', 'f({"x": 1})\\n')]
     """
@@ -220,7 +222,7 @@ def text_pieces(completion: Any, *, streamed: bool) -> list[tuple[str, str]]:
 def status_line(completion: Any, window: int | None) -> str:
     """One line after a run: tokens from the streamed usage, the share of the context window used, the cost.
 
-    >>> from backends.events import Completion, Usage
+    >>> from pipeline.events import Completion, Usage
     >>> status_line(Completion("hi", "stop", "stop", usage=Usage(30, 20, 50), provider="vllm", model="tiny-model"), 1024)
     'genesis: vllm/tiny-model · 30 prompt + 20 completion = 50 tokens · context 50/1,024 (4.9%) · finish stop'
     >>> status_line(Completion("hi", "stop", "stop", usage=Usage(30, 20, 50), provider="p", model="m", cost=0.000123), None)
@@ -273,13 +275,18 @@ def camel(name: str) -> str:
 def attempt_json(attempt: Any) -> dict[str, Any]:
     """An attempt in ``--json``: provider, model, ok; class, message, status when known; retry (> 0) and delayMs when set.
 
-    >>> from backends.events import Attempt
+    >>> from pipeline.events import Attempt
     >>> attempt_json(Attempt("vllm", "m", ok=False, error_class="overloaded", message="Loading model", status=503, retry=1, delay_ms=900))
     {'provider': 'vllm', 'model': 'm', 'ok': False, 'class': 'overloaded', 'message': 'Loading model', 'status': 503, 'retry': 1, 'delayMs': 900}
     """
     result: dict[str, Any] = {"provider": attempt.provider, "model": attempt.model, "ok": attempt.ok}
-    optional = (("class", attempt.error_class), ("message", attempt.message), ("status", attempt.status),
-                ("retry", attempt.retry or None), ("delayMs", attempt.delay_ms))
+    optional = (
+        ("class", attempt.error_class),
+        ("message", attempt.message),
+        ("status", attempt.status),
+        ("retry", attempt.retry or None),
+        ("delayMs", attempt.delay_ms),
+    )
     result.update((key, value) for key, value in optional if value is not None)
     return result
 
@@ -287,13 +294,15 @@ def attempt_json(attempt: Any) -> dict[str, Any]:
 def usage_json(usage: Any, window: int | None) -> dict[str, Any]:
     """Token counts in ``--json``; reasoningTokens and cacheWriteTokens only when the server reported some.
 
-    >>> from backends.events import Usage
+    >>> from pipeline.events import Usage
     >>> usage_json(Usage(30, 20, 50, cached_tokens=10), 1024)
     {'promptTokens': 30, 'completionTokens': 20, 'totalTokens': 50, 'cachedTokens': 10, 'contextWindow': 1024}
     """
     result: dict[str, Any] = {
-        "promptTokens": usage.prompt_tokens, "completionTokens": usage.completion_tokens,
-        "totalTokens": usage.total_tokens, "cachedTokens": usage.cached_tokens,
+        "promptTokens": usage.prompt_tokens,
+        "completionTokens": usage.completion_tokens,
+        "totalTokens": usage.total_tokens,
+        "cachedTokens": usage.cached_tokens,
     }
     if usage.reasoning_tokens > 0:
         result["reasoningTokens"] = usage.reasoning_tokens
@@ -309,16 +318,28 @@ def _output_json(output: Any) -> dict[str, Any]:
         "text": output.text,
         "reasoning": output.reasoning,
         "toolCalls": [
-            {"id": call.id, "name": call.name, "arguments": call.arguments,
-             "parsedArguments": call.parsed_arguments, "argumentsError": call.arguments_error}
+            {
+                "id": call.id,
+                "name": call.name,
+                "arguments": call.arguments,
+                "parsedArguments": call.parsed_arguments,
+                "argumentsError": call.arguments_error,
+            }
             for call in output.tool_calls
         ],
         "finishReason": output.finish_reason,
     }
 
 
-def _fail(args: Any, error: GenesisError, attempts: list[Any], partial: dict[str, Any] | None, *,
-          exit_code: int = 2, error_class: str | None = None) -> int:
+def _fail(
+    args: Any,
+    error: GenesisError,
+    attempts: list[Any],
+    partial: dict[str, Any] | None,
+    *,
+    exit_code: int = 2,
+    error_class: str | None = None,
+) -> int:
     from pipeline.commands.output import report_error
 
     report_error(error)

@@ -9,10 +9,9 @@ import msgspec
 
 from pipeline.catalog import Catalog, ModelEntry, ProviderEntry
 from pipeline.commands.common import load_genesis
-from pipeline.errors import UnknownModelError
+from pipeline.errors import UnknownModelError, unwrap_or_raise
 from pipeline.providers import activation_hint
 from pipeline.refs import normalize_ref
-from pipeline.errors import unwrap_or_raise
 
 
 def format_context(tokens: int | None) -> str:
@@ -59,8 +58,8 @@ def model_row(catalog: Catalog, provider: ProviderEntry, model: ModelEntry) -> d
 
 def render_table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(headers[i]), *(len(row[i]) for row in rows)) if rows else len(headers[i]) for i in range(len(headers))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(headers, widths)).rstrip()]
-    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
     return "\n".join(lines)
 
 
@@ -98,8 +97,17 @@ def run_list(args: Any) -> int:
         for row in rows:
             print(row["ref"])
     else:
-        table = [[row["ref"], row["input"], format_context(row["contextWindow"]), "yes" if row["local"] else "no",
-                  "yes" if row["auth"] else "no", ",".join(row["tags"])] for row in rows]
+        table = [
+            [
+                row["ref"],
+                row["input"],
+                format_context(row["contextWindow"]),
+                "yes" if row["local"] else "no",
+                "yes" if row["auth"] else "no",
+                ",".join(row["tags"]),
+            ]
+            for row in rows
+        ]
         print(render_table(["Model", "Input", "Ctx", "Local", "Auth", "Tags"], table))
     inactive = [provider.id for provider in providers if not provider.active]
     if args.provider and inactive:
@@ -129,8 +137,12 @@ def run_status(args: Any) -> int:
     records = []
     for provider in providers:
         record: dict[str, Any] = {
-            "provider": provider.id, "baseUrl": provider.base_url, "auth": provider.key_source,
-            "origin": provider.origin, "active": provider.active, "models": len(provider.models),
+            "provider": provider.id,
+            "baseUrl": provider.base_url,
+            "auth": provider.key_source,
+            "origin": provider.origin,
+            "active": provider.active,
+            "models": len(provider.models),
         }
         if provider.id in probes:
             models, health = probes[provider.id]
@@ -188,4 +200,3 @@ def run_probe(args: Any) -> int:
     for result in skipped:
         print(f"genesis: warning: {result.name}: inconclusive ({result.detail})", file=sys.stderr)
     return 0
-

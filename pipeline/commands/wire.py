@@ -8,10 +8,10 @@ from typing import Any
 import msgspec
 
 from pipeline.commands.common import load_genesis, parse_headers, request_from_args
+from pipeline.errors import unwrap_or_raise
 from pipeline.render import as_json, as_text
 from pipeline.trace import render_trace
 from pipeline.wire import encode_wire
-from pipeline.errors import unwrap_or_raise
 
 
 def run_wire(args: Any) -> int:
@@ -31,4 +31,3 @@ def run_wire(args: Any) -> int:
         out.write("\n# what each stage did\n")
         out.write("\n".join(render_trace(ctx.trace, genesis.pipeline.names)) + "\n")
     return 0
-

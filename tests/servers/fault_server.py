@@ -40,7 +40,7 @@ import time
 import urllib.parse
 from typing import Any
 
-__all__ = ["FaultServer", "SCENARIOS"]
+__all__ = ["SCENARIOS", "FaultServer"]
 
 SCENARIOS: dict[str, str] = {
     "ok": "a normal answer 'Hello world' (stream: role delta, 'Hello', ' world', stop, usage if asked)",
@@ -49,10 +49,10 @@ SCENARIOS: dict[str, str] = {
     "malformed-chunk": "one good chunk, then an event with broken JSON, then [DONE]",
     "serde-422": "422 text/plain serde error (inferrs/axum) for a content-part array",
     "finish-error": "200, content 'Error: engine failed: out of memory', finish_reason 'error'",
-    "stream-error-object": "200 stream: one content chunk, then data: {\"error\": {...}}, then [DONE]",
+    "stream-error-object": '200 stream: one content chunk, then data: {"error": {...}}, then [DONE]',
     "slow": "waits 30 s (FaultServer.slow_seconds) before sending anything",
     "huge-event": "200 stream with ONE data: event whose content delta is 64 MiB of 'a'",
-    "unauthorized": "401 {\"error\":\"Unauthorized\"} (vLLM's shape)",
+    "unauthorized": '401 {"error":"Unauthorized"} (vLLM\'s shape)',
     "overloaded": "503 text/plain 'Service Unavailable'",
     "crlf": "the ok stream with \\r\\n line endings",
     "cr": "the ok stream with \\r line endings",
@@ -64,13 +64,15 @@ SCENARIOS: dict[str, str] = {
 }
 
 # ---- retries, cooldown and held usage (session) ----------------------------------------
-SCENARIOS.update({
-    "loading": "503 llama.cpp's {\"error\":{\"code\":503,\"message\":\"Loading model\",\"type\":\"unavailable_error\"}}",
-    "warming-up": "503 'Loading model' (as loading) to the first FaultServer.warmup_failures (2) requests with the same messages, then ok",
-    "rate-limited": "429 with Retry-After: 1 and an OpenAI-shaped rate_limit_error body",
-    "usage-then-error": "200 stream: an empty delta, a usage chunk (always), then data: {\"error\": ...}",
-    "reasoning-only": "200: reasoning deltas only, no content; finish stop",
-})
+SCENARIOS.update(
+    {
+        "loading": '503 llama.cpp\'s {"error":{"code":503,"message":"Loading model","type":"unavailable_error"}}',
+        "warming-up": "503 'Loading model' (as loading) to the first FaultServer.warmup_failures (2) requests with the same messages, then ok",
+        "rate-limited": "429 with Retry-After: 1 and an OpenAI-shaped rate_limit_error body",
+        "usage-then-error": '200 stream: an empty delta, a usage chunk (always), then data: {"error": ...}',
+        "reasoning-only": "200: reasoning deltas only, no content; finish stop",
+    }
+)
 # ---- end of the session block ------------------------------------------------------------
 
 # echo-auth block (see FaultServer._echo_route): routes under ECHO_PREFIX echo the credentials.
@@ -93,12 +95,14 @@ def _echo_text(auth: str) -> str:
 
 
 # --- stream parser scenarios: hostile chunks and answers with several choices ---
-SCENARIOS.update({
-    "deep-json": "200 stream: one content chunk, then a chunk whose skipped field nests 100,000 arrays deep, then [DONE]",
-    "bad-utf8": "200 stream: one content chunk, then a content string holding invalid UTF-8 bytes, then [DONE]",
-    "two-choices": "200 stream answering n=2: choices 0 ('Hello') and 1 ('Bonjour') interleaved, each finishing",
-    "parallel-tools-index0": "Ollama's parallel tool calls: two calls, both index 0, told apart by their ids",
-})
+SCENARIOS.update(
+    {
+        "deep-json": "200 stream: one content chunk, then a chunk whose skipped field nests 100,000 arrays deep, then [DONE]",
+        "bad-utf8": "200 stream: one content chunk, then a content string holding invalid UTF-8 bytes, then [DONE]",
+        "two-choices": "200 stream answering n=2: choices 0 ('Hello') and 1 ('Bonjour') interleaved, each finishing",
+        "parallel-tools-index0": "Ollama's parallel tool calls: two calls, both index 0, told apart by their ids",
+    }
+)
 DEEP_JSON = b"[" * 100_000 + b"]" * 100_000
 
 SERDE_422 = (
@@ -113,9 +117,15 @@ DEVELOPER_422 = (
 HUGE_EVENT_BYTES = 64 * 1024 * 1024
 _PIECE = b"a" * (1024 * 1024)
 _REASONS = {
-    200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-    405: "Method Not Allowed", 413: "Payload Too Large", 422: "Unprocessable Entity",
-    500: "Internal Server Error", 503: "Service Unavailable",
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Payload Too Large",
+    422: "Unprocessable Entity",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
 }
 _MAX_BODY = 64 * 1024 * 1024
 
@@ -141,7 +151,7 @@ class FaultServer:
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._ids = 0
         self.warmup_failures = 2  # session block: "warming-up" answers 503 this often per conversation
         self.warmup_seen: dict[str, int] = {}
@@ -156,7 +166,7 @@ class FaultServer:
     def base_url(self) -> str:
         return f"{self.url}/v1"
 
-    def start(self) -> "FaultServer":
+    def start(self) -> FaultServer:
         self._thread = threading.Thread(target=self._run, name="fault-server", daemon=True)
         self._thread.start()
         self._ready.wait(10)
@@ -173,7 +183,7 @@ class FaultServer:
             self._thread.join(5)
         self._thread = None
 
-    def __enter__(self) -> "FaultServer":
+    def __enter__(self) -> FaultServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -204,9 +214,7 @@ class FaultServer:
 
     async def _main(self) -> None:
         self._stop = asyncio.Event()
-        server = await asyncio.start_server(
-            self._on_connection, self.host, self.port, limit=1024 * 1024, reuse_address=True
-        )
+        server = await asyncio.start_server(self._on_connection, self.host, self.port, limit=1024 * 1024, reuse_address=True)
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
         try:
@@ -219,7 +227,7 @@ class FaultServer:
                 await asyncio.wait(list(self._tasks), timeout=1)
             try:
                 await asyncio.wait_for(server.wait_closed(), 1)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             await asyncio.sleep(0)  # let the transports' close callbacks run
 
@@ -234,8 +242,7 @@ class FaultServer:
                 keep_alive = await self._one_request(reader, writer)
                 if not keep_alive:
                     break
-        except (_Close, asyncio.CancelledError, ConnectionError, asyncio.IncompleteReadError,
-                asyncio.LimitOverrunError, ValueError):
+        except (_Close, asyncio.CancelledError, ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
             pass
         finally:
             self._tasks.discard(task)
@@ -280,7 +287,7 @@ class FaultServer:
 
     async def _route(self, method: str, path: str, body: bytes, writer: asyncio.StreamWriter, keep_alive: bool) -> None:
         if path.startswith(ECHO_PREFIX):  # read before any await: requests[-1] is this request
-            return await self._echo_route(method, path[len(ECHO_PREFIX):], body, writer, keep_alive, self.requests[-1]["headers"])
+            return await self._echo_route(method, path[len(ECHO_PREFIX) :], body, writer, keep_alive, self.requests[-1]["headers"])
         if path == "/health":
             if method != "GET":
                 return await _send_json(writer, 405, {"detail": "Method Not Allowed"}, keep_alive)
@@ -288,8 +295,7 @@ class FaultServer:
         if path == "/v1/models":
             if method != "GET":
                 return await _send_json(writer, 405, {"detail": "Method Not Allowed"}, keep_alive)
-            data = [{"id": name, "object": "model", "created": 0, "owned_by": "genesis-fault-server"}
-                    for name in SCENARIOS]
+            data = [{"id": name, "object": "model", "created": 0, "owned_by": "genesis-fault-server"} for name in SCENARIOS]
             return await _send_json(writer, 200, {"object": "list", "data": data}, keep_alive)
         if path == "/v1/chat/completions":
             if method != "POST":
@@ -315,7 +321,7 @@ class FaultServer:
         handler = getattr(self, "_scenario_" + model.replace("-", "_"))
         await handler(chat)
 
-    async def _scenario_ok(self, chat: "_Chat", *, sep: bytes = b"\n", usage: bool = True) -> None:
+    async def _scenario_ok(self, chat: _Chat, *, sep: bytes = b"\n", usage: bool = True) -> None:
         if not chat.stream:
             return await chat.completion({"role": "assistant", "content": "Hello world"}, "stop", usage=usage)
         await chat.begin_stream()
@@ -327,13 +333,13 @@ class FaultServer:
             await chat.usage_chunk(sep=sep)
         await chat.done(sep=sep)
 
-    async def _scenario_crlf(self, chat: "_Chat") -> None:
+    async def _scenario_crlf(self, chat: _Chat) -> None:
         await self._scenario_ok(chat, sep=b"\r\n")
 
-    async def _scenario_cr(self, chat: "_Chat") -> None:
+    async def _scenario_cr(self, chat: _Chat) -> None:
         await self._scenario_ok(chat, sep=b"\r")
 
-    async def _drop(self, chat: "_Chat", *, reset: bool) -> None:
+    async def _drop(self, chat: _Chat, *, reset: bool) -> None:
         first, second = {"role": "assistant", "content": "Hello"}, {"content": " world"}
         if not chat.stream:
             # Content-Length promises the whole answer; half of it arrives.
@@ -358,13 +364,13 @@ class FaultServer:
             chat.writer.close()
         raise _Close
 
-    async def _scenario_drop_mid_stream(self, chat: "_Chat") -> None:
+    async def _scenario_drop_mid_stream(self, chat: _Chat) -> None:
         await self._drop(chat, reset=False)
 
-    async def _scenario_reset_mid_stream(self, chat: "_Chat") -> None:
+    async def _scenario_reset_mid_stream(self, chat: _Chat) -> None:
         await self._drop(chat, reset=True)
 
-    async def _scenario_malformed_chunk(self, chat: "_Chat") -> None:
+    async def _scenario_malformed_chunk(self, chat: _Chat) -> None:
         if not chat.stream:
             return await chat.send(200, b'{"choices": [{"message": {"content": "x"', "application/json")
         await chat.begin_stream()
@@ -372,11 +378,11 @@ class FaultServer:
         await chat.raw_event(b'data: {"choices": [{"delta": {"content": "x"\n\n')
         await chat.done()
 
-    async def _scenario_serde_422(self, chat: "_Chat") -> None:
+    async def _scenario_serde_422(self, chat: _Chat) -> None:
         index = next((i for i, m in enumerate(chat.messages) if isinstance(m, dict) and isinstance(m.get("content"), list)), 1)
         await chat.send(422, SERDE_422.format(i=index).encode(), "text/plain; charset=utf-8")
 
-    async def _scenario_finish_error(self, chat: "_Chat") -> None:
+    async def _scenario_finish_error(self, chat: _Chat) -> None:
         text = "Error: engine failed: out of memory"
         if not chat.stream:
             return await chat.completion({"role": "assistant", "content": text}, "error")
@@ -387,7 +393,7 @@ class FaultServer:
         await chat.usage_chunk()
         await chat.done()
 
-    async def _scenario_stream_error_object(self, chat: "_Chat") -> None:
+    async def _scenario_stream_error_object(self, chat: _Chat) -> None:
         error = {"error": {"message": "boom", "type": "InternalServerError", "code": 500}}
         if not chat.stream:
             return await chat.send(200, json.dumps(error).encode(), "application/json")
@@ -396,11 +402,11 @@ class FaultServer:
         await chat.raw_event(b"data: " + json.dumps(error).encode() + b"\n\n")
         await chat.done()
 
-    async def _scenario_slow(self, chat: "_Chat") -> None:
+    async def _scenario_slow(self, chat: _Chat) -> None:
         await asyncio.sleep(self.slow_seconds)  # cancelled by close()
         await self._scenario_ok(chat)
 
-    async def _scenario_huge_event(self, chat: "_Chat") -> None:
+    async def _scenario_huge_event(self, chat: _Chat) -> None:
         if not chat.stream:
             head, tail = _split_around(chat.completion_body({"role": "assistant", "content": "@"}, "stop"))
             chat.writer.write(_head(200, "application/json", len(head) + HUGE_EVENT_BYTES + len(tail), chat.keep_alive) + head)
@@ -417,16 +423,15 @@ class FaultServer:
         await chat.usage_chunk()
         await chat.done()
 
-    async def _scenario_unauthorized(self, chat: "_Chat") -> None:
+    async def _scenario_unauthorized(self, chat: _Chat) -> None:
         await chat.send(401, b'{"error":"Unauthorized"}', "application/json")
 
-    async def _scenario_overloaded(self, chat: "_Chat") -> None:
+    async def _scenario_overloaded(self, chat: _Chat) -> None:
         await chat.send(503, b"Service Unavailable", "text/plain; charset=utf-8")
 
-    async def _scenario_reasoning(self, chat: "_Chat") -> None:
+    async def _scenario_reasoning(self, chat: _Chat) -> None:
         if not chat.stream:
-            message = {"role": "assistant", "reasoning_content": "Let me think. The user greets me.",
-                       "content": "Hello world"}
+            message = {"role": "assistant", "reasoning_content": "Let me think. The user greets me.", "content": "Hello world"}
             return await chat.completion(message, "stop")
         await chat.begin_stream()
         await chat.chunk({"role": "assistant", "content": ""})
@@ -438,22 +443,22 @@ class FaultServer:
         await chat.usage_chunk()
         await chat.done()
 
-    async def _scenario_tool_stream(self, chat: "_Chat") -> None:
+    async def _scenario_tool_stream(self, chat: _Chat) -> None:
         if not chat.stream:
-            call = {"id": "call_1", "type": "function",
-                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+            call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
             return await chat.completion({"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls")
         await chat.begin_stream()
         await chat.chunk({"role": "assistant", "content": ""})
-        await chat.chunk({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
-                                          "function": {"name": "get_weather", "arguments": ""}}]})
+        await chat.chunk(
+            {"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}]}
+        )
         await chat.chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"city": '}}]})
         await chat.chunk({"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]})
         await chat.chunk({}, "tool_calls")
         await chat.usage_chunk()
         await chat.done()
 
-    async def _scenario_strict_inferrs(self, chat: "_Chat") -> None:
+    async def _scenario_strict_inferrs(self, chat: _Chat) -> None:
         for i, message in enumerate(chat.messages):
             if isinstance(message, dict) and message.get("role") == "developer":
                 return await chat.send(422, DEVELOPER_422.format(i=i).encode(), "text/plain; charset=utf-8")
@@ -475,8 +480,9 @@ class FaultServer:
     # models named in ECHO_SCENARIOS fail as described there; any other chat model behaves as in
     # SCENARIOS (e.g. "ok"), so an echoing model can fall back to a working one.
 
-    async def _echo_route(self, method: str, path: str, body: bytes, writer: asyncio.StreamWriter,
-                          keep_alive: bool, headers: dict[str, str]) -> None:
+    async def _echo_route(
+        self, method: str, path: str, body: bytes, writer: asyncio.StreamWriter, keep_alive: bool, headers: dict[str, str]
+    ) -> None:
         auth = headers.get("authorization", "")
         if path == "/health":
             text = f"Unauthorized. Authorization: {auth} is not valid (key {_bare_key(auth)})"
@@ -491,34 +497,37 @@ class FaultServer:
             if model in ECHO_SCENARIOS:
                 self._ids += 1
                 chat = _Chat(model, f"chatcmpl-echo-{self._ids}", json.loads(body), writer, keep_alive)
-                return await getattr(self, "_answer_" + model.replace("-", "_"))(chat, headers)
+                await getattr(self, "_answer_" + model.replace("-", "_"))(chat, headers)
+                return
         return await self._route(method, path, body, writer, keep_alive)
 
-    async def _answer_echo_401(self, chat: "_Chat", headers: dict[str, str]) -> None:
+    async def _answer_echo_401(self, chat: _Chat, headers: dict[str, str]) -> None:
         auth = headers.get("authorization", "")
         await chat.send_json(401, _error(_echo_text(auth), "AuthenticationError", 401))
 
-    async def _answer_echo_403(self, chat: "_Chat", headers: dict[str, str]) -> None:
+    async def _answer_echo_403(self, chat: _Chat, headers: dict[str, str]) -> None:
         auth = headers.get("authorization", "")
         await chat.send_json(403, {"detail": f"Forbidden: {_echo_text(auth)} x-api-key: {_bare_key(auth)}"})
 
-    async def _answer_echo_html(self, chat: "_Chat", headers: dict[str, str]) -> None:
+    async def _answer_echo_html(self, chat: _Chat, headers: dict[str, str]) -> None:
         auth = headers.get("authorization", "")
         key = _bare_key(auth)
         dump = "".join(f"{name}: {value}\n" for name, value in headers.items())
-        page = (f"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1>"
-                f"<pre>POST /v1/chat/completions\n{dump}</pre>"
-                f"<a href=\"/login?api_key={urllib.parse.quote(key, safe='')}\">retry</a> {key}</body></html>")
+        page = (
+            f"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1>"
+            f"<pre>POST /v1/chat/completions\n{dump}</pre>"
+            f'<a href="/login?api_key={urllib.parse.quote(key, safe="")}">retry</a> {key}</body></html>'
+        )
         await chat.send(502, page.encode(), "text/html; charset=utf-8")
 
-    async def _answer_echo_strict(self, chat: "_Chat", headers: dict[str, str]) -> None:
+    async def _answer_echo_strict(self, chat: _Chat, headers: dict[str, str]) -> None:
         auth = headers.get("authorization", "")
         plain = chat.messages == [{"role": "user", "content": "Say hi"}] and set(chat.body) <= {"model", "messages", "max_tokens", "stream"}
         if plain:
             return await self._scenario_ok(chat)
         await chat.send_json(400, _error(f"unsupported request; {_echo_text(auth)}", "BadRequestError", 400))
 
-    async def _answer_echo_stream(self, chat: "_Chat", headers: dict[str, str]) -> None:
+    async def _answer_echo_stream(self, chat: _Chat, headers: dict[str, str]) -> None:
         auth = headers.get("authorization", "")
         error = _error(_echo_text(auth), "AuthenticationError", 401)
         if not chat.stream:
@@ -528,14 +537,13 @@ class FaultServer:
         await chat.raw_event(b"data: " + json.dumps(error).encode() + b"\n\n")
         await chat.done()
 
-
-    async def _scenario_llama_cpp_python(self, chat: "_Chat") -> None:
+    async def _scenario_llama_cpp_python(self, chat: _Chat) -> None:
         for message in chat.messages:
             if isinstance(message, dict) and (message.get("role") == "developer" or isinstance(message.get("content"), list)):
                 return await chat.send_json(500, _error("Internal Server Error", "internal_server_error", 500))
         await self._scenario_ok(chat, usage=False)
 
-    async def _scenario_breaks_after_first(self, chat: "_Chat") -> None:
+    async def _scenario_breaks_after_first(self, chat: _Chat) -> None:
         self.broken_calls = getattr(self, "broken_calls", 0) + 1
         if self.broken_calls > 1:
             return await chat.send_json(500, _error("Internal Server Error", "internal_server_error", 500))
@@ -543,10 +551,10 @@ class FaultServer:
 
     # ---- retries, cooldown and held usage (session) ------------------------------------
 
-    async def _scenario_loading(self, chat: "_Chat") -> None:
+    async def _scenario_loading(self, chat: _Chat) -> None:
         await chat.send_json(503, {"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}})
 
-    async def _scenario_warming_up(self, chat: "_Chat") -> None:
+    async def _scenario_warming_up(self, chat: _Chat) -> None:
         # Counted per conversation, so each test (its own prompt) sees a server that warms up.
         key = json.dumps(chat.messages, sort_keys=True)
         seen = self.warmup_seen.get(key, 0)
@@ -555,13 +563,13 @@ class FaultServer:
             return await self._scenario_loading(chat)
         await self._scenario_ok(chat)
 
-    async def _scenario_rate_limited(self, chat: "_Chat") -> None:
+    async def _scenario_rate_limited(self, chat: _Chat) -> None:
         payload = json.dumps(_error("Rate limit reached, retry later", "rate_limit_error", 429)).encode()
         head = _head(429, "application/json", len(payload), chat.keep_alive)
         chat.writer.write(head.replace(b"\r\n\r\n", b"\r\nretry-after: 1\r\n\r\n", 1) + payload)
         await chat.writer.drain()
 
-    async def _scenario_usage_then_error(self, chat: "_Chat") -> None:
+    async def _scenario_usage_then_error(self, chat: _Chat) -> None:
         error = {"error": {"message": "engine died", "type": "InternalServerError", "code": 500}}
         if not chat.stream:
             return await chat.send(200, json.dumps(error).encode(), "application/json")
@@ -573,7 +581,7 @@ class FaultServer:
         await chat.raw_event(b"data: " + json.dumps(error).encode() + b"\n\n")
         await chat.done()
 
-    async def _scenario_reasoning_only(self, chat: "_Chat") -> None:
+    async def _scenario_reasoning_only(self, chat: _Chat) -> None:
         if not chat.stream:
             return await chat.completion({"role": "assistant", "reasoning_content": "Thinking it over.", "content": None}, "stop")
         await chat.begin_stream()
@@ -588,7 +596,7 @@ class FaultServer:
 
     # --- stream parser scenarios ---
 
-    async def _scenario_deep_json(self, chat: "_Chat") -> None:
+    async def _scenario_deep_json(self, chat: _Chat) -> None:
         if not chat.stream:
             return await chat.send(200, b'{"x": ' + DEEP_JSON + b', "choices": []}', "application/json")
         await chat.begin_stream()
@@ -596,7 +604,7 @@ class FaultServer:
         await chat.raw_event(b'data: {"x": ' + DEEP_JSON + b', "choices": []}\n\n')
         await chat.done()
 
-    async def _scenario_bad_utf8(self, chat: "_Chat") -> None:
+    async def _scenario_bad_utf8(self, chat: _Chat) -> None:
         bad = b'{"choices": [{"index": 0, "delta": {"content": "caf\xc3\x28"}, "finish_reason": null}]}'
         if not chat.stream:
             return await chat.send(200, bad.replace(b"delta", b"message"), "application/json")
@@ -605,27 +613,38 @@ class FaultServer:
         await chat.raw_event(b"data: " + bad + b"\n\n")
         await chat.done()
 
-    async def _scenario_two_choices(self, chat: "_Chat") -> None:
-        def body(index: int, delta: dict, finish_reason: str | None = None) -> dict:
+    async def _scenario_two_choices(self, chat: _Chat) -> None:
+        def body(index: int, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
             chunk = chat.chunk_body(delta, finish_reason)
             chunk["choices"][0]["index"] = index
             return chunk
 
         if not chat.stream:
             answer = chat.completion_body({"role": "assistant", "content": "Hello"}, "stop")
-            answer["choices"].append({"index": 1, "message": {"role": "assistant", "content": "Bonjour"}, "logprobs": None, "finish_reason": "length"})
+            answer["choices"].append(
+                {"index": 1, "message": {"role": "assistant", "content": "Bonjour"}, "logprobs": None, "finish_reason": "length"}
+            )
             return await chat.send_json(200, answer)
         await chat.begin_stream()
-        for index, delta, finish in [(0, {"role": "assistant", "content": ""}, None), (1, {"role": "assistant", "content": ""}, None),
-                                     (0, {"content": "Hel"}, None), (1, {"content": "Bon"}, None), (0, {"content": "lo"}, None),
-                                     (1, {"content": "jour"}, None), (1, {}, "length"), (0, {}, "stop")]:
+        for index, delta, finish in [
+            (0, {"role": "assistant", "content": ""}, None),
+            (1, {"role": "assistant", "content": ""}, None),
+            (0, {"content": "Hel"}, None),
+            (1, {"content": "Bon"}, None),
+            (0, {"content": "lo"}, None),
+            (1, {"content": "jour"}, None),
+            (1, {}, "length"),
+            (0, {}, "stop"),
+        ]:
             await chat.raw_event(chat.event_bytes(body(index, delta, finish)))
         await chat.usage_chunk()
         await chat.done()
 
-    async def _scenario_parallel_tools_index0(self, chat: "_Chat") -> None:
-        calls = [{"index": 0, "id": "call_paris", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
-                 {"index": 0, "id": "call_rome", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'}}]
+    async def _scenario_parallel_tools_index0(self, chat: _Chat) -> None:
+        calls = [
+            {"index": 0, "id": "call_paris", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
+            {"index": 0, "id": "call_rome", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'}},
+        ]
         if not chat.stream:
             return await chat.completion({"role": "assistant", "content": "", "tool_calls": calls}, "tool_calls")
         await chat.begin_stream()
@@ -640,14 +659,14 @@ class FaultServer:
 class _Chat:
     """One chat completion request and the helpers to answer it."""
 
-    def __init__(self, model: str, cid: str, body: dict, writer: asyncio.StreamWriter, keep_alive: bool):
+    def __init__(self, model: str, cid: str, body: dict[str, Any], writer: asyncio.StreamWriter, keep_alive: bool):
         self.model, self.id, self.body, self.writer, self.keep_alive = model, cid, body, writer, keep_alive
         self.created = int(time.time())
         self.stream = body.get("stream") is True
         options = body.get("stream_options")
         self.include_usage = isinstance(options, dict) and options.get("include_usage") is True
         messages = body.get("messages")
-        self.messages: list = messages if isinstance(messages, list) else []
+        self.messages: list[Any] = messages if isinstance(messages, list) else []
 
     async def send(self, status: int, payload: bytes, content_type: str) -> None:
         await _send(self.writer, status, payload, content_type, self.keep_alive)
@@ -655,21 +674,27 @@ class _Chat:
     async def send_json(self, status: int, obj: Any) -> None:
         await _send_json(self.writer, status, obj, self.keep_alive)
 
-    def completion_body(self, message: dict, finish_reason: str, *, usage: bool = True) -> dict:
+    def completion_body(self, message: dict[str, Any], finish_reason: str, *, usage: bool = True) -> dict[str, Any]:
         body = {
-            "id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
             "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
         }
         if usage:
             body["usage"] = _USAGE
         return body
 
-    async def completion(self, message: dict, finish_reason: str, *, usage: bool = True) -> None:
+    async def completion(self, message: dict[str, Any], finish_reason: str, *, usage: bool = True) -> None:
         await self.send_json(200, self.completion_body(message, finish_reason, usage=usage))
 
-    def chunk_body(self, delta: dict, finish_reason: str | None = None) -> dict:
+    def chunk_body(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
         return {
-            "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
         }
 
@@ -692,7 +717,7 @@ class _Chat:
         self.writer.write(_chunk(data))
         await self.writer.drain()
 
-    async def chunk(self, delta: dict, finish_reason: str | None = None, *, sep: bytes = b"\n") -> None:
+    async def chunk(self, delta: dict[str, Any], finish_reason: str | None = None, *, sep: bytes = b"\n") -> None:
         await self.raw_event(self.event_bytes(self.chunk_body(delta, finish_reason), sep))
 
     async def usage_chunk(self, *, sep: bytes = b"\n") -> None:
@@ -711,7 +736,7 @@ class _Chat:
 _USAGE = {"prompt_tokens": 12, "completion_tokens": 2, "total_tokens": 14}
 
 
-def _error(message: str, type_: str, code: int, param: str | None = None) -> dict:
+def _error(message: str, type_: str, code: int, param: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
@@ -719,9 +744,7 @@ def _head(status: int, content_type: str, length: int, keep_alive: bool) -> byte
     return (
         f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\n"
         f"content-type: {content_type}\r\n"
-        f"content-length: {length}\r\n"
-        + ("" if keep_alive else "connection: close\r\n")
-        + "server: genesis-fault-server\r\n\r\n"
+        f"content-length: {length}\r\n" + ("" if keep_alive else "connection: close\r\n") + "server: genesis-fault-server\r\n\r\n"
     ).encode("latin-1")
 
 
@@ -738,7 +761,7 @@ def _chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
-def _split_around(obj: dict) -> tuple[bytes, bytes]:
+def _split_around(obj: dict[str, Any]) -> tuple[bytes, bytes]:
     """JSON of obj split where the (unique) content "@" is, to splice a huge content in."""
     head, _, tail = json.dumps(obj).encode().partition(b'"content": "@"')
     return head + b'"content": "', b'"' + tail
@@ -754,7 +777,8 @@ async def _write_huge(writer: asyncio.StreamWriter, size: int, *, chunked: bool)
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
-    parts, total = [], 0
+    parts: list[bytes] = []
+    total = 0
     while True:
         size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
         if size == 0:
@@ -775,22 +799,24 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
 # endless tokens, default 0.02 s), ``bomb_bytes`` (decoded size of the gzip bomb, default 4 GiB). The ones that
 # say so record ``(model, client port)`` in ``server.peers``, to tell a reused connection from a new one.
 
-SCENARIOS.update({
-    "done-keep-open": "200 stream that ends with data: [DONE] but never ends the HTTP body: no 0-chunk, the connection stays open",
-    "done-then-end": "the ok stream, [DONE] and the 0-chunk in one write (records its peer in server.peers)",
-    "trickle": "200 stream whose body comes one byte every trickle_seconds, forever (below any idle timeout)",
-    "continue-flood": "100 Continue informational responses, without end",
-    "continue-trickle": "100 Continue responses, one byte every trickle_seconds",
-    "continue-then-ok": "two 100 Continue responses, then the ok answer",
-    "endless-tokens": "200 stream: a content token every token_seconds, forever",
-    "token-flood": "200 stream: content tokens as fast as the client reads, forever",
-    "huge-html": "200 text/html announcing 1 GiB in Content-Length, sent until the client leaves",
-    "huge-html-chunked": "200 text/html, chunked, no length: 1 MiB pieces until the client leaves",
-    "gzip-bomb": "200 JSON (stream: SSE), Content-Encoding gzip: a small wire body that inflates to bomb_bytes of spaces",
-    "gzip-bomb-error": "503 with the gzip bomb as its body",
-    "redirect": "308 to https://llm.example.invalid/v1/chat/completions",
-    "rate-limited": "429 with Retry-After: 7",
-})
+SCENARIOS.update(
+    {
+        "done-keep-open": "200 stream that ends with data: [DONE] but never ends the HTTP body: no 0-chunk, the connection stays open",
+        "done-then-end": "the ok stream, [DONE] and the 0-chunk in one write (records its peer in server.peers)",
+        "trickle": "200 stream whose body comes one byte every trickle_seconds, forever (below any idle timeout)",
+        "continue-flood": "100 Continue informational responses, without end",
+        "continue-trickle": "100 Continue responses, one byte every trickle_seconds",
+        "continue-then-ok": "two 100 Continue responses, then the ok answer",
+        "endless-tokens": "200 stream: a content token every token_seconds, forever",
+        "token-flood": "200 stream: content tokens as fast as the client reads, forever",
+        "huge-html": "200 text/html announcing 1 GiB in Content-Length, sent until the client leaves",
+        "huge-html-chunked": "200 text/html, chunked, no length: 1 MiB pieces until the client leaves",
+        "gzip-bomb": "200 JSON (stream: SSE), Content-Encoding gzip: a small wire body that inflates to bomb_bytes of spaces",
+        "gzip-bomb-error": "503 with the gzip bomb as its body",
+        "redirect": "308 to https://llm.example.invalid/v1/chat/completions",
+        "rate-limited": "429 with Retry-After: 7",
+    }
+)
 
 _ZEROS = bytes(1024 * 1024)
 _SPACES = b" " * (1024 * 1024)
@@ -803,7 +829,7 @@ def _transport_peer(server: FaultServer, chat: _Chat) -> None:
 
 async def _dribble(writer: asyncio.StreamWriter, data: bytes, seconds: float) -> None:
     for index in range(len(data)):
-        writer.write(data[index:index + 1])
+        writer.write(data[index : index + 1])
         await writer.drain()
         await asyncio.sleep(seconds)
 
@@ -883,8 +909,9 @@ async def _gzip_bomb(self: FaultServer, chat: _Chat, *, status: int = 200) -> No
 
     reason = _REASONS.get(status, "Status").encode()
     kind = b"text/event-stream" if chat.stream and status == 200 else b"application/json"
-    chat.writer.write(b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-encoding: gzip\r\n"
-                      b"transfer-encoding: chunked\r\n\r\n" % (status, reason, kind))
+    chat.writer.write(
+        b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-encoding: gzip\r\ntransfer-encoding: chunked\r\n\r\n" % (status, reason, kind)
+    )
     deflate = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
     left = getattr(self, "bomb_bytes", 4 << 30)
     while left > 0:
@@ -902,24 +929,36 @@ async def _gzip_bomb_error(self: FaultServer, chat: _Chat) -> None:
 
 
 async def _redirect(self: FaultServer, chat: _Chat) -> None:
-    chat.writer.write(b"HTTP/1.1 308 Permanent Redirect\r\nlocation: https://llm.example.invalid/v1/chat/completions\r\n"
-                      b"content-length: 0\r\n\r\n")
+    chat.writer.write(
+        b"HTTP/1.1 308 Permanent Redirect\r\nlocation: https://llm.example.invalid/v1/chat/completions\r\ncontent-length: 0\r\n\r\n"
+    )
     await chat.writer.drain()
 
 
 async def _rate_limited(self: FaultServer, chat: _Chat) -> None:
     payload = json.dumps(_error("Too many requests", "RateLimitError", 429)).encode()
-    chat.writer.write(b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: 7\r\n"
-                      b"content-length: %d\r\n\r\n%s" % (len(payload), payload))
+    chat.writer.write(
+        b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: 7\r\n"
+        b"content-length: %d\r\n\r\n%s" % (len(payload), payload)
+    )
     await chat.writer.drain()
 
 
 for _name, _handler in {
-    "done-keep-open": _done_keep_open, "done-then-end": _done_then_end, "trickle": _trickle,
-    "continue-flood": _continue_flood, "continue-trickle": _continue_trickle, "continue-then-ok": _continue_then_ok,
-    "endless-tokens": _endless_tokens, "token-flood": _token_flood, "huge-html": _huge_html,
-    "huge-html-chunked": _huge_html_chunked, "gzip-bomb": _gzip_bomb, "gzip-bomb-error": _gzip_bomb_error,
-    "redirect": _redirect, "rate-limited": _rate_limited,
+    "done-keep-open": _done_keep_open,
+    "done-then-end": _done_then_end,
+    "trickle": _trickle,
+    "continue-flood": _continue_flood,
+    "continue-trickle": _continue_trickle,
+    "continue-then-ok": _continue_then_ok,
+    "endless-tokens": _endless_tokens,
+    "token-flood": _token_flood,
+    "huge-html": _huge_html,
+    "huge-html-chunked": _huge_html_chunked,
+    "gzip-bomb": _gzip_bomb,
+    "gzip-bomb-error": _gzip_bomb_error,
+    "redirect": _redirect,
+    "rate-limited": _rate_limited,
 }.items():
     setattr(FaultServer, "_scenario_" + _name.replace("-", "_"), _handler)
 

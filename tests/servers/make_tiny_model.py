@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 SEED = 0
 VOCAB_SIZE = 512  # model embedding rows; the tokenizer uses a few less
@@ -99,7 +100,7 @@ CHAT_TEMPLATE = r"""
 """.strip()
 
 
-def build_tokenizer():
+def build_tokenizer() -> Any:
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -118,15 +119,13 @@ def build_tokenizer():
     if bpe.get_vocab_size() > VOCAB_SIZE:
         raise SystemExit(f"tokenizer has {bpe.get_vocab_size()} tokens, more than the model's {VOCAB_SIZE}")
 
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>"
-    )
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>")
     tokenizer.chat_template = CHAT_TEMPLATE
     tokenizer.model_max_length = 2048
     return tokenizer
 
 
-def build_model(tokenizer):
+def build_model(tokenizer: Any) -> Any:
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
