@@ -93,7 +93,7 @@ BOUNDS = [
     ("endless-tokens", "totalTimeoutSeconds: 0.5,", STREAM, "timeout", "total deadline of 0.5 s", "fault.totalTimeoutSeconds"),
     ("continue-trickle", "totalTimeoutSeconds: 0.5,", STREAM, "timeout", "total deadline of 0.5 s", "fault.totalTimeoutSeconds"),
     ("continue-flood", "", STREAM, "protocol", f"more than {MAX_INFORMATIONAL_RESPONSES} informational (1xx) responses", None),
-    ("token-flood", "maxResponseBytes: 262144,", STREAM, "protocol", "maxResponseBytes (262144 bytes", "fault.maxResponseBytes"),
+    ("token-flood", "maxResponseBytes: 65536,", STREAM, "protocol", "maxResponseBytes (65536 bytes", "fault.maxResponseBytes"),
     ("huge-html", "maxResponseBytes: 1048576,", NO_STREAM, "protocol", "Content-Length is 1073741824", "fault.maxResponseBytes"),
     ("huge-html-chunked", "maxResponseBytes: 1048576,", NO_STREAM, "protocol", "1048576 bytes on the wire", "fault.maxResponseBytes"),
     ("gzip-bomb", "maxResponseBytes: 1048576,", NO_STREAM, "protocol", "1048576 bytes after decoding", "fault.maxResponseBytes"),
