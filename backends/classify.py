@@ -1,22 +1,23 @@
 """Classifying failures, and the hints that come with them. Pure: no I/O.
 
-Classes (SPEC 7) and whether a fallback model is tried after them:
+The classes, and whether each is retried or failed over, are
+``pipeline.errors.ErrorClass`` (SPEC 7). Here, which class an answer gets:
 
-| class | when | fallback |
-|---|---|---|
-| unreachable | connection refused, DNS, host unreachable | yes |
-| timeout | connect/read timeout, HTTP 408 | yes |
-| auth | 401, 403 | yes |
-| rate_limit | 429 | yes |
-| overloaded | 500, 502, 503 (and other 5xx) | yes |
-| model_not_found | 404, or a body that says the model is unknown or not loaded (``MODEL_RULES``) | yes |
-| format | 400, 422, other 4xx; a 5xx that is really a rejected request (``FORMAT_RULES``) | no |
-| context_overflow | the prompt does not fit the context window (``OVERFLOW_RULES``) | no |
-| server_error | HTTP 200 whose answer is an error (inferrs' finish_reason "error", an error object in the stream) | yes |
-| protocol | garbage: a malformed chunk, a connection dropped mid-answer, an unknown finish reason | yes |
-| aborted | the caller cancelled | no |
+| class | when |
+|---|---|
+| auth | 401, 403 |
+| timeout | 408 |
+| rate_limit | 429 |
+| overloaded | 500, 502, 503 (and other 5xx) |
+| model_not_found | 404, or a body that says the model is unknown or not loaded (``MODEL_RULES``) |
+| format | 400, 422, other 4xx; a 5xx that is really a rejected request (``FORMAT_RULES``) |
+| context_overflow | the prompt does not fit the context window (``OVERFLOW_RULES``) |
+| server_error | HTTP 200 whose answer is an error (inferrs' finish_reason "error", an error object in the stream) |
+| protocol | a malformed chunk, an unknown finish reason |
 
-A fallback is tried only while nothing of the answer has reached the caller.
+Failures below HTTP (no connection, a broken one) are classed by
+``backends.http.transport_error``. A fallback is tried only while nothing of
+the answer has reached the caller.
 Error bodies are parsed defensively: OpenAI-shaped ``{"error": {...}}``,
 vLLM's ``{"error": "Unauthorized"}``, SGLang's top-level ``{"object": "error",
 "message": ...}``, FastAPI's ``{"detail": ...}``, or plain text (inferrs' 422
@@ -37,13 +38,20 @@ from typing import Any, Literal, NamedTuple
 import msgspec
 
 from backends.stream import FINISH_REASONS, Aggregator
-from pipeline.errors import ProviderError
+from pipeline.errors import FAILOVER_CLASSES as FAILOVER_CLASSES  # defined once, beside ErrorClass
+from pipeline.errors import ErrorClass, ProviderError
 from pipeline.events import Finish, ServerError, StreamFault
 from pipeline.secrets import Secrets
 
-FAILOVER_CLASSES = frozenset({"unreachable", "timeout", "auth", "rate_limit", "overloaded", "model_not_found", "server_error", "protocol"})
-
-_STATUS_CLASSES = {401: "auth", 403: "auth", 404: "model_not_found", 408: "timeout", 429: "rate_limit", 400: "format", 422: "format"}
+_STATUS_CLASSES = {
+    401: ErrorClass.AUTH,
+    403: ErrorClass.AUTH,
+    404: ErrorClass.MODEL_NOT_FOUND,
+    408: ErrorClass.TIMEOUT,
+    429: ErrorClass.RATE_LIMIT,
+    400: ErrorClass.FORMAT,
+    422: ErrorClass.FORMAT,
+}
 _TOKEN_LIMIT_PARAMS = ("max_tokens", "max_completion_tokens")
 RAW_LIMIT = 2000
 
@@ -220,15 +228,15 @@ def _one_line(text: str, limit: int = 500) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
-def class_of_status(status: int) -> str:
+def class_of_status(status: int) -> ErrorClass:
     """The class an HTTP status alone implies.
 
-    >>> [class_of_status(s) for s in (401, 404, 422, 429, 503, 418)]
-    ['auth', 'model_not_found', 'format', 'rate_limit', 'overloaded', 'format']
+    >>> " ".join(class_of_status(s) for s in (401, 404, 422, 429, 503, 418))
+    'auth model_not_found format rate_limit overloaded format'
     """
     if status in _STATUS_CLASSES:
         return _STATUS_CLASSES[status]
-    return "overloaded" if status >= 500 else "format"
+    return ErrorClass.OVERLOADED if status >= 500 else ErrorClass.FORMAT
 
 
 def is_context_overflow(message: str, param: str | None = None, *, type: str | None = None, code: str | None = None) -> bool:
@@ -253,14 +261,14 @@ def _overflow(info: ErrorInfo) -> bool:
     return any(rule.matches(info) for rule in OVERFLOW_RULES)
 
 
-def class_of(status: int, info: ErrorInfo) -> str:
+def class_of(status: int, info: ErrorInfo) -> ErrorClass:
     """The class of an HTTP error: the body's words where a rule knows them, else the status."""
     if status in _OVERFLOW_STATUSES and _overflow(info):
-        return "context_overflow"
+        return ErrorClass.CONTEXT_OVERFLOW
     if status in _MODEL_RULE_STATUSES and any(rule.matches(info) for rule in MODEL_RULES):
-        return "model_not_found"
+        return ErrorClass.MODEL_NOT_FOUND
     if status in _FORMAT_RULE_STATUSES and any(rule.matches(info) for rule in FORMAT_RULES):
-        return "format"
+        return ErrorClass.FORMAT
     return class_of_status(status)
 
 
@@ -323,22 +331,22 @@ HINT_RULES: tuple[HintRule, ...] = (
 )
 
 
-def hint_for(error_class: str, message: str, ctx: HintContext) -> str | None:
+def hint_for(error_class: ErrorClass, message: str, ctx: HintContext) -> str | None:
     for rule in HINT_RULES:
         if _pattern(rule.pattern).search(message):
             return rule.hint.format(model_path=ctx.model_path)
-    if error_class == "unreachable":
+    if error_class is ErrorClass.UNREACHABLE:
         return f"the server is not running or not on that host/port; check it with: curl {ctx.base_url.rstrip('/')}/models"
-    if error_class == "auth":
+    if error_class is ErrorClass.AUTH:
         return auth_hint(ctx)
-    if error_class == "model_not_found":
+    if error_class is ErrorClass.MODEL_NOT_FOUND:
         return f"the server does not serve this model id; curl {ctx.base_url.rstrip('/')}/models lists the ones it does"
-    if error_class == "timeout":
+    if error_class is ErrorClass.TIMEOUT:
         return f"the server did not answer in time; raise models.providers.{ctx.provider}.timeoutSeconds if it is just slow"
-    if error_class == "context_overflow":
+    if error_class is ErrorClass.CONTEXT_OVERFLOW:
         window = f" of {ctx.context_window} tokens" if ctx.context_window else ""
         return f"the prompt does not fit the model's context window{window}: shorten it or lower max_tokens"
-    if error_class == "rate_limit":
+    if error_class is ErrorClass.RATE_LIMIT:
         return "the server is rate limiting: retry later or add agents.defaults.model.fallbacks"
     return None
 
@@ -376,7 +384,7 @@ def event_failure(event: object, answer: Aggregator, *, url: str, ref: str, cont
     """The error an event stands for, if any: an error object, a protocol fault, or a finish that is not a completion."""
     if isinstance(event, ServerError):
         info = ErrorInfo(event.message, event.param, event.type, event.code)
-        error_class = "context_overflow" if _overflow(info) else "server_error"
+        error_class = ErrorClass.CONTEXT_OVERFLOW if _overflow(info) else ErrorClass.SERVER_ERROR
         return ProviderError(
             error_class,
             event.message,
@@ -387,11 +395,11 @@ def event_failure(event: object, answer: Aggregator, *, url: str, ref: str, cont
             secrets=context.secrets,
         )
     if isinstance(event, StreamFault):
-        return ProviderError("protocol", event.message, url=url, status=200, ref=ref, secrets=context.secrets)
+        return ProviderError(ErrorClass.PROTOCOL, event.message, url=url, status=200, ref=ref, secrets=context.secrets)
     if isinstance(event, Finish) and event.reason not in FINISH_REASONS:
         if event.reason == "error":
             said = _one_line(answer.text[-300:]) or "(no message)"
-            error_class = "context_overflow" if is_context_overflow(said) else "server_error"
+            error_class = ErrorClass.CONTEXT_OVERFLOW if is_context_overflow(said) else ErrorClass.SERVER_ERROR
             return ProviderError(
                 error_class,
                 f"the server reported an error: {said}",
@@ -401,5 +409,7 @@ def event_failure(event: object, answer: Aggregator, *, url: str, ref: str, cont
                 hint=hint_for(error_class, said, context),
                 secrets=context.secrets,
             )
-        return ProviderError("protocol", f"unknown finish_reason {event.reason!r}", url=url, status=200, ref=ref, secrets=context.secrets)
+        return ProviderError(
+            ErrorClass.PROTOCOL, f"unknown finish_reason {event.reason!r}", url=url, status=200, ref=ref, secrets=context.secrets
+        )
     return None

@@ -21,7 +21,7 @@ from backends.classify import HintContext
 from backends.http import Exchange, fetch_body, transport_error
 from pipeline.catalog import ProviderEntry
 from pipeline.config import ModelConfig
-from pipeline.errors import ProviderError
+from pipeline.errors import ErrorClass, ProviderError
 from pipeline.secrets import Secrets, secrets_in_headers
 
 DISCOVERY_TIMEOUT = 5.0
@@ -84,33 +84,40 @@ def provider_hints(provider: ProviderEntry) -> HintContext:
     )
 
 
-async def fetch_models(
-    client: httpx.AsyncClient, provider: ProviderEntry, timeout: float = DISCOVERY_TIMEOUT
-) -> tuple[list[ModelConfig], float]:
-    """The models a provider's server lists, and how long it took (seconds). Every failure is a ProviderError."""
-    url = models_url(provider)
-    hints = provider_hints(provider)
+async def fetch_from(client: httpx.AsyncClient, provider: ProviderEntry, url: str, timeout: float = DISCOVERY_TIMEOUT) -> bytes:
+    """A GET of ``url`` with the provider's key and send policy, its timeouts shortened to ``timeout``.
+
+    Every failure is a ProviderError: an HTTP error status as ``backends.classify``
+    classes it, anything else (a custom transport's own exceptions included)
+    through ``backends.http.transport_error``, the one mapping chat requests use.
+    """
     policy = msgspec.structs.replace(
         provider.policy,
         connect_timeout=min(provider.policy.connect_timeout, timeout),
         read_timeout=min(provider.policy.read_timeout, timeout),
         total_timeout=min(provider.policy.total_timeout, timeout),
     )
-    started = time.perf_counter()
+    exchange = Exchange(url, provider.id, provider_hints(provider), policy)
     try:
-        exchange = Exchange(url, provider.id, hints, policy)
-        body = await fetch_body(client, "GET", url, list(auth_headers(provider).items()), exchange)
+        return await fetch_body(client, "GET", url, list(auth_headers(provider).items()), exchange)
     except ProviderError:
         raise
-    except httpx.HTTPError as exc:  # the one mapping, as for chat requests
+    except Exception as exc:  # a warning for the caller, never a crash; cancellation is no Exception
         raise transport_error(exc, exchange) from None
-    except Exception as exc:  # a custom transport's own failure: still a warning for the caller, never a crash
-        raise ProviderError(
-            "protocol", f"discovery failed: {type(exc).__name__}", url=url, ref=provider.id, secrets=hints.secrets
-        ) from None
+
+
+async def fetch_models(
+    client: httpx.AsyncClient, provider: ProviderEntry, timeout: float = DISCOVERY_TIMEOUT
+) -> tuple[list[ModelConfig], float]:
+    """The models a provider's server lists, and how long it took (seconds). Every failure is a ProviderError."""
+    url = models_url(provider)
+    started = time.perf_counter()
+    body = await fetch_from(client, provider, url, timeout)
     elapsed = time.perf_counter() - started
     try:
         return models_from_listing(body), elapsed
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         text = body[:200].decode("utf-8", "replace")
-        raise ProviderError("format", f"not a model list ({exc}): {text}", url=url, status=200, secrets=hints.secrets) from None
+        raise ProviderError(
+            ErrorClass.FORMAT, f"not a model list ({exc}): {text}", url=url, status=200, secrets=provider_hints(provider).secrets
+        ) from None

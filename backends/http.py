@@ -37,18 +37,20 @@ import email.utils
 import logging
 import math
 import os
+import socket
 import ssl
 import time
 import zlib
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, Literal, NamedTuple
 
 import anyio
 import httpx
 
 from backends.classify import HintContext, hint_for, http_error
 from backends.stream import StreamParser, response_events
-from pipeline.errors import ProviderError
+from backends.transport import ProtocolLimitError, RefusedRequestError
+from pipeline.errors import ErrorClass, ProviderError
 from pipeline.events import Event
 from pipeline.policy import SendPolicy
 from pipeline.types import WireRequest
@@ -178,7 +180,7 @@ def tls_context(policy: SendPolicy, where: HintContext, url: str, environ: Mappi
             reason = os_reason(exc)
             message = f"cannot load the CA bundle {path or folder!r} ({source}): {reason}"
             raise ProviderError(
-                "unreachable", message, url=url, ref=where.ref, hint=f"point {source} to a readable PEM file of CA certificates"
+                ErrorClass.UNREACHABLE, message, url=url, ref=where.ref, hint=f"point {source} to a readable PEM file of CA certificates"
             ) from None
     if not policy.tls_verify:
         context.check_hostname = False
@@ -221,7 +223,7 @@ class Exchange:
     def total_timeout_error(self) -> ProviderError:
         seconds = self.policy.total_timeout
         return ProviderError(
-            "timeout",
+            ErrorClass.TIMEOUT,
             f"no complete answer within the total deadline of {seconds:g} s (totalTimeoutSeconds)",
             url=self.url,
             status=self.status,
@@ -232,7 +234,7 @@ class Exchange:
     def too_large_error(self, what: str) -> ProviderError:
         cap = self.policy.max_response_bytes
         return ProviderError(
-            "protocol",
+            ErrorClass.PROTOCOL,
             f"the answer is larger than maxResponseBytes ({cap} bytes{what})",
             url=self.url,
             status=self.status,
@@ -252,8 +254,8 @@ def prepare(method: str, url: str, headers: Any, body: bytes, exchange: Exchange
         message = f"the {shown} header's value has {bad} in it; the request was not sent"
         if name.lower() == "authorization":  # the configured key: its source is what to fix
             hint = f"the key (from {where.key_source}) has {bad} in it: remove it" + (f" from {where.key_env}" if where.key_env else "")
-            raise ProviderError("auth", message, url=url, ref=exchange.ref, hint=hint)
-        raise ProviderError("format", message, url=url, ref=exchange.ref, hint="header values must be printable ASCII on one line")
+            raise ProviderError(ErrorClass.AUTH, message, url=url, ref=exchange.ref, hint=hint)
+        raise ProviderError(ErrorClass.FORMAT, message, url=url, ref=exchange.ref, hint="header values must be printable ASCII on one line")
     policy = exchange.policy
     timeouts = {
         "connect": policy.connect_timeout,
@@ -275,7 +277,11 @@ def prepare(method: str, url: str, headers: Any, body: bytes, exchange: Exchange
         return httpx.Request(method, url, headers=list(headers), content=body, extensions=extensions)
     except httpx.InvalidURL as exc:
         raise ProviderError(
-            "format", f"not a usable URL: {exc}", url=url, ref=exchange.ref, hint=f"check models.providers.{where.provider}.baseUrl"
+            ErrorClass.FORMAT,
+            f"not a usable URL: {exc}",
+            url=url,
+            ref=exchange.ref,
+            hint=f"check models.providers.{where.provider}.baseUrl",
         ) from None
 
 
@@ -385,7 +391,11 @@ def redirect_error(response: httpx.Response, exchange: Exchange) -> ProviderErro
     status, location = response.status_code, response.headers.get("location")
     if not location:
         return ProviderError(
-            "protocol", f"the server answered {status} (a redirect) without a Location", url=exchange.url, status=status, ref=exchange.ref
+            ErrorClass.PROTOCOL,
+            f"the server answered {status} (a redirect) without a Location",
+            url=exchange.url,
+            status=status,
+            ref=exchange.ref,
         )
     shown = "".join(ch for ch in location if ch.isprintable())[:LOCATION_LIMIT]
     try:
@@ -396,7 +406,7 @@ def redirect_error(response: httpx.Response, exchange: Exchange) -> ProviderErro
     suffix = exchange.url[len(base_url) :] if base_url and exchange.url.startswith(base_url) else ""
     base = target[: -len(suffix)] if suffix and target.endswith(suffix) else target
     return ProviderError(
-        "protocol",
+        ErrorClass.PROTOCOL,
         f"the server redirected ({status}) to {target}; Genesis does not follow redirects",
         url=exchange.url,
         status=status,
@@ -440,7 +450,7 @@ class BoundedBody:
         elif codings:
             shown = "".join(ch for ch in header if ch.isprintable())[:60]
             self._problem = ProviderError(
-                "protocol",
+                ErrorClass.PROTOCOL,
                 f"unsupported Content-Encoding {shown!r} (Genesis reads identity, gzip and deflate, and asks for none)",
                 url=exchange.url,
                 status=exchange.status,
@@ -547,7 +557,7 @@ class _Decoder:
                 return self.decode(data, limit)
             exchange = self._exchange
             raise ProviderError(
-                "protocol",
+                ErrorClass.PROTOCOL,
                 f"the {self._encoding} body cannot be decoded: {exc}",
                 url=exchange.url,
                 status=exchange.status,
@@ -626,59 +636,167 @@ def os_reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def transport_error(exc: Exception, exchange: Exchange) -> ProviderError:
-    """A failure below HTTP: no connection, no answer in time, a broken connection, a request that cannot be sent.
+Phase = Literal["before_answer", "mid_answer"]  # before the answer's head arrived, or after
 
-    It carries no status, even if a head had arrived: the answer itself is what failed.
 
-    | exception | class | message names |
-    |---|---|---|
-    | ConnectTimeout | timeout | connectTimeoutSeconds |
-    | ReadTimeout, WriteTimeout, PoolTimeout | timeout | readTimeoutSeconds |
-    | ConnectError (refused, DNS, TLS) | unreachable | the OS's or TLS's reason |
-    | ProxyError | unreachable | the proxy variables |
-    | LocalProtocolError | format | which header (never a value) |
-    | ProtocolLimitError | protocol | the bound |
-    | RemoteProtocolError, ReadError | protocol | the connection broke mid-answer |
-    | UnsupportedProtocol | format | the baseUrl |
-    | other network errors | unreachable | the OS's reason |
-    | anything else | protocol | the exception's type |
+class TransportRule(NamedTuple):
+    """One row of the mapping: an exception of ``kinds`` in ``phase`` (None: either) is ``error_class``.
+
+    ``message`` and ``hint`` are ``str.format`` templates: ``{detail}`` (the OS's
+    or TLS's reason for a network failure, else the exception's text),
+    ``{type}`` (the exception's type name), ``{connect}`` and ``{read}`` (the
+    policy's timeouts), ``{keys}`` (``models.providers.<id>``). ``when``, if
+    set, must also hold for the exception. With no ``hint``, the class's
+    general hint (``backends.classify.hint_for``) applies.
     """
-    from backends.transport import ProtocolLimitError, RefusedRequestError
 
-    policy, where = exchange.policy, exchange.hints
-    keys = f"models.providers.{where.provider}"
-    detail = os_reason(exc) if isinstance(exc, (httpx.NetworkError, httpx.ProxyError)) else (str(exc) or type(exc).__name__)
+    rule: str
+    kinds: tuple[type[BaseException], ...]
+    phase: Phase | None
+    error_class: ErrorClass
+    message: str
     hint: str | None = None
-    if isinstance(exc, httpx.ConnectTimeout):
-        error_class, message = "timeout", f"no connection within {policy.connect_timeout:g} s (connectTimeoutSeconds)"
-        hint = f"raise {keys}.connectTimeoutSeconds (or timeoutSeconds, which sets connect and read) if the server is just slow to accept"
-    elif isinstance(exc, httpx.TimeoutException):
-        error_class, message = "timeout", f"no data from the server for {policy.read_timeout:g} s (readTimeoutSeconds)"
-        hint = f"raise {keys}.readTimeoutSeconds (or timeoutSeconds, which sets connect and read) if the server is just slow"
-    elif isinstance(exc, httpx.ProxyError):
-        error_class, message = "unreachable", f"the proxy failed: {detail}"
-        hint = "check HTTP_PROXY/HTTPS_PROXY/ALL_PROXY, or add the server's host to NO_PROXY"
-    elif isinstance(exc, httpx.ConnectError):
-        error_class, message = "unreachable", f"cannot connect: {detail}"
-        if "certificate" in detail:
-            hint = f"trust the server's CA with {keys}.tls.caFile (or SSL_CERT_FILE)"
-    elif isinstance(exc, httpx.LocalProtocolError):
-        # only our transport's words are shown: they name the header; other transports may quote its value
-        safe = isinstance(exc, RefusedRequestError)
-        error_class = "format"
-        message = str(exc) if safe else "the request cannot be sent as HTTP/1.1 (a header name or value is not valid)"
-    elif isinstance(exc, ProtocolLimitError):
-        error_class, message = "protocol", str(exc)
-    elif isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
-        error_class, message = "protocol", f"the connection broke mid-answer: {detail}"
-    elif isinstance(exc, httpx.UnsupportedProtocol):
-        error_class, message = "format", f"cannot send to this URL: {detail}"
-        hint = f"{keys}.baseUrl must start with http:// or https://"
-    elif isinstance(exc, httpx.NetworkError):
-        error_class, message = "unreachable", f"network error: {detail}"
-    else:
-        error_class, message = "protocol", f"{type(exc).__name__}: {detail}" if isinstance(exc, httpx.HTTPError) else type(exc).__name__
-    return ProviderError(
-        error_class, message, url=exchange.url, ref=exchange.ref, hint=hint or hint_for(error_class, message, where), secrets=where.secrets
-    )
+    when: Callable[[BaseException], bool] | None = None
+
+
+def _certificate_rejected(exc: BaseException) -> bool:
+    """The server's certificate was not trusted (the exception or one it wraps says so)."""
+    current: BaseException | None = exc
+    for _ in range(10):
+        if current is None:
+            return False
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+_CONNECT_HINT = "raise {keys}.connectTimeoutSeconds (or timeoutSeconds, which sets connect and read) if the server is just slow to accept"
+# A connection that broke, as httpx, our transport, anyio or the OS say it.
+_BROKEN = (httpx.ReadError, httpx.WriteError, ConnectionError, anyio.BrokenResourceError, anyio.ClosedResourceError)
+
+# The one mapping from a failure below HTTP to a class, first matching row wins.
+# Rules: a deadline is a timeout, whatever timed out; no connection, or one that
+# broke before the answer's head, is unreachable (the server is away: retried,
+# as a write failure or a read timeout there are); a connection that breaks once
+# the answer began, or an answer that is not HTTP, is protocol; a request that
+# cannot be sent as HTTP is format; only our transport's words are quoted for a
+# refused request (another transport's may quote a header value, a key).
+TRANSPORT_RULES: tuple[TransportRule, ...] = (
+    TransportRule(
+        "connect-timeout",
+        (httpx.ConnectTimeout,),
+        None,
+        ErrorClass.TIMEOUT,
+        "no connection within {connect:g} s (connectTimeoutSeconds)",
+        _CONNECT_HINT,
+    ),
+    TransportRule(
+        "pool-timeout",
+        (httpx.PoolTimeout,),
+        None,
+        ErrorClass.TIMEOUT,
+        "no free connection within {connect:g} s (connectTimeoutSeconds)",
+        _CONNECT_HINT,
+    ),
+    TransportRule(
+        "read-timeout",
+        (httpx.TimeoutException, TimeoutError),
+        None,
+        ErrorClass.TIMEOUT,
+        "no data from the server for {read:g} s (readTimeoutSeconds)",
+        "raise {keys}.readTimeoutSeconds (or timeoutSeconds, which sets connect and read) if the server is just slow",
+    ),
+    TransportRule(
+        "proxy",
+        (httpx.ProxyError,),
+        None,
+        ErrorClass.UNREACHABLE,
+        "the proxy failed: {detail}",
+        "check HTTP_PROXY/HTTPS_PROXY/ALL_PROXY, or add the server's host to NO_PROXY",
+    ),
+    TransportRule(
+        "certificate-not-trusted",
+        (httpx.ConnectError, ssl.SSLError),
+        "before_answer",
+        ErrorClass.UNREACHABLE,
+        "cannot connect: {detail}",
+        "trust the server's CA with {keys}.tls.caFile (or SSL_CERT_FILE)",
+        when=_certificate_rejected,
+    ),
+    TransportRule(
+        "cannot-connect",
+        (httpx.ConnectError, ConnectionRefusedError, socket.gaierror, ssl.SSLError),
+        "before_answer",
+        ErrorClass.UNREACHABLE,
+        "cannot connect: {detail}",
+    ),
+    TransportRule("refused-request", (RefusedRequestError,), None, ErrorClass.FORMAT, "{detail}"),
+    TransportRule(
+        "invalid-request",
+        (httpx.LocalProtocolError,),
+        None,
+        ErrorClass.FORMAT,
+        "the request cannot be sent as HTTP/1.1 (a header name or value is not valid)",
+    ),
+    TransportRule("protocol-limit", (ProtocolLimitError,), None, ErrorClass.PROTOCOL, "{detail}"),
+    TransportRule("not-http", (httpx.RemoteProtocolError,), "before_answer", ErrorClass.PROTOCOL, "no HTTP answer: {detail}"),
+    TransportRule(
+        "closed-before-answer", _BROKEN, "before_answer", ErrorClass.UNREACHABLE, "the connection closed before an answer: {detail}"
+    ),
+    TransportRule(
+        "broke-mid-answer",
+        (httpx.RemoteProtocolError, ssl.SSLError, *_BROKEN),
+        "mid_answer",
+        ErrorClass.PROTOCOL,
+        "the connection broke mid-answer: {detail}",
+    ),
+    TransportRule(
+        "unsupported-url",
+        (httpx.UnsupportedProtocol,),
+        None,
+        ErrorClass.FORMAT,
+        "cannot send to this URL: {detail}",
+        "{keys}.baseUrl must start with http:// or https://",
+    ),
+    TransportRule("network", (httpx.NetworkError, OSError), None, ErrorClass.UNREACHABLE, "network error: {detail}"),
+    TransportRule("other-httpx", (httpx.HTTPError,), None, ErrorClass.PROTOCOL, "{type}: {detail}"),
+    # Any other exception (a custom transport's own): its type only, its text may hold anything.
+    TransportRule("other", (Exception,), None, ErrorClass.PROTOCOL, "the request failed: {type}"),
+)
+
+_NETWORK_FAILURES = (httpx.NetworkError, httpx.ProxyError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
+
+
+def transport_rule(exc: BaseException, phase: Phase) -> TransportRule:
+    """The first row of ``TRANSPORT_RULES`` that ``exc`` in ``phase`` matches (the last row matches any Exception).
+
+    >>> transport_rule(httpx.ReadError("reset"), "before_answer").rule, transport_rule(httpx.ReadError("reset"), "mid_answer").rule
+    ('closed-before-answer', 'broke-mid-answer')
+    """
+    for rule in TRANSPORT_RULES:
+        if isinstance(exc, rule.kinds) and rule.phase in (None, phase) and (rule.when is None or rule.when(exc)):
+            return rule
+    return TRANSPORT_RULES[-1]
+
+
+def transport_error(exc: BaseException, exchange: Exchange) -> ProviderError:
+    """A failure below HTTP, classified by ``TRANSPORT_RULES``: for chat requests, discovery and probes alike.
+
+    The phase is ``mid_answer`` once the answer's head arrived (``exchange.status``
+    is set). The error carries no status even then: the answer itself is what failed.
+    """
+    phase: Phase = "before_answer" if exchange.status is None else "mid_answer"
+    rule = transport_rule(exc, phase)
+    policy, where = exchange.policy, exchange.hints
+    detail = os_reason(exc) if isinstance(exc, _NETWORK_FAILURES) else (str(exc) or type(exc).__name__)
+    fields = {
+        "detail": detail,
+        "type": type(exc).__name__,
+        "connect": policy.connect_timeout,
+        "read": policy.read_timeout,
+        "keys": f"models.providers.{where.provider}",
+    }
+    message = rule.message.format(**fields)
+    hint = rule.hint.format(**fields) if rule.hint is not None else hint_for(rule.error_class, message, where)
+    return ProviderError(rule.error_class, message, url=exchange.url, ref=exchange.ref, hint=hint, secrets=where.secrets)

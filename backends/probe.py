@@ -20,17 +20,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import httpx
 import msgspec
 
-from backends.classify import HintContext, class_of_status
-from backends.discovery import auth_headers, fetch_models, provider_hints
-from backends.http import Timing, os_reason, send_events
+from backends.classify import HintContext
+from backends.discovery import fetch_from, fetch_models, provider_hints
+from backends.http import Timing, send_events
 from pipeline.catalog import ProviderEntry
-from pipeline.errors import ProviderError
+from pipeline.errors import ErrorClass, ProviderError
 from pipeline.events import Usage
 from pipeline.secrets import Secrets, scrub
 from pipeline.types import WireRequest
@@ -41,9 +41,9 @@ _ENCODER = msgspec.json.Encoder()
 
 
 class Reachability(msgspec.Struct, frozen=True, omit_defaults=True):
-    """What one GET said: ok, auth, timeout, unreachable, format, n/a (no such endpoint)."""
+    """What one GET said: ``ok``, ``n/a`` (no such endpoint), or the ErrorClass of its failure."""
 
-    state: str
+    state: ErrorClass | Literal["ok", "n/a"]
     latency_ms: float | None = None
     status: int | None = None
     detail: str | None = None
@@ -59,9 +59,8 @@ async def check_models(client: httpx.AsyncClient, provider: ProviderEntry, secre
     try:
         models, elapsed = await fetch_models(client, provider, timeout=PROBE_TIMEOUT)
     except ProviderError as error:
-        state = error.error_class if error.error_class in ("auth", "timeout", "unreachable") else "format"
         detail = scrub(error.server_message, known_secrets(provider, secrets))
-        return Reachability(state, _ms(time.perf_counter() - started), error.status, detail)
+        return Reachability(error.error_class, _ms(time.perf_counter() - started), error.status, detail)
     return Reachability("ok", _ms(elapsed), 200, f"{len(models)} model(s)")
 
 
@@ -72,22 +71,17 @@ def health_url(provider: ProviderEntry) -> str:
 
 
 async def check_health(client: httpx.AsyncClient, provider: ProviderEntry, secrets: frozenset[str] = frozenset()) -> Reachability:
+    """GET /health: ok on any 2xx, n/a on 404/405, else the failure's class (classified as discovery's are)."""
     started = time.perf_counter()
     try:
-        response = await client.get(health_url(provider), headers=auth_headers(provider), timeout=PROBE_TIMEOUT)
-    except httpx.TimeoutException:
-        return Reachability("timeout", _ms(time.perf_counter() - started))
-    except httpx.HTTPError as error:
-        detail = scrub(os_reason(error), known_secrets(provider, secrets))
-        return Reachability("unreachable", _ms(time.perf_counter() - started), detail=detail)
-    latency = _ms(time.perf_counter() - started)
-    if response.status_code == 200:
-        return Reachability("ok", latency, 200)
-    if response.status_code in (404, 405):
-        return Reachability("n/a", latency, response.status_code, "the server has no /health")
-    state = class_of_status(response.status_code)
-    detail = scrub(response.text[:HEALTH_DETAIL_LIMIT], known_secrets(provider, secrets))
-    return Reachability(state if state in ("auth", "timeout") else "format", latency, response.status_code, detail)
+        await fetch_from(client, provider, health_url(provider), timeout=PROBE_TIMEOUT)
+    except ProviderError as error:
+        latency = _ms(time.perf_counter() - started)
+        if error.status in (404, 405):
+            return Reachability("n/a", latency, error.status, "the server has no /health")
+        detail = scrub(error.server_message[:HEALTH_DETAIL_LIMIT], known_secrets(provider, secrets))
+        return Reachability(error.error_class, latency, error.status, detail)
+    return Reachability("ok", _ms(time.perf_counter() - started), 200)
 
 
 async def probe_provider(
@@ -194,7 +188,7 @@ async def probe_compat(client: httpx.AsyncClient, wire: WireRequest, hints: Hint
             _, usage = await _attempt(client, variant(probe.shape(baseline)), hints)
         except ProviderError as error:
             said = scrub(error.server_message, hints.secrets)
-            if error.error_class in ("format", "context_overflow"):
+            if error.error_class in (ErrorClass.FORMAT, ErrorClass.CONTEXT_OVERFLOW):
                 results.append(ProbeResult(probe.name, probe.flag, "rejected", probe.rejected, f"{error.status}: {said}"))
             elif error.status == 500 and await _still_works(client, variant(baseline), hints):
                 detail = f"500 to this feature while the baseline still works: {said}"

@@ -1,8 +1,9 @@
 """When to try a model again: backoff between retries, cooldown between runs. No I/O.
 
 Rules (SPEC 10):
-- Retried, on the same model: ``RETRY_CLASSES`` (the server is away, slow or
-  busy: unreachable, timeout, 429, 5xx, and 503 while a server loads a model).
+- Retried, on the same model: ``RETRY_CLASSES``, the classes whose
+  ``ErrorClass.retried`` is set (the server is away, slow or busy:
+  unreachable, timeout, 429, 5xx, and 503 while a server loads a model).
   Any other class (format, auth, context_overflow, ...) would fail the same way.
 - Backoff before retry ``n`` (1 = the first retry): full jitter, a uniform draw
   in ``[0, min(BACKOFF_CAP, BACKOFF_BASE * BACKOFF_FACTOR ** (n - 1)))``, so
@@ -21,7 +22,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-RETRY_CLASSES = frozenset({"unreachable", "timeout", "rate_limit", "overloaded"})
+from pipeline.errors import RETRY_CLASSES as RETRY_CLASSES  # defined once, beside ErrorClass
+from pipeline.errors import ErrorClass
 
 BACKOFF_BASE = 0.5
 BACKOFF_FACTOR = 2.0
@@ -67,7 +69,7 @@ class _Cooling:
         self.failures = 0
         self.until = 0.0
         self.last_failure = -math.inf
-        self.last_class = ""
+        self.last_class: ErrorClass | None = None
 
 
 class Cooldowns:
@@ -77,13 +79,13 @@ class Cooldowns:
     >>> c = Cooldowns(lambda: now[0])
     >>> c.remaining(("p", "m")) is None
     True
-    >>> c.failed(("p", "m"), started=100.0, error_class="overloaded")
+    >>> c.failed(("p", "m"), started=100.0, error_class=ErrorClass.OVERLOADED)
     30.0
     >>> c.remaining(("p", "m")), c.describe(("p", "m"))
     (30.0, 'cooling down for 30 s more after 1 failed run (last: overloaded)')
     >>> now[0] = 131.0; c.remaining(("p", "m")) is None
     True
-    >>> c.failed(("p", "m"), started=131.0, error_class="timeout")
+    >>> c.failed(("p", "m"), started=131.0, error_class=ErrorClass.TIMEOUT)
     60.0
     >>> c.succeeded(("p", "m")); c.remaining(("p", "m")) is None
     True
@@ -105,7 +107,7 @@ class Cooldowns:
         cooling = self._models.get(key)
         return cooling.until if cooling is not None else -math.inf
 
-    def failed(self, key: tuple[str, str], *, started: float, error_class: str, retry_after: float | None = None) -> float:
+    def failed(self, key: tuple[str, str], *, started: float, error_class: ErrorClass, retry_after: float | None = None) -> float:
         """Record a run whose tries of the model (begun at ``started``) all failed; the cooldown in force, in seconds."""
         now = self.clock()
         cooling = self._models.setdefault(key, _Cooling())

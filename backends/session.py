@@ -36,7 +36,7 @@ from backends.classify import CHECKED_EVENTS, FAILOVER_CLASSES, HintContext, eve
 from backends.http import Timing, send_events
 from backends.retry import RETRY_CLASSES, Cooldowns, backoff_delay
 from backends.stream import Aggregator
-from pipeline.errors import GenesisError, ProviderError, unwrap_or_raise
+from pipeline.errors import ErrorClass, GenesisError, ProviderError, unwrap_or_raise
 from pipeline.events import Attempt, AttemptFailed, Event, Finish, ReasoningDelta, TextDelta, Timings, ToolCallDelta, Usage
 from pipeline.refs import Target, normalize_ref, split_ref
 from pipeline.secrets import Secrets, secrets_in_headers
@@ -138,10 +138,10 @@ async def run_events(
         key = (wire.provider, wire.model)
         if host.cooldowns.remaining(key) is not None:
             message = host.cooldowns.describe(key)
-            attempt = Attempt(wire.provider, wire.model, ok=False, error_class="cooldown", message=message)
+            attempt = Attempt(wire.provider, wire.model, ok=False, error_class=ErrorClass.COOLDOWN, message=message)
             state.attempts.append(attempt)
             if audit is not None:
-                audit(make_record(wire, sent=False, ok=False, error_class="cooldown", message=message))
+                audit(make_record(wire, sent=False, ok=False, error_class=ErrorClass.COOLDOWN, message=message))
             cooling.append((wire, target))
             yield AttemptFailed(attempt)
             continue
@@ -269,4 +269,6 @@ async def _answer(
                 else:
                     yield event
     if aggregator.finish is None:
-        raise ProviderError("protocol", "the answer ended without a finish_reason", url=wire.url, status=timing.status, ref=wire.ref)
+        raise ProviderError(
+            ErrorClass.PROTOCOL, "the answer ended without a finish_reason", url=wire.url, status=timing.status, ref=wire.ref
+        )

@@ -1,9 +1,10 @@
 """The ``genesis`` command line: argument parsing, dispatch, and error output.
 
 Rules: user errors (a GenesisError) print one line ``genesis: <what>`` with
-the hint on the same line, and exit 2 (exit 1 for a request the server
-failed); never a traceback. Command modules are imported only when their
-command runs, so ``genesis --help`` stays fast.
+the hint on the same line, and exit with their kind's or class's code
+(``pipeline.errors``: 2 for a user error, 1 for a request the server failed,
+130 when cancelled); never a traceback. Command modules are imported only
+when their command runs, so ``genesis --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -12,11 +13,17 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-EXIT_USAGE = 2
-EXIT_FAILED = 1
-EXIT_INTERNAL = 70
+from pipeline.errors import EXIT_ABORTED as EXIT_ABORTED
+from pipeline.errors import EXIT_FAILED as EXIT_FAILED
+from pipeline.errors import EXIT_USAGE as EXIT_USAGE
+from pipeline.errors import ErrorClass, UserErrorKind
+
+if TYPE_CHECKING:
+    from pipeline.errors import GenesisError
+
+EXIT_INTERNAL = 70  # a bug in Genesis, never a user's or a server's doing
 
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
@@ -92,19 +99,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     from pipeline.commands.output import report_error
-    from pipeline.errors import GenesisError, ProviderError
+    from pipeline.errors import GenesisError
 
     _warnings_to_stderr()
     try:
         return _dispatch(args)
-    except ProviderError as error:  # the server failed, not the user
-        report_error(error)
-        return EXIT_FAILED
     except GenesisError as error:
         report_error(error)
-        return EXIT_USAGE
+        return exit_code(error)
     except KeyboardInterrupt:
-        return 130
+        return ErrorClass.ABORTED.exit_code
     except BrokenPipeError:
         return 0
     except Exception as error:  # a bug: say so plainly; the traceback only on request
@@ -115,6 +119,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL
+
+
+def exit_code(error: GenesisError) -> int:
+    """The exit status for an error: its class's (a server failed: 1) or its kind's (the user's: 2).
+
+    A kind that is not in the vocabulary (a caller's own GenesisError subclass) is a user error.
+
+    >>> from pipeline.errors import ConfigError, ErrorClass, ProviderError
+    >>> exit_code(ProviderError(ErrorClass.TIMEOUT, "slow", url="u")), exit_code(ConfigError("f", []))
+    (1, 2)
+    """
+    kind = error.kind
+    return kind.exit_code if isinstance(kind, (ErrorClass, UserErrorKind)) else EXIT_USAGE
 
 
 def _scrubbed(args: Any, text: str) -> str:

@@ -31,6 +31,7 @@ from backends.classify import (
     is_context_overflow,
 )
 from backends.stream import Aggregator
+from pipeline.errors import ErrorClass
 from pipeline.events import ServerError
 from tests.test_conformance import TRANSCRIPTS, Transcript, parse
 
@@ -171,7 +172,7 @@ def test_auth_hint_names_the_real_key_source(key_source: str, key_env: str | Non
     provider = key_source.split(".")[2] if key_source.startswith("config ") else "p"
     ctx = HintContext(provider, "http://h/v1", f"{provider}/m", "path", key_source, key_env)
     hint = auth_hint(ctx)
-    assert hint == hint_for("auth", "Unauthorized", ctx)
+    assert hint == hint_for(ErrorClass.AUTH, "Unauthorized", ctx)
     for part in present:
         assert part in hint
     for part in absent:
@@ -180,5 +181,5 @@ def test_auth_hint_names_the_real_key_source(key_source: str, key_env: str | Non
 
 def test_message_hints_win_over_class_hints() -> None:
     """A 422 serde message has its own fix, whatever its class."""
-    assert "requiresStringContent" in (hint_for("format", "invalid type: sequence, expected a string", CTX) or "")
-    assert hint_for("format", "some other 400", CTX) is None
+    assert "requiresStringContent" in (hint_for(ErrorClass.FORMAT, "invalid type: sequence, expected a string", CTX) or "")
+    assert hint_for(ErrorClass.FORMAT, "some other 400", CTX) is None

@@ -26,7 +26,7 @@ import pytest
 
 from backends.classify import CHECKED_EVENTS, FAILOVER_CLASSES, HintContext, event_failure, http_error
 from backends.stream import Aggregator, StreamParser, response_events
-from pipeline.errors import ProviderError
+from pipeline.errors import ErrorClass, ProviderError
 from pipeline.events import Completion, Event
 
 TABLE = Path(__file__).resolve().parent / "conformance"
@@ -148,7 +148,8 @@ def run(t: Transcript) -> Outcome:
         answer.add(event)
     if answer.finish is None:  # backends/session.py: an answer without a finish_reason is a protocol error
         return Outcome(
-            events, error=ProviderError("protocol", "the answer ended without a finish_reason", url=URL, status=t.status, ref=ctx.ref)
+            events,
+            error=ProviderError(ErrorClass.PROTOCOL, "the answer ended without a finish_reason", url=URL, status=t.status, ref=ctx.ref),
         )
     return Outcome(events, completion=answer.completion())
 

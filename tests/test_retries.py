@@ -20,7 +20,7 @@ import pytest
 import backends.session as session
 from backends.retry import BACKOFF_CAP, COOLDOWN_MAX, MAX_RETRY_AFTER, RETRY_CLASSES, Cooldowns, backoff_delay, cooldown_seconds
 from pipeline.api import Genesis
-from pipeline.errors import ProviderError
+from pipeline.errors import ErrorClass, ProviderError
 from pipeline.events import Attempt, AttemptFailed, Event, Finish, TextDelta, Timings, Usage
 
 PROMPT = {"messages": [{"role": "user", "content": "hi"}], "stream": True}
@@ -84,11 +84,11 @@ def test_concurrent_failures_of_one_outage_count_once() -> None:
     now = [1.0]
     cooldowns = Cooldowns(lambda: now[0])
     key = ("p", "m")
-    assert cooldowns.failed(key, started=0.0, error_class="overloaded") == 30.0  # until 31
+    assert cooldowns.failed(key, started=0.0, error_class=ErrorClass.OVERLOADED) == 30.0  # until 31
     now[0] = 2.0
-    assert cooldowns.failed(key, started=0.5, error_class="overloaded") == 29.0  # began before the failure above
+    assert cooldowns.failed(key, started=0.5, error_class=ErrorClass.OVERLOADED) == 29.0  # began before the failure above
     now[0] = 40.0
-    assert cooldowns.failed(key, started=35.0, error_class="overloaded") == 60.0  # a new failure: doubled
+    assert cooldowns.failed(key, started=35.0, error_class=ErrorClass.OVERLOADED) == 60.0  # a new failure: doubled
 
 
 # ---- the session over a scripted send --------------------------------------------------------
@@ -103,7 +103,7 @@ CONFIG = """{{
 
 
 def failure(error_class: str, *, status: int | None = 503, retry_after: float | None = None) -> ProviderError:
-    error = ProviderError(error_class, f"{error_class} happened", url="http://x.invalid/v1/chat/completions", status=status)
+    error = ProviderError(ErrorClass(error_class), f"{error_class} happened", url="http://x.invalid/v1/chat/completions", status=status)
     error.retry_after = retry_after
     return error
 
@@ -315,7 +315,7 @@ async def test_every_candidate_cooling_down_tries_the_one_back_first(monkeypatch
     script = h.script(m1=[((), failure("overloaded"))], m2=[((), failure("overloaded")), (OK, None)])
     await h.fails()  # m1 and m2 fail at t=1000: both cool down until 1030
     h.now += 1
-    h.genesis.cooldowns.failed(("a", "m1"), started=h.now, error_class="overloaded")  # m1 failed again: until 1061
+    h.genesis.cooldowns.failed(("a", "m1"), started=h.now, error_class=ErrorClass.OVERLOADED)  # m1 failed again: until 1061
     completion = await h.run()
     assert script.sent == ["m1", "m2", "m2"]
     assert summary(completion.attempts) == [("m1", "cooldown", 0, None), ("m2", "cooldown", 0, None), ("m2", None, 0, None)]

@@ -25,7 +25,7 @@ import msgspec
 import pytest
 
 from pipeline.api import Genesis
-from pipeline.errors import ProviderError
+from pipeline.errors import ErrorClass, ProviderError
 from pipeline.secrets import MIN_SECRET_LENGTH, REDACTED, Secrets, scrub
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,7 +117,7 @@ ERROR_FIELDS = ("message", "server_message", "raw", "hint", "url")
 def test_provider_error_scrubs_every_text(field: str, with_secrets: bool) -> None:
     echo = f"Bearer {KEY}"
     error = ProviderError(
-        "auth",
+        ErrorClass.AUTH,
         f"invalid: {echo}",
         url=f"http://h/v1?auth={quote(echo)}",
         status=401,
@@ -132,7 +132,7 @@ def test_provider_error_scrubs_every_text(field: str, with_secrets: bool) -> Non
 
 
 def test_provider_error_scrubs_a_bare_key_only_with_secrets() -> None:
-    error = ProviderError("auth", f"unknown key {KEY}", url="http://h", secrets=frozenset({KEY}))
+    error = ProviderError(ErrorClass.AUTH, f"unknown key {KEY}", url="http://h", secrets=frozenset({KEY}))
     assert error.server_message == "unknown key ***"
     assert not hasattr(error, "secrets")  # the secrets are not kept on the error
 

@@ -19,7 +19,7 @@ import msgspec
 
 from pipeline.api import outputs_of
 from pipeline.commands.common import load_genesis, parse_headers, request_from_args
-from pipeline.errors import ConfigError, GenesisError, ProviderError
+from pipeline.errors import ConfigError, ErrorClass, GenesisError, ProviderError
 
 CAPABILITY = "model.run"
 REASONING_MARK = "[reasoning] "
@@ -64,8 +64,8 @@ def run_infer(args: Any) -> int:
     try:
         return anyio.run(_run, args, progress)
     except KeyboardInterrupt:
-        _fail(args, GenesisError("aborted: the run was cancelled"), progress.attempts, progress.partial(), error_class="aborted")
-        return 130
+        _fail(args, GenesisError("aborted: the run was cancelled"), progress.attempts, progress.partial(), error_class=ErrorClass.ABORTED)
+        return ErrorClass.ABORTED.exit_code
 
 
 async def _run(args: Any, progress: Progress) -> int:
@@ -110,7 +110,7 @@ async def _run(args: Any, progress: Progress) -> int:
             )
     except ProviderError as error:
         live.finish()
-        return _fail(args, error, error.attempts, progress.partial(), exit_code=1)
+        return _fail(args, error, error.attempts, progress.partial(), exit_code=error.error_class.exit_code)
     except GenesisError as error:
         live.finish()
         return _fail(args, error, progress.attempts, progress.partial())
@@ -181,7 +181,7 @@ def attempt_notice(attempt: Any) -> str:
     'genesis: vllm/m skipped (cooling down for 30 s more)'
     """
     name = f"{attempt.provider}/{attempt.model}" if attempt.provider else attempt.model
-    if attempt.error_class == "cooldown":
+    if attempt.error_class == ErrorClass.COOLDOWN:
         return f"genesis: {name} skipped ({attempt.message})"
     failed = f"genesis: {name} failed ({attempt.error_class}: {attempt.message})"
     if attempt.delay_ms is not None:
