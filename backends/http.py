@@ -619,7 +619,13 @@ def os_reason(exc: BaseException) -> str:
     """The operating system's words for a network failure (``connection refused``), else the exception's.
 
     httpx and anyio wrap the OSError that says what happened; the innermost one with an errno wins.
-    A TLS failure is said in TLS words (``certificate verify failed: ...``).
+    A TLS failure is said in TLS words (``certificate verify failed: ...``), a DNS failure in the
+    resolver's (its codes are not errno values: -2 is not "unknown error -2").
+
+    >>> os_reason(httpx.ConnectError("x")), os_reason(ConnectionRefusedError(111, "Connection refused"))
+    ('x', 'connection refused')
+    >>> os_reason(socket.gaierror(-2, "Name or service not known"))
+    'name or service not known'
     """
     found, seen = None, 0
     current: BaseException | None = exc
@@ -627,11 +633,14 @@ def os_reason(exc: BaseException) -> str:
         if isinstance(current, ssl.SSLError):
             if isinstance(current, ssl.SSLCertVerificationError) and current.verify_message:
                 return f"certificate verify failed: {current.verify_message}"
-            return current.reason.replace("_", " ").lower() if current.reason else str(current)
+            reason = getattr(current, "reason", None)  # set by the ssl module, absent on one made by hand
+            return reason.replace("_", " ").lower() if isinstance(reason, str) and reason else str(current)
         if isinstance(current, OSError) and current.errno is not None:
             found = current
         current, seen = current.__cause__ or current.__context__, seen + 1
     if found is not None:
+        if isinstance(found, socket.gaierror) and found.strerror:  # resolver codes are not errno values
+            return found.strerror.lower()
         return os.strerror(found.errno).lower() if found.errno else str(found)
     return str(exc) or type(exc).__name__
 
