@@ -751,7 +751,12 @@ TRANSPORT_RULES: tuple[TransportRule, ...] = (
     TransportRule("protocol-limit", (ProtocolLimitError,), None, ErrorClass.PROTOCOL, "{detail}"),
     TransportRule("not-http", (httpx.RemoteProtocolError,), "before_answer", ErrorClass.PROTOCOL, "no HTTP answer: {detail}"),
     TransportRule(
-        "closed-before-answer", _BROKEN, "before_answer", ErrorClass.UNREACHABLE, "the connection closed before an answer: {detail}"
+        "closed-before-answer",
+        _BROKEN,
+        "before_answer",
+        ErrorClass.UNREACHABLE,
+        "the connection closed before an answer: {detail}",
+        "the server took the connection and dropped it without answering: check its log (a crash, a restart) or a proxy on the way",
     ),
     TransportRule(
         "broke-mid-answer",

@@ -69,6 +69,7 @@ BEFORE: Phase = "before_answer"
 MID: Phase = "mid_answer"
 U, T, P, F = ErrorClass.UNREACHABLE, ErrorClass.TIMEOUT, ErrorClass.PROTOCOL, ErrorClass.FORMAT
 NOT_RUNNING = "the server is not running or not on that host/port"
+DROPPED = "dropped it without answering: check its log"
 
 ROWS: list[Row] = [
     # a deadline is a timeout, whatever timed out; the message names the key and its value
@@ -95,12 +96,12 @@ ROWS: list[Row] = [
     Row("not HTTP before the head", lambda: httpx.RemoteProtocolError("the server closed the connection without a response"), BEFORE, "not-http", P, "no HTTP answer: the server closed the connection without a response", None),
     # a connection that broke: before the head the server is away (unreachable, retried, as a write
     # failure or a read timeout there); once the answer began it is protocol
-    Row("ReadError before the head", lambda: httpx.ReadError("reset"), BEFORE, "closed-before-answer", U, "the connection closed before an answer: reset", NOT_RUNNING),
+    Row("ReadError before the head", lambda: httpx.ReadError("reset"), BEFORE, "closed-before-answer", U, "the connection closed before an answer: reset", DROPPED),
     Row("ReadError mid-answer", lambda: httpx.ReadError("reset"), MID, "broke-mid-answer", P, "the connection broke mid-answer: reset", None),
-    Row("WriteError before the head", wrapped(httpx.WriteError, BrokenPipeError(errno.EPIPE, "Broken pipe")), BEFORE, "closed-before-answer", U, "the connection closed before an answer: broken pipe", NOT_RUNNING),
-    Row("ECONNRESET before the head", lambda: ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"), BEFORE, "closed-before-answer", U, "before an answer: connection reset by peer", NOT_RUNNING),
+    Row("WriteError before the head", wrapped(httpx.WriteError, BrokenPipeError(errno.EPIPE, "Broken pipe")), BEFORE, "closed-before-answer", U, "the connection closed before an answer: broken pipe", DROPPED),
+    Row("ECONNRESET before the head", lambda: ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"), BEFORE, "closed-before-answer", U, "before an answer: connection reset by peer", DROPPED),
     Row("ECONNRESET mid-answer", wrapped(httpx.ReadError, ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")), MID, "broke-mid-answer", P, "the connection broke mid-answer: connection reset by peer", None),
-    Row("anyio BrokenResourceError before the head", lambda: anyio.BrokenResourceError(), BEFORE, "closed-before-answer", U, "the connection closed before an answer: BrokenResourceError", NOT_RUNNING),
+    Row("anyio BrokenResourceError before the head", lambda: anyio.BrokenResourceError(), BEFORE, "closed-before-answer", U, "the connection closed before an answer: BrokenResourceError", DROPPED),
     Row("anyio BrokenResourceError mid-answer", lambda: anyio.BrokenResourceError(), MID, "broke-mid-answer", P, "mid-answer: BrokenResourceError", None),
     Row("anyio ClosedResourceError mid-answer", lambda: anyio.ClosedResourceError(), MID, "broke-mid-answer", P, "mid-answer: ClosedResourceError", None),
     Row("RemoteProtocolError mid-answer", lambda: httpx.RemoteProtocolError("peer closed connection without sending complete message body"), MID, "broke-mid-answer", P, "mid-answer: peer closed connection", None),

@@ -7,10 +7,13 @@ use it without importing the module that dispatches to them.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.errors import GenesisError
 
 
-def report_error(error: Any) -> None:
+def report_error(error: GenesisError) -> None:
     """Print a GenesisError the way every command does: one line (a line per issue for config errors)."""
     from pipeline.errors import ConfigError
 
