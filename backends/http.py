@@ -305,7 +305,7 @@ async def open_response(client: httpx.AsyncClient, request: httpx.Request, excha
     try:
         with anyio.CancelScope(deadline=exchange.deadline) as scope:
             response = await client.send(request, stream=True)
-    except httpx.HTTPError as exc:
+    except Exception as exc:  # any transport's failure, httpx's or its own (cancellation is no Exception)
         raise transport_error(exc, exchange) from None
     if scope.cancelled_caught:
         raise exchange.total_timeout_error()
@@ -497,7 +497,7 @@ class BoundedBody:
                 raw = await self._raw.__anext__()
         except StopAsyncIteration:
             return None
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # any transport's failure, httpx's or its own (cancellation is no Exception)
             raise transport_error(exc, exchange) from None
         if scope.cancelled_caught:
             raise exchange.total_timeout_error()

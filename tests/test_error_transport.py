@@ -175,6 +175,12 @@ DOORS: list[tuple[type[Exception], Phase, ErrorClass]] = [
     (httpx.WriteError, BEFORE, ErrorClass.UNREACHABLE),
     (httpx.ConnectError, BEFORE, ErrorClass.UNREACHABLE),
     (httpx.ReadTimeout, MID, ErrorClass.TIMEOUT),
+    # a custom transport's own exceptions: classed as well, never a traceback (chat let them escape)
+    (ConnectionResetError, BEFORE, ErrorClass.UNREACHABLE),
+    (ConnectionResetError, MID, ErrorClass.PROTOCOL),
+    (anyio.BrokenResourceError, MID, ErrorClass.PROTOCOL),
+    (RuntimeError, BEFORE, ErrorClass.PROTOCOL),
+    (RuntimeError, MID, ErrorClass.PROTOCOL),
 ]
 
 
