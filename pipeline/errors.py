@@ -9,7 +9,9 @@ and variable names, never values.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 # ---- the vocabulary: every class of failure, named once ----
@@ -91,20 +93,24 @@ class ClassRule(NamedTuple):
 # Retried: the server is away, slow or busy, and may not be on the next try. Failed
 # over: another model may well answer; not for a request that any model would refuse
 # the same way (format, context_overflow) nor for a caller who stopped (aborted).
-CLASS_RULES: dict[ErrorClass, ClassRule] = {
-    ErrorClass.UNREACHABLE: ClassRule(True, True, EXIT_FAILED, "no connection: refused, DNS, host unreachable, TLS, a proxy"),
-    ErrorClass.TIMEOUT: ClassRule(True, True, EXIT_FAILED, "a connect, idle-read or total deadline passed; HTTP 408"),
-    ErrorClass.AUTH: ClassRule(False, True, EXIT_FAILED, "HTTP 401 or 403; a key that cannot be sent"),
-    ErrorClass.RATE_LIMIT: ClassRule(True, True, EXIT_FAILED, "HTTP 429"),
-    ErrorClass.OVERLOADED: ClassRule(True, True, EXIT_FAILED, "HTTP 5xx: the server failed or is still loading a model"),
-    ErrorClass.MODEL_NOT_FOUND: ClassRule(False, True, EXIT_FAILED, "HTTP 404, or a body saying the model is not served"),
-    ErrorClass.FORMAT: ClassRule(False, False, EXIT_FAILED, "the server rejected the request itself (400, 422, other 4xx)"),
-    ErrorClass.CONTEXT_OVERFLOW: ClassRule(False, False, EXIT_FAILED, "the prompt does not fit the model's context window"),
-    ErrorClass.SERVER_ERROR: ClassRule(False, True, EXIT_FAILED, "HTTP 200 whose answer is an error"),
-    ErrorClass.PROTOCOL: ClassRule(False, True, EXIT_FAILED, "an answer that breaks HTTP, SSE or the chunk format"),
-    ErrorClass.ABORTED: ClassRule(False, False, EXIT_ABORTED, "the caller cancelled the run"),
-    ErrorClass.COOLDOWN: ClassRule(False, True, EXIT_FAILED, "not sent: the model failed recently and is cooling down"),
-}
+CLASS_RULES: Mapping[ErrorClass, ClassRule] = MappingProxyType(
+    {
+        ErrorClass.UNREACHABLE: ClassRule(
+            True, True, EXIT_FAILED, "no connection (refused, DNS, TLS, a proxy), or one closed before the answer began"
+        ),
+        ErrorClass.TIMEOUT: ClassRule(True, True, EXIT_FAILED, "a connect, idle-read or total deadline passed; HTTP 408"),
+        ErrorClass.AUTH: ClassRule(False, True, EXIT_FAILED, "HTTP 401 or 403; a key that cannot be sent"),
+        ErrorClass.RATE_LIMIT: ClassRule(True, True, EXIT_FAILED, "HTTP 429"),
+        ErrorClass.OVERLOADED: ClassRule(True, True, EXIT_FAILED, "HTTP 5xx: the server failed or is still loading a model"),
+        ErrorClass.MODEL_NOT_FOUND: ClassRule(False, True, EXIT_FAILED, "HTTP 404, or a body saying the model is not served"),
+        ErrorClass.FORMAT: ClassRule(False, False, EXIT_FAILED, "the server rejected the request itself (400, 422, other 4xx)"),
+        ErrorClass.CONTEXT_OVERFLOW: ClassRule(False, False, EXIT_FAILED, "the prompt does not fit the model's context window"),
+        ErrorClass.SERVER_ERROR: ClassRule(False, True, EXIT_FAILED, "HTTP 200 whose answer is an error"),
+        ErrorClass.PROTOCOL: ClassRule(False, True, EXIT_FAILED, "an answer that breaks HTTP, SSE or the chunk format"),
+        ErrorClass.ABORTED: ClassRule(False, False, EXIT_ABORTED, "the caller cancelled the run"),
+        ErrorClass.COOLDOWN: ClassRule(False, True, EXIT_FAILED, "not sent: the model failed recently and is cooling down"),
+    }
+)
 
 RETRY_CLASSES = frozenset(error_class for error_class, rule in CLASS_RULES.items() if rule.retried)
 FAILOVER_CLASSES = frozenset(error_class for error_class, rule in CLASS_RULES.items() if rule.fails_over)
