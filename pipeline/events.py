@@ -121,6 +121,14 @@ Event: TypeAlias = TextDelta | ReasoningDelta | ToolCallDelta | Usage | Timings 
 FinishReason = Literal["stop", "length", "tool_use"]
 
 
+class StageNote(msgspec.Struct, frozen=True):
+    """One line of what a stage did on the answer side: ``send`` (each try: status, timings),
+    ``parse_stream`` (how the stream ended, what was left out), an answer-side stage (its notes())."""
+
+    stage: str
+    note: str
+
+
 class ToolCall(msgspec.Struct, frozen=True, omit_defaults=True):
     id: str
     name: str
@@ -157,3 +165,4 @@ class Completion(msgspec.Struct, frozen=True, omit_defaults=True):
     outputs: tuple[Output, ...] = ()
     timings: dict[str, float] | None = None
     cost: float | None = None
+    answer_trace: tuple[StageNote, ...] = ()
