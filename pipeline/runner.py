@@ -252,15 +252,15 @@ class Pipeline:
 
     def _edited(self, chosen: tuple[NamedStage, ...], index: int, stage: Any) -> Pipeline:
         """A new pipeline with ``stage`` at ``index``, refused where its kind does not belong."""
-        new = self._with(chosen)
         name = chosen[index].name
-        if SEND in new.names and index == new.names.index(PARSE_STREAM) and name != PARSE_STREAM:
+        if name != PARSE_STREAM and 0 < index < len(chosen) - 1 and (chosen[index - 1].name, chosen[index + 1].name) == (SEND, PARSE_STREAM):
             raise StageError(name, "cannot go between send and parse_stream: insert it before send or after parse_stream")
+        new = self._with(chosen)
         side = "request" if index < new._request_count else ("answer" if index > new._request_count + 1 else None)
         declared = _declared_side(stage) if stage is not None else None
         if side is not None and declared is not None and declared != side:
             where = "before send" if declared == "request" else "after parse_stream"
-            raise StageError(name, f"is a {declared}-side stage (see its return annotation) at a {side}-side position; put it {where}")
+            raise StageError(name, f"is {declared}-side (its return annotation says so) but sits on the {side} side; put it {where}")
         return new
 
     def _with(self, chosen: tuple[NamedStage, ...]) -> Pipeline:
