@@ -253,7 +253,11 @@ class Pipeline:
     def _edited(self, chosen: tuple[NamedStage, ...], index: int, stage: Any) -> Pipeline:
         """A new pipeline with ``stage`` at ``index``, refused where its kind does not belong."""
         name = chosen[index].name
-        if name != PARSE_STREAM and 0 < index < len(chosen) - 1 and (chosen[index - 1].name, chosen[index + 1].name) == (SEND, PARSE_STREAM):
+        if (
+            name != PARSE_STREAM
+            and 0 < index < len(chosen) - 1
+            and (chosen[index - 1].name, chosen[index + 1].name) == (SEND, PARSE_STREAM)
+        ):
             raise StageError(name, "cannot go between send and parse_stream: insert it before send or after parse_stream")
         new = self._with(chosen)
         side = "request" if index < new._request_count else ("answer" if index > new._request_count + 1 else None)
