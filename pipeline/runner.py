@@ -140,7 +140,8 @@ class Pipeline:
         self._builtin_answer = builtins
         self._answer: tuple[NamedStage, ...] = builtins + chosen[request_count + 2 :]
         self._count_events = count_events
-        self._steps: tuple[Step, ...] = tuple(_request_step(stage) for stage in chosen[:request_count])
+        builtin = {stage.run for stage in default_stages()[:request_count]} if request_count else set()
+        self._steps: tuple[Step, ...] = tuple(_request_step(stage, custom=stage.run not in builtin) for stage in chosen[:request_count])
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -420,14 +421,16 @@ def _declared_side(function: Any) -> str | None:
     return None
 
 
-def _request_step(stage: NamedStage) -> Step:
+def _request_step(stage: NamedStage, *, custom: bool) -> Step:
+    """A request-side stage under the guard; a custom one's unrecorded drops are recorded for it
+    (the built-in stages record each change under its own rule: a rename names the new field)."""
     name, run = stage
 
     def step(ctx: Context) -> Result[Context, GenesisError]:
         result = _guarded(name, run, ctx, _request_problem)
         if isinstance(result, GenesisError):
             return Failure(result)
-        if isinstance(result, Success):
+        if custom and isinstance(result, Success):
             new = result.unwrap()
             if new is not ctx:
                 return Success(_record_silent_drops(name, ctx, new))
