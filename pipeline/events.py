@@ -151,7 +151,9 @@ class Output(msgspec.Struct, frozen=True, omit_defaults=True):
 class Completion(msgspec.Struct, frozen=True, omit_defaults=True):
     """A whole answer. The top-level text, reasoning, tool calls and finish reason are
     choice 0's; ``outputs`` holds every choice, in index order (one for ``n`` = 1).
-    ``cost`` is in USD, from the model's ``cost`` config (None when it has none)."""
+    ``cost`` is in USD, from the model's ``cost`` config (None when it has none).
+    ``answer_trace``: what ``send`` did on each try, and what ``parse_stream`` and each answer-side
+    stage did on the try that answered (``--explain`` prints it)."""
 
     text: str
     finish_reason: FinishReason
