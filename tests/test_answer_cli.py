@@ -46,7 +46,7 @@ def test_explain_shows_what_each_of_the_seven_stages_and_the_answer_side_did(fau
     assert code == 0 and out == "HELLO WORLD\n"
     explained = err.split("# what each stage did\n")[1].splitlines()
     headings = [line.rsplit(":", 1)[0] for line in explained if not line.startswith(" ")]
-    assert headings == [*SEVEN, "tests.stage_examples:shout"]
+    assert tuple(headings[:7]) == SEVEN and headings[-1] == "tests.stage_examples:shout"  # built-in answer stages between
     assert any(line.startswith("  fault/ok try 1: HTTP 200, first byte ") and line.endswith("; answered") for line in explained)
     assert "  ended at data: [DONE]" in explained
     assert "  events: 1 Finish, 2 TextDelta, 1 Usage" in explained

@@ -120,9 +120,11 @@ def test_stages_are_refused_where_their_side_does_not_belong(rule: str, edit: Ca
 
 
 def test_answer_side_stages_go_after_parse_stream_in_order() -> None:
-    pipeline = Pipeline().insert_after("parse_stream", "shout", stage_examples.shout).insert_after("shout", "hold", answer_side)
-    assert pipeline.names == (*SEVEN, "shout", "hold")
-    assert [stage.name for stage in pipeline.answer_stages] == ["shout", "hold"]
+    builtin = ("builtin", answer_side)
+    pipeline = Pipeline(answer_builtins=[builtin]).insert_after("parse_stream", "shout", stage_examples.shout)
+    pipeline = pipeline.insert_after("shout", "hold", answer_side)
+    assert pipeline.names == (*SEVEN, "shout", "hold")  # built-ins are not listed: a compat flag turns them on
+    assert [stage.name for stage in pipeline.answer_stages] == ["builtin", "shout", "hold"]
     assert [stage.name for stage in pipeline.request_stages] == list(SEVEN[:5])
 
 
