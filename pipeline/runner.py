@@ -140,7 +140,7 @@ class Pipeline:
         self._builtin_answer = builtins
         self._answer: tuple[NamedStage, ...] = builtins + chosen[request_count + 2 :]
         self._count_events = count_events
-        builtin = {stage.run for stage in default_stages()[:request_count]} if request_count else set()
+        builtin = {stage.run for stage in default_stages() if stage.name not in (SEND, PARSE_STREAM)}
         self._steps: tuple[Step, ...] = tuple(_request_step(stage, custom=stage.run not in builtin) for stage in chosen[:request_count])
 
     @property
