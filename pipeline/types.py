@@ -48,20 +48,9 @@ class Context(msgspec.Struct, frozen=True):
     def __rich_repr__(self) -> Any:
         yield _context_repr(self)
 
-    def require_target(self, stage: str) -> Target:
-        """The resolved model, or (raised) an error saying the stage runs too early; stages use ``target_for``."""
-        if self.target is None:
-            raise missing_target(stage)
-        return self.target
-
-    def target_for(self, stage: str) -> Result[Target, GenesisError]:
-        """The resolved model, or a Failure saying the stage runs too early (stages return errors, never raise)."""
-        from returns.result import Failure, Success
-
-        return Failure(missing_target(stage)) if self.target is None else Success(self.target)
-
 
 def missing_target(stage: str) -> GenesisError:
+    """The error of a stage that needs the resolved model and runs before resolve_ref (returned as a Failure)."""
     from pipeline.errors import StageError
 
     return StageError(stage, "needs a resolved model; the resolve_ref stage must run before it")
