@@ -136,11 +136,9 @@ def test_a_request_side_only_list_builds_but_has_no_send() -> None:
 
 # ---- a run through the answer-side stages ----------------------------------------------------------
 
-pytestmark_anyio = pytest.mark.anyio
 
-
-def completion_of(genesis: Genesis, request: dict[str, Any] = PROMPT) -> Completion:
-    return genesis.run_sync("a/m1", request)
+def completion_of(genesis: Genesis, request: dict[str, Any] = PROMPT, backend: str = "asyncio") -> Completion:
+    return genesis.run_sync("a/m1", request, backend=backend)
 
 
 @pytest.mark.parametrize(
@@ -151,10 +149,11 @@ def completion_of(genesis: Genesis, request: dict[str, Any] = PROMPT) -> Complet
     ],
     ids=["streamed", "whole"],
 )
-def test_an_answer_side_stage_transforms_the_answer_and_notes_it(answer: Recording, stream: bool) -> None:
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_an_answer_side_stage_transforms_the_answer_and_notes_it(answer: Recording, stream: bool, backend: str) -> None:
     genesis, _ = genesis_with(answer)
     genesis.pipeline = genesis.pipeline.insert_after("parse_stream", "shout", stage_examples.shout)
-    completion = completion_of(genesis, {**PROMPT, "stream": stream})
+    completion = completion_of(genesis, {**PROMPT, "stream": stream}, backend)
     assert completion.text == "HELLO WORLD"
     assert [(note.stage, note.note) for note in completion.answer_trace if note.stage == "shout"] == [("shout", "upper-cased 11 chars")]
 
@@ -252,7 +251,7 @@ def test_a_bad_answer_side_stage_fails_the_run_naming_it_and_is_not_retried(
     genesis, replay = genesis_with(Recording.sse(HELLO), Recording.sse(HELLO), Recording.sse(HELLO))
     genesis.pipeline = genesis.pipeline.insert_after("parse_stream", "bad", stage)
     with pytest.raises(StageError) as caught:
-        completion_of(genesis)
+        completion_of(genesis, backend="trio")
     assert message in str(caught.value)
     assert not isinstance(caught.value, ProviderError) and len(replay.sent) <= 1  # no retry, no fallback
 
