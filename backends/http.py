@@ -1,4 +1,5 @@
-"""Sending a WireRequest with httpx and turning the answer into events.
+"""The send stage: a WireRequest goes out with httpx, the answer's bytes come back (``parse_stream``,
+in ``backends.stream``, turns them into events).
 
 Rules:
 - The request goes out exactly as built: ``httpx.Request`` from the wire's
@@ -14,7 +15,7 @@ Rules:
   ``max_response_bytes`` for one answer, counted on the wire and again after
   Content-Encoding decoding (a gzip bomb stops at the cap, it never reaches
   memory). Error bodies are read up to ``ERROR_BODY_LIMIT`` only.
-- A streamed answer ends at ``data: [DONE]``: nothing more is read, and the
+- A streamed answer ends at ``data: [DONE]`` (parse_stream sees it): nothing more is read, and the
   connection is reused only if the HTTP body had really ended (see
   ``backends.transport``).
 - A streamed request whose server answers plain JSON is parsed as a
@@ -41,14 +42,15 @@ import socket
 import ssl
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from contextlib import aclosing
 from typing import Any, Literal, NamedTuple
 
 import anyio
 import httpx
 
 from backends.classify import HintContext, hint_for, http_error
-from backends.stream import StreamParser, response_events
+from backends.stream import StreamParser, WholeResponse, parse_stream
 from backends.transport import ProtocolLimitError, RefusedRequestError
 from pipeline.errors import ErrorClass, ProviderError
 from pipeline.events import Event
@@ -193,15 +195,17 @@ def tls_context(policy: SendPolicy, where: HintContext, url: str, environ: Mappi
 
 
 class Timing:
-    """When the request went out, when the first body bytes came, when it ended (perf_counter seconds)."""
+    """The send stage's record (``pipeline.answer.SendRecord``): when the request went out, when the first body
+    bytes came, when it ended (perf_counter seconds), the status and the content type."""
 
-    __slots__ = ("end", "first_byte", "start", "status")
+    __slots__ = ("content_type", "end", "first_byte", "start", "status")
 
     def __init__(self) -> None:
         self.start = time.perf_counter()
         self.first_byte: float | None = None
         self.end: float | None = None
         self.status: int | None = None
+        self.content_type = ""  # the response's, once its head came: parse_stream picks its parser by it
 
     def as_ms(self) -> dict[str, float | None]:
         def since(mark: float | None) -> float | None:
@@ -317,47 +321,60 @@ async def open_response(client: httpx.AsyncClient, request: httpx.Request, excha
     return response
 
 
-async def send_events(
-    client: httpx.AsyncClient,
-    wire: WireRequest,
-    hints: HintContext,
-    timing: Timing,
-) -> AsyncIterator[list[Event]]:
-    """Send ``wire`` and yield the answer's events, one list per network read; raise ProviderError for every failure."""
+async def send(client: httpx.AsyncClient, wire: WireRequest, hints: HintContext, timing: Timing) -> AsyncGenerator[bytes, None]:
+    """The ``send`` stage: send ``wire`` and yield the answer's body bytes, one piece per network read.
+
+    An error status is read (bounded) and raised as a classified ProviderError, like every other
+    failure; a streamed answer's end (``data: [DONE]``) is parse_stream's to see: the run stops
+    reading there and closes this iterator, which closes the response.
+    """
     exchange = Exchange(wire.url, wire.ref, hints, wire.policy)
     request = prepare(wire.method, wire.url, wire.headers, wire.body, exchange)
     try:
         response = await open_response(client, request, exchange)
     finally:
         timing.status = exchange.status
+    timing.content_type = response.headers.get("content-type", "")
     body = BoundedBody(response, exchange)  # reads nothing yet
     try:
         if response.status_code >= 400:
             raise await error_from(response, body, exchange)
-        if not response.headers.get("content-type", "").startswith("text/event-stream"):
+        if not timing.content_type.startswith("text/event-stream"):
             data = await body.read_all()
             timing.first_byte = time.perf_counter()
-            yield response_events(data)
+            yield data
             return
-        parser = StreamParser()
-        while not parser.done:
+        while True:
             piece = await body.next()
             if piece is None:
                 break
             if timing.first_byte is None:
                 timing.first_byte = time.perf_counter()
-            events = parser.feed(piece)
-            if events:
-                yield events
-        # [DONE] ends the answer: whatever the server does with the connection after it is not waited for
-        events = parser.close()
-        if events:
-            yield events
+            yield piece
     finally:
         timing.end = time.perf_counter()
         with anyio.CancelScope(shield=True):
             await body.aclose()
             await response.aclose()
+
+
+async def send_events(client: httpx.AsyncClient, wire: WireRequest, hints: HintContext, timing: Timing) -> AsyncIterator[list[Event]]:
+    """``send`` then the default ``parse_stream``, outside a run (``backends.probe``): one list of events per read.
+
+    A run goes through its pipeline's send and parse_stream instead (``backends.session``), replaced or not.
+    """
+    parser: StreamParser | WholeResponse | None = None
+    async with aclosing(send(client, wire, hints, timing)) as pieces:
+        async for piece in pieces:
+            parser = parser or parse_stream(timing.content_type)
+            events = parser.feed(piece)
+            if events:
+                yield events
+            if parser.done:  # [DONE]: nothing more is read, the response is closed at once
+                break
+    events = (parser or parse_stream(timing.content_type)).close()
+    if events:
+        yield events
 
 
 async def fetch_body(client: httpx.AsyncClient, method: str, url: str, headers: Any, exchange: Exchange) -> bytes:

@@ -23,25 +23,33 @@ Rules:
   ends right there; a run that fails raises a ProviderError carrying them all.
 - A stream that ends without a finish_reason is a protocol error.
 - Cancellation, during a send or a backoff sleep, propagates untouched.
+- Each try goes through the pipeline's last stages (``host.pipeline``): ``send``
+  gives the answer's bytes, one piece per read, ``parse_stream`` turns each into
+  events and, only when an answer-side stage has a step for this request, the
+  steps transform them (``Pipeline.answer_chain``, one per try) before the rules
+  above see them. A step that fails is a StageError: the run ends, it is never
+  retried or failed over as a server fault.
+- What send, parse_stream and each answer-side step did on the try that answered
+  is the completion's ``answer_trace``; each failed try is noted by send.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from backends.audit import AuditRecord, make_record
 from backends.classify import CHECKED_EVENTS, FAILOVER_CLASSES, HintContext, event_failure
-from backends.http import Timing, send_events
+from backends.http import Timing
 from backends.retry import RETRY_CLASSES, Cooldowns, backoff_delay
 from backends.stream import Aggregator
-from pipeline.errors import ErrorClass, GenesisError, ProviderError, unwrap_or_raise
-from pipeline.events import Attempt, AttemptFailed, Event, Finish, ReasoningDelta, TextDelta, Timings, ToolCallDelta, Usage
+from pipeline.answer import ParseStream, Send, StreamParse
+from pipeline.errors import ErrorClass, GenesisError, ProviderError, StageError, unwrap_or_raise
+from pipeline.events import Attempt, AttemptFailed, Event, Finish, ReasoningDelta, StageNote, TextDelta, Timings, ToolCallDelta, Usage
 from pipeline.refs import Target, normalize_ref, split_ref
 from pipeline.secrets import Secrets, secrets_in_headers
 from pipeline.types import WireRequest
-from pipeline.wire import encode_wire
 
 if TYPE_CHECKING:
     from returns.result import Result
@@ -55,6 +63,28 @@ _HELD_EVENTS = (Usage, Timings, Finish)
 Audit = Callable[[AuditRecord], None]
 
 
+class AnswerChain(Protocol):
+    """One try's answer-side steps (``pipeline.runner.AnswerChain``): each call guarded, a bad step a StageError."""
+
+    def feed(self, events: list[Event]) -> list[Event]: ...
+
+    def finish(self) -> list[Event]: ...
+
+    def notes(self) -> tuple[StageNote, ...]: ...
+
+
+class AnswerSide(Protocol):
+    """The pipeline's stages a run calls (``pipeline.runner.Pipeline``): send, parse_stream, the answer-side steps."""
+
+    @property
+    def send(self) -> Send: ...
+
+    @property
+    def parse_stream(self) -> ParseStream: ...
+
+    def answer_chain(self, ctx: Context) -> AnswerChain | None: ...
+
+
 class RunHost(Protocol):
     """What a run needs from its owner (``pipeline.api.Genesis``): the catalog, the
     stages, one HTTP client, the cooldown table, and the injectable sleep and randomness."""
@@ -66,11 +96,14 @@ class RunHost(Protocol):
     @property
     def catalog(self) -> Catalog: ...
 
+    @property
+    def pipeline(self) -> AnswerSide: ...
+
     def client(self) -> Any: ...
 
-    def shape(
+    def build_result(
         self, model: str | None, request: Mapping[str, Any], *, headers: Sequence[tuple[str, str]] = ()
-    ) -> Result[Context, GenesisError]: ...
+    ) -> Result[WireRequest, GenesisError]: ...
 
 
 class RunState:
@@ -82,6 +115,8 @@ class RunState:
         self.aggregator = Aggregator()
         self.timings: dict[str, float] | None = None
         self.answered = False  # text, reasoning or a tool call reached the caller
+        self.answer_trace: list[StageNote] = []  # send's note of every try; parse_stream's and the steps' of the one that answered
+        self.try_notes: tuple[StageNote, ...] = ()  # parse_stream's and the steps' notes of the current try, once it ended
 
 
 def candidates(catalog: Catalog, model: str | None, use_fallbacks: bool) -> list[str | None]:
@@ -124,8 +159,7 @@ async def run_events(
     for position, candidate in enumerate(chain):
         final = position == len(chain) - 1
         try:
-            ctx = unwrap_or_raise(host.shape(candidate, request, headers=headers))
-            wire = encode_wire(ctx)
+            wire = unwrap_or_raise(host.build_result(candidate, request, headers=headers))
         except GenesisError as error:
             if position == 0:
                 raise
@@ -134,7 +168,7 @@ async def run_events(
             state.attempts.append(attempt)
             yield AttemptFailed(attempt)
             continue
-        target = ctx.require_target("send")
+        target = _target_of(wire)
         key = (wire.provider, wire.model)
         if host.cooldowns.remaining(key) is not None:
             message = host.cooldowns.describe(key)
@@ -182,12 +216,14 @@ async def _tries(
         held: list[Event] = []
         failure: ProviderError | None = None
         try:
-            async with aclosing(_answer(client, wire, hints, timing, state, target, held)) as answer:
+            async with aclosing(_answer(host.pipeline, client, wire, hints, timing, state, target, held)) as answer:
                 async for event in answer:
                     yield event
         except ProviderError as error:
             failure = error
+        state.answer_trace.append(_send_note(wire, retry, timing, failure))
         if failure is None:
+            state.answer_trace += state.try_notes
             host.cooldowns.succeeded(key)
             state.attempts.append(Attempt(wire.provider, wire.model, ok=True, status=timing.status, retry=retry))
             if audit is not None:
@@ -245,15 +281,22 @@ async def _tries(
 
 
 async def _answer(
-    client: Any, wire: WireRequest, hints: HintContext, timing: Timing, state: RunState, target: Target, held: list[Event]
+    pipeline: AnswerSide,
+    client: Any,
+    wire: WireRequest,
+    hints: HintContext,
+    timing: Timing,
+    state: RunState,
+    target: Target,
+    held: list[Event],
 ) -> AsyncGenerator[Event, None]:
     """One try: send, check each event, yield the answer's events and hold the rest; raise ProviderError on any failure."""
-    state.target, state.aggregator = target, Aggregator()
+    state.target, state.aggregator, state.try_notes = target, Aggregator(), ()
     aggregator = state.aggregator
-    # send_events is an async generator (typed as an iterator): closed here, at once, whatever ends the try.
-    stream = cast(AsyncGenerator[list[Event], None], send_events(client, wire, hints, timing))
-    async with aclosing(stream):
-        async for events in stream:
+    chain = None if wire.context is None else pipeline.answer_chain(wire.context)
+    reads = _reads(pipeline.send(client, wire, hints, timing), pipeline.parse_stream, timing, chain, state)
+    async with aclosing(reads):
+        async for events in reads:
             for event in events:
                 kind = type(event)
                 if kind in CHECKED_EVENTS:
@@ -272,3 +315,52 @@ async def _answer(
         raise ProviderError(
             ErrorClass.PROTOCOL, "the answer ended without a finish_reason", url=wire.url, status=timing.status, ref=wire.ref
         )
+
+
+async def _reads(
+    sent: AsyncIterator[bytes], parse: ParseStream, timing: Timing, chain: AnswerChain | None, state: RunState
+) -> AsyncGenerator[list[Event], None]:
+    """send's bytes through parse_stream (and the answer-side steps, when there are any), one list of events per read.
+
+    Reading stops at the answer's end (``data: [DONE]``); ``sent`` is closed at once, whatever ends the try.
+    """
+    parser: StreamParse | None = None
+    # send is an async generator (typed as an iterator): closed here, at once, whatever ends the try.
+    stream = cast(AsyncGenerator[bytes, None], sent)
+    async with aclosing(stream):
+        async for piece in stream:
+            if parser is None:  # the response head has come: its content type picks the parser
+                parser = parse(timing.content_type)
+            events = parser.feed(piece)
+            if chain is not None and events:
+                events = chain.feed(events)
+            if events:
+                yield events
+            if parser.done:  # [DONE] ends the answer: whatever the server does with the connection after it is not waited for
+                break
+    if parser is None:
+        parser = parse(timing.content_type)
+    events = parser.close()
+    if chain is not None:
+        events = (chain.feed(events) if events else events) + chain.finish()
+    state.try_notes = tuple(StageNote("parse_stream", note) for note in parser.notes()) + (() if chain is None else chain.notes())
+    if events:
+        yield events
+
+
+def _send_note(wire: WireRequest, retry: int, timing: Timing, failure: ProviderError | None) -> StageNote:
+    """send's line for one try: which model, which try, the status, the timings, and how it ended."""
+    ms = timing.as_ms()
+    status = "no response" if timing.status is None else f"HTTP {timing.status}"
+    marks = ", ".join(f"{name.removesuffix('_ms').replace('_', ' ')} {value:g} ms" for name, value in ms.items() if value is not None)
+    outcome = "answered" if failure is None else f"failed: {failure.error_class}"
+    return StageNote(
+        "send", f"{wire.provider}/{wire.model} try {retry + 1}{' (retry)' if retry else ''}: {status}, {marks or 'no timings'}; {outcome}"
+    )
+
+
+def _target_of(wire: WireRequest) -> Target:
+    target = wire.target
+    if target is None:  # a pipeline's build always sets it; a hand-made WireRequest cannot be run
+        raise StageError("resolve_ref", "the wire request has no resolved model; build it with Genesis.build")
+    return target

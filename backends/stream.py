@@ -61,15 +61,17 @@ class StreamParser:
     [StreamFault(message='malformed chunk (invalid UTF-8 inside a JSON string): {"choices": [{"delta": {"content": "\\ufffd"}}]}')]
     """
 
-    __slots__ = ("_sse", "done", "failed")
+    __slots__ = ("_ignored", "_sse", "done", "failed")
 
     def __init__(self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self._sse = SSEDecoder(max_event_bytes=max_event_bytes, pack_json_runs=True)
         self.done = False
         self.failed = False
+        self._ignored = 0  # bytes fed after [DONE] or a fault (counted off the hot path)
 
     def feed(self, data: bytes) -> list[Event]:
         if self.done or self.failed:
+            self._ignored += len(data)
             return []
         try:
             items = self._sse.feed(data)
@@ -85,6 +87,21 @@ class StreamParser:
         except SSEError as exc:
             return self._fault_after(exc)
         return self._events(items)
+
+    def notes(self) -> tuple[str, ...]:
+        """How the stream ended and what was left unparsed, and why.
+
+        >>> p = StreamParser(); _ = p.feed(b"data: [DONE]\\n\\n"); _ = p.feed(b"tail"); p.notes()
+        ('ended at data: [DONE]', '4 bytes after the end were ignored')
+        """
+        if self.done:
+            ending = "ended at data: [DONE]"
+        elif self.failed:
+            ending = "stopped at a malformed frame (a fault event says which); the rest was not parsed"
+        else:
+            ending = "the body ended without data: [DONE]"
+        ignored = (f"{self._ignored} bytes after the end were ignored",) if self._ignored else ()
+        return (ending, *ignored)
 
     def _fault_after(self, exc: SSEError) -> list[Event]:
         out = self._events(exc.events)
@@ -153,6 +170,48 @@ def response_events(body: bytes) -> list[Event]:
     out: list[Event] = []
     chunk_events(chunk, out)
     return out
+
+
+class WholeResponse:
+    """The parser for an answer that is not an event stream: a whole ``chat.completion`` JSON body.
+
+    The body's pieces are kept until it ends, then decoded at once (``response_events``), so a
+    non-streamed answer gives the same events, whatever pieces it came in.
+    """
+
+    __slots__ = ("_pieces", "_size")
+
+    done = False  # a whole body has no end marker: it ends when the body does
+
+    def __init__(self) -> None:
+        self._pieces: list[bytes] = []
+        self._size = 0
+
+    def feed(self, data: bytes) -> list[Event]:
+        self._pieces.append(data)
+        self._size += len(data)
+        return []
+
+    def close(self) -> list[Event]:
+        body, self._pieces = b"".join(self._pieces), []
+        return response_events(body)
+
+    def notes(self) -> tuple[str, ...]:
+        return (f"a whole JSON answer, not a stream ({self._size} bytes)",)
+
+
+def parse_stream(content_type: str) -> StreamParser | WholeResponse:
+    """The ``parse_stream`` stage: a fresh parser for one answer, by its Content-Type.
+
+    ``text/event-stream`` is a stream of chunks; anything else is one JSON answer (a server that
+    ignores ``"stream": true`` answers that way, and its events are the same).
+
+    >>> type(parse_stream("text/event-stream; charset=utf-8")).__name__, type(parse_stream("application/json")).__name__
+    ('StreamParser', 'WholeResponse')
+    """
+    if content_type.startswith("text/event-stream"):
+        return StreamParser()
+    return WholeResponse()
 
 
 class _ToolCallParts:

@@ -5,6 +5,7 @@ API used (adapt here if it moves):
     g = pipeline.Genesis.from_config_text(text, env={...}, transport=...)
     g.build(ref, request) -> WireRequest (.body bytes)
     backends.stream.StreamParser().feed(piece) -> list[event]; .close() -> list[event]
+    g.pipeline.insert_after("parse_stream", name, stage) -> Pipeline (an answer-side stage)
     async for event in g.stream(ref, request): ...
     await g.run(ref, request) -> Completion
     await g.aclose()
@@ -79,6 +80,13 @@ class Side:
         self.g = Genesis.from_config_text(config, env=W.GENESIS_ENV)  # build only: no transport needed
         self.g_call = Genesis.from_config_text(config, env=W.GENESIS_ENV, transport=httpx.MockTransport(call_handler))
         self.g_stream = Genesis.from_config_text(config, env=W.GENESIS_ENV, transport=httpx.MockTransport(stream_handler))
+        # The same stream with an answer-side stage after parse_stream: one that has nothing to do for
+        # the request (returns None: the run must read exactly as without it), and one whose step passes
+        # every event on (what any answer-side stage costs at the least).
+        self.g_stream_off = Genesis.from_config_text(config, env=W.GENESIS_ENV, transport=httpx.MockTransport(stream_handler))
+        self.g_stream_off.pipeline = self.g_stream_off.pipeline.insert_after("parse_stream", "off", _no_step)
+        self.g_stream_step = Genesis.from_config_text(config, env=W.GENESIS_ENV, transport=httpx.MockTransport(stream_handler))
+        self.g_stream_step.pipeline = self.g_stream_step.pipeline.insert_after("parse_stream", "pass", _pass_through)
         self.Genesis = Genesis
 
     # -- 1. request build ----------------------------------------------------------------
@@ -102,7 +110,20 @@ class Side:
 
     # -- 2. stream parse -----------------------------------------------------------------
     def stream_paths(self) -> dict[str, Any]:
-        return {"StreamParser.feed (parser only)": self.parse_only, "Genesis.stream": self.stream_async}
+        # "a read per event": the body cut after every SSE frame, so each network read carries one chunk
+        # (one event): the per-read cost of the run (send, parse_stream, answer-side steps) shows in full.
+        return {
+            "StreamParser.feed (parser only)": self.parse_only,
+            "Genesis.stream": self.stream_async,
+            "Genesis.stream + answer stage, step passes all": lambda pieces: self.stream_async(pieces, self.g_stream_step),
+            "Genesis.stream, a read per event": lambda pieces: self.stream_async(per_event(pieces)),
+            "Genesis.stream, a read per event + answer stage returning None": lambda pieces: self.stream_async(
+                per_event(pieces), self.g_stream_off
+            ),
+            "Genesis.stream, a read per event + answer stage, step passes all": lambda pieces: self.stream_async(
+                per_event(pieces), self.g_stream_step
+            ),
+        }
 
     def parse_only(self, pieces: list[bytes]) -> tuple[float, float, list]:
         out: list = []
@@ -116,13 +137,14 @@ class Side:
         t_end = time.perf_counter()
         return t_end - t0, t_end - t_last, out
 
-    async def stream_async(self, pieces: list[bytes]) -> tuple[float, float, list]:
+    async def stream_async(self, pieces: list[bytes], genesis: Any = None) -> tuple[float, float, list]:
         self.pieces = pieces
         out: list = []
         append = out.append
+        g = self.g_stream if genesis is None else genesis
         t0 = time.perf_counter()
         t_last = t0
-        async for event in self.g_stream.stream(W.GENESIS_REF, STREAM_REQUEST):
+        async for event in g.stream(W.GENESIS_REF, STREAM_REQUEST):
             append(event)
             t_last = time.perf_counter()
         t_end = time.perf_counter()
@@ -164,7 +186,38 @@ class Side:
         await self.live.aclose()
 
     async def aclose(self) -> None:
-        for g in (self.g_call, self.g_stream):
+        for g in (self.g_call, self.g_stream, self.g_stream_off, self.g_stream_step):
             close = getattr(g, "aclose", None)
             if close is not None:
                 await close()
+
+
+def per_event(pieces: list[bytes]) -> list[bytes]:
+    """The same body, one read per SSE frame (cut after each blank line)."""
+    body = b"".join(pieces)
+    frames = body.split(b"\n\n")
+    out = [frame + b"\n\n" for frame in frames[:-1]]
+    return out + ([frames[-1]] if frames[-1] else [])
+
+
+def _no_step(ctx: Any) -> None:
+    """An answer-side stage with nothing to do for this request."""
+    return None
+
+
+class _PassThrough:
+    __slots__ = ()
+
+    def feed(self, events: Any) -> Any:
+        return events
+
+    def finish(self) -> tuple[()]:
+        return ()
+
+    def notes(self) -> tuple[str, ...]:
+        return ()
+
+
+def _pass_through(ctx: Any) -> _PassThrough:
+    """An answer-side stage whose step passes every event on, unchanged."""
+    return _PassThrough()

@@ -95,7 +95,10 @@ class Genesis:
         return self.pipeline.build(self._catalog, request, ref=model, headers=tuple(headers))
 
     def build(self, model: str | None, request: Mapping[str, Any], *, headers: Sequence[tuple[str, str]] = ()) -> WireRequest:
-        """The exact wire request for ``request`` to ``model``; raises a GenesisError on bad input."""
+        """The exact wire request for ``request`` to ``model``; raises a GenesisError on bad input.
+
+        ``.trace`` says what each request-side stage changed and why, ``.target`` which provider and
+        model it goes to; neither is part of the bytes sent or shown."""
         result = self.pipeline.build(self._catalog, request, ref=model, headers=tuple(headers))
         return unwrap_or_raise(result)  # type: ignore[no-any-return]
 
@@ -284,4 +287,5 @@ def _completion(state: Any) -> Completion:
         outputs=outputs_of(completion),
         cost=cost,
         timings=completion.timings if completion.timings is not None else state.timings,
+        answer_trace=tuple(state.answer_trace),
     )

@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--audit", metavar="FILE", help="append each attempt's exact request (secrets redacted), status, usage and timing as JSON lines"
     )
     run.add_argument("--no-fallbacks", action="store_true", help="do not try agents.defaults.model.fallbacks after a failure")
+    run.add_argument(
+        "--explain", action="store_true", help="also print what each stage did: request shaping, send, parse_stream, answer-side"
+    )
     _add_config(run)
 
     models = commands.add_parser("models", help="list models, check servers, probe what a server accepts")

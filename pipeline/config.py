@@ -164,7 +164,12 @@ class Agents(_Section, frozen=True):
 
 
 class StageSpec(_Section, frozen=True):
-    """A custom stage named as ``module:function`` and where it goes (exactly one of before/after/replace)."""
+    """A custom stage named as ``module:function`` and where it goes (exactly one of before/after/replace).
+
+    Before ``send``: a request-side stage; ``after: "parse_stream"`` (or after another answer-side
+    stage): an answer-side one; ``replace: "send"`` or ``"parse_stream"``: a sender or a parser of
+    one's own (the pipeline keeps the card's name for it). ``pipeline.runner.load_custom_stages``
+    applies them; a stage put where its kind does not belong is a config error naming the entry."""
 
     use: _NonEmpty
     before: _NonEmpty | UnsetType = UNSET

@@ -121,6 +121,14 @@ Event: TypeAlias = TextDelta | ReasoningDelta | ToolCallDelta | Usage | Timings 
 FinishReason = Literal["stop", "length", "tool_use"]
 
 
+class StageNote(msgspec.Struct, frozen=True):
+    """One line of what a stage did on the answer side: ``send`` (each try: status, timings),
+    ``parse_stream`` (how the stream ended, what was left out), an answer-side stage (its notes())."""
+
+    stage: str
+    note: str
+
+
 class ToolCall(msgspec.Struct, frozen=True, omit_defaults=True):
     id: str
     name: str
@@ -143,7 +151,9 @@ class Output(msgspec.Struct, frozen=True, omit_defaults=True):
 class Completion(msgspec.Struct, frozen=True, omit_defaults=True):
     """A whole answer. The top-level text, reasoning, tool calls and finish reason are
     choice 0's; ``outputs`` holds every choice, in index order (one for ``n`` = 1).
-    ``cost`` is in USD, from the model's ``cost`` config (None when it has none)."""
+    ``cost`` is in USD, from the model's ``cost`` config (None when it has none).
+    ``answer_trace``: what ``send`` did on each try, and what ``parse_stream`` and each answer-side
+    stage did on the try that answered (``--explain`` prints it)."""
 
     text: str
     finish_reason: FinishReason
@@ -157,3 +167,4 @@ class Completion(msgspec.Struct, frozen=True, omit_defaults=True):
     outputs: tuple[Output, ...] = ()
     timings: dict[str, float] | None = None
     cost: float | None = None
+    answer_trace: tuple[StageNote, ...] = ()

@@ -48,13 +48,12 @@ class Context(msgspec.Struct, frozen=True):
     def __rich_repr__(self) -> Any:
         yield _context_repr(self)
 
-    def require_target(self, stage: str) -> Target:
-        """The resolved model, or an error saying the stage runs too early."""
-        if self.target is None:
-            from pipeline.errors import StageError
 
-            raise StageError(stage, "needs a resolved model; the resolve_ref stage must run before it")
-        return self.target
+def missing_target(stage: str) -> GenesisError:
+    """The error of a stage that needs the resolved model and runs before resolve_ref (returned as a Failure)."""
+    from pipeline.errors import StageError
+
+    return StageError(stage, "needs a resolved model; the resolve_ref stage must run before it")
 
 
 Stage: TypeAlias = "Callable[[Context], Result[Context, GenesisError]]"
@@ -67,7 +66,11 @@ class WireRequest(msgspec.Struct, frozen=True):
 
     ``body`` is encoded once, by the runner. ``secret_headers`` holds the
     lower-cased names whose values are redacted whenever the request is shown.
-    The last fields are metadata for sending, not part of the request bytes.
+    The last fields are metadata for sending, not part of the request bytes:
+    ``context`` is the shaped Context it was encoded from (its ``trace`` and
+    ``target`` are at hand as properties; the answer-side stages get it). None of
+    them is in the body, the audit record or repr(), so no secret the context
+    holds is ever shown through the wire request.
     """
 
     method: str
@@ -80,6 +83,17 @@ class WireRequest(msgspec.Struct, frozen=True):
     ref: str = ""
     stream: bool = False
     policy: SendPolicy = DEFAULT_POLICY
+    context: Context | None = None
+
+    @property
+    def trace(self) -> tuple[Change, ...]:
+        """What each request-side stage changed, and why (empty for a request not built by a pipeline)."""
+        return () if self.context is None else self.context.trace
+
+    @property
+    def target(self) -> Target | None:
+        """The resolved provider and model the request goes to."""
+        return None if self.context is None else self.context.target
 
     def redacted_headers(self) -> Headers:
         """Headers as they may be shown: secret values become ``***`` (``Bearer ***`` for bearer auth)."""

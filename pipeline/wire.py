@@ -33,4 +33,5 @@ def encode_wire(ctx: Context) -> WireRequest:
         ref=target.ref,
         stream=ctx.body.get("stream") is True,
         policy=target.provider.policy,
+        context=ctx,
     )

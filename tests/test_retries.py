@@ -1,6 +1,6 @@
 """Retries, cooldown, held usage and honest attempt records (SPEC 10; backends/retry.py, backends/session.py).
 
-Most rows run the real session over a scripted ``send_events`` (what each try
+Most rows run the real session over a scripted ``send`` stage (what each try
 yields, and the error it ends in), so no test waits: the sleep, the clock and
 the jitter are injected and the computed delays are asserted. A few rows run
 over the fault server to pin the same rules on real HTTP.
@@ -17,11 +17,11 @@ import anyio
 import httpx
 import pytest
 
-import backends.session as session
 from backends.retry import BACKOFF_CAP, COOLDOWN_MAX, MAX_RETRY_AFTER, RETRY_CLASSES, Cooldowns, backoff_delay, cooldown_seconds
 from pipeline.api import Genesis
 from pipeline.errors import ErrorClass, ProviderError
 from pipeline.events import Attempt, AttemptFailed, Event, Finish, TextDelta, Timings, Usage
+from tests.replay import sse_of
 
 PROMPT = {"messages": [{"role": "user", "content": "hi"}], "stream": True}
 OK: Sequence[Event] = (TextDelta("Hello"), Finish("stop"), Usage(3, 1, 4))
@@ -112,22 +112,24 @@ Step = tuple[Sequence[Event], ProviderError | None]
 
 
 class Script:
-    """Stands in for ``send_events``: per model, each try plays the next step (events, then an error or the end)."""
+    """The ``send`` stage for these rows: per model, each try plays the next step (its events as the SSE
+    chunks a server would send, through the real parse_stream; then an error or the end)."""
 
     def __init__(self, **steps: Sequence[Step]) -> None:
         self.steps = {model: list(plays) for model, plays in steps.items()}
         self.sent: list[str] = []
 
-    def __call__(self, client: Any, wire: Any, hints: Any, timing: Any) -> AsyncIterator[list[Event]]:
+    def __call__(self, client: Any, wire: Any, hints: Any, timing: Any) -> AsyncIterator[bytes]:
         self.sent.append(wire.model)
         events, error = self.steps[wire.model].pop(0)
         timing.status = 200 if error is None else error.status
+        timing.content_type = "text/event-stream"
         return self._play(list(events), error)
 
     @staticmethod
-    async def _play(events: list[Event], error: ProviderError | None) -> AsyncIterator[list[Event]]:
+    async def _play(events: list[Event], error: ProviderError | None) -> AsyncIterator[bytes]:
         if events:
-            yield events
+            yield sse_of(events)
         if error is not None:
             raise error
 
@@ -152,7 +154,7 @@ class Harness:
 
     def script(self, **steps: Sequence[Step]) -> Script:
         script = Script(**steps)
-        self.monkeypatch.setattr(session, "send_events", script)
+        self.genesis.pipeline = self.genesis.pipeline.replace("send", script)
         return script
 
     async def run(self, **options: Any) -> Any:

@@ -28,8 +28,8 @@ def stage_by_stage(case: dict[str, Any]) -> str:
     body: Any = dict(case["request"])
     lines: list[str] = []
     ctx: Context | None = None
-    for count, stage in enumerate(full.stages, start=1):
-        partial = Pipeline(full.stages[:count])
+    for count, stage in enumerate(full.request_stages, start=1):
+        partial = Pipeline(full.request_stages[:count])
         ctx = partial.shape(genesis.catalog, case["request"], ref=case["model"], headers=case.get("headers", ())).unwrap()
         lines.append(f"## after {stage.name}")
         lines += [f"  {change}" for change in ctx.trace if change.stage == stage.name] or ["  (no changes)"]

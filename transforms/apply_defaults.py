@@ -11,18 +11,20 @@ Rules:
 
 from __future__ import annotations
 
-from returns.result import Result, Success
+from returns.result import Failure, Result, Success
 
 from pipeline.errors import GenesisError
 from pipeline.trace import Change, added
-from pipeline.types import Context
+from pipeline.types import Context, missing_target
 
 STAGE = "apply_defaults"
 _TOKEN_FIELDS = ("max_tokens", "max_completion_tokens")
 
 
 def apply_defaults(ctx: Context) -> Result[Context, GenesisError]:
-    target = ctx.require_target(STAGE)
+    target = ctx.target
+    if target is None:  # stages return their errors, never raise them
+        return Failure(missing_target(STAGE))
     additions: dict[str, object] = {}
     changes: list[Change] = []
     params = ctx.catalog.params.get(target.ref, {})

@@ -27,7 +27,7 @@ from pipeline.header_rules import caller_header_error, key_error, name_problem, 
 from pipeline.jsontext import join_key
 from pipeline.secrets import is_secret_name
 from pipeline.trace import Change, added, changed
-from pipeline.types import Context
+from pipeline.types import Context, missing_target
 from pipeline.version import __version__
 
 STAGE = "attach_headers"
@@ -47,7 +47,9 @@ def is_secret_header(name: str, value: str, secrets: frozenset[str]) -> bool:
 
 
 def attach_headers(ctx: Context) -> Result[Context, GenesisError]:
-    target = ctx.require_target(STAGE)
+    target = ctx.target
+    if target is None:  # stages return their errors, never raise them
+        return Failure(missing_target(STAGE))
     provider, model = target.provider, target.model
     merged: dict[str, tuple[str, str]] = {}
     changes: list[Change] = []

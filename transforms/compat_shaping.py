@@ -33,13 +33,13 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from returns.result import Result, Success
+from returns.result import Failure, Result, Success
 
 from pipeline.compat import Compat
 from pipeline.errors import GenesisError
 from pipeline.refs import Target
 from pipeline.trace import Change, added, changed, removed
-from pipeline.types import Context
+from pipeline.types import Context, missing_target
 from transforms.history_hygiene import earlier_reasoning, empty_assistant_turns, missing_tool_results
 
 STAGE = "compat_shaping"
@@ -279,7 +279,9 @@ RULES: tuple[Rule, ...] = (
 
 
 def compat_shaping(ctx: Context) -> Result[Context, GenesisError]:
-    target = ctx.require_target(STAGE)
+    target = ctx.target
+    if target is None:  # stages return their errors, never raise them
+        return Failure(missing_target(STAGE))
     compat = target.model.compat
     body = ctx.body
     changes: list[Change] = []

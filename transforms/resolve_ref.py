@@ -18,7 +18,10 @@ STAGE = "resolve_ref"
 
 
 def resolve_ref(ctx: Context) -> Result[Context, GenesisError]:
-    target = resolve(ctx.catalog, ctx.ref)
+    try:
+        target = resolve(ctx.catalog, ctx.ref)
+    except GenesisError as error:  # an unknown or malformed ref: the stage returns it, never raises it
+        return Failure(error)
     provider, model = target.provider, target.model
     if provider.api != "openai-completions":
         return Failure(

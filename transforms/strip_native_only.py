@@ -7,11 +7,11 @@ governed by ``compat.supportsStore`` (true on native, false elsewhere).
 
 from __future__ import annotations
 
-from returns.result import Result, Success
+from returns.result import Failure, Result, Success
 
 from pipeline.errors import GenesisError
 from pipeline.trace import Change, removed
-from pipeline.types import Context
+from pipeline.types import Context, missing_target
 
 STAGE = "strip_native_only"
 
@@ -25,7 +25,9 @@ NATIVE_ONLY_FIELDS: dict[str, str] = {
 
 
 def strip_native_only(ctx: Context) -> Result[Context, GenesisError]:
-    target = ctx.require_target(STAGE)
+    target = ctx.target
+    if target is None:  # stages return their errors, never raise them
+        return Failure(missing_target(STAGE))
     drop: dict[str, str] = {}
     if not target.provider.native:
         drop.update((field, why) for field, why in NATIVE_ONLY_FIELDS.items() if field in ctx.body)

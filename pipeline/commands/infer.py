@@ -8,6 +8,8 @@ final status line, errors. ``--json`` prints one object at the end instead
 (camelCase keys throughout; the shape is in the README). A failure exits 1
 with one line and its hint on stderr (``ok: false`` with ``--json``, with the
 attempts and what of the answer had arrived); user errors exit 2.
+``--explain`` also says what each of the seven stages and every answer-side
+stage did (on stderr after the status line; ``"explain"`` with ``--json``).
 """
 
 from __future__ import annotations
@@ -79,6 +81,9 @@ async def _run(args: Any, progress: Progress) -> int:
     except GenesisError as error:
         return _fail(args, error, [], None)
     genesis.warn = lambda message: print(f"genesis: warning: {message}", file=sys.stderr)
+    explain = getattr(args, "explain", False)
+    if explain:  # parse_stream's notes then count the events by kind (off otherwise: it is a step on every read)
+        genesis.pipeline = genesis.pipeline.counting_events()
     choices = request.get("n")
     # Several choices arrive interleaved: they are printed one after the other at the end.
     streaming = not args.json and request.get("stream") is True and not (isinstance(choices, int) and choices > 1)
@@ -118,15 +123,44 @@ async def _run(args: Any, progress: Progress) -> int:
     provider = genesis.catalog.providers[completion.provider]
     entry = provider.find(completion.model) or provider.synthesize(completion.model)  # the limits the request was built with
     window = entry.config.context_window if isinstance(entry.config.context_window, int) else None
+    explained = explain_lines(genesis, completion, request, headers) if explain else []
     if args.json:
-        print(msgspec.json.encode(document(completion, window)).decode())
+        result = document(completion, window)
+        if explain:
+            result["explain"] = explained
+        print(msgspec.json.encode(result).decode())
         return 0
     for where, text in text_pieces(completion, streamed=streaming):
         stream = sys.stdout if where == "stdout" else sys.stderr
         stream.write(text)
         stream.flush()
     print(status_line(completion, window), file=sys.stderr)
+    if explain:
+        print("\n# what each stage did\n" + "\n".join(explained), file=sys.stderr)
     return 0
+
+
+def explain_lines(genesis: Any, completion: Any, request: Any, headers: Any) -> list[str]:
+    """What each stage did, in pipeline order: the request-side trace of the request that answered
+    (rebuilt by ``Genesis.build``: pure, nothing is sent), then send, parse_stream and each
+    answer-side stage from the completion's ``answer_trace``."""
+    from returns.result import Success
+
+    from pipeline.trace import render_trace
+
+    pipeline = genesis.pipeline
+    built = genesis.build_result(f"{completion.provider}/{completion.model}", request, headers=headers)
+    trace = built.unwrap().trace if isinstance(built, Success) else ()
+    lines = render_trace(trace, tuple(stage.name for stage in pipeline.request_stages))
+    answer_side = ("send", "parse_stream", *(stage.name for stage in pipeline.answer_stages))
+    for name in answer_side:
+        notes = [note.note for note in completion.answer_trace if note.stage == name]
+        if notes:
+            lines.append(f"{name}:")
+            lines.extend(f"  {note}" for note in notes)
+        else:
+            lines.append(f"{name}: no changes")
+    return lines
 
 
 class _LiveOutput:

@@ -9,7 +9,7 @@ import msgspec
 
 from pipeline.catalog import Catalog, ModelEntry, ProviderEntry
 from pipeline.commands.common import load_genesis
-from pipeline.errors import UnknownModelError, unwrap_or_raise
+from pipeline.errors import StageError, UnknownModelError
 from pipeline.providers import activation_hint
 from pipeline.refs import normalize_ref
 
@@ -175,12 +175,12 @@ def run_probe(args: Any) -> int:
     from backends.session import hints_for
     from pipeline.request import prompt_request
     from pipeline.secrets import Secrets, secrets_in_headers
-    from pipeline.wire import encode_wire
 
     genesis = load_genesis(args)
-    ctx = unwrap_or_raise(genesis.shape(args.ref, prompt_request("Say hi", stream=False)))
-    wire = encode_wire(ctx)
-    target = ctx.require_target("probe")
+    wire = genesis.build(args.ref, prompt_request("Say hi", stream=False))
+    target = wire.target
+    if target is None:  # a build always resolves its model: a failure to resolve was raised above
+        raise StageError("resolve_ref", "the probe's request has no resolved model")
 
     async def probe() -> Any:
         async with genesis:
