@@ -27,6 +27,10 @@ _EXPORTS = {
     "RequestError": "pipeline.errors",
     "StageError": "pipeline.errors",
     "UnknownModelError": "pipeline.errors",
+    "ProviderError": "pipeline.errors",
+    "ErrorClass": "pipeline.errors",
+    "AnswerStep": "pipeline.answer",
+    "AnswerStage": "pipeline.answer",
     "load_config": "pipeline.config",
     "parse_config": "pipeline.config",
     "build_catalog": "pipeline.catalog",
@@ -36,10 +40,11 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
+    from pipeline.answer import AnswerStage, AnswerStep
     from pipeline.api import Genesis
     from pipeline.catalog import build_catalog
     from pipeline.config import load_config, parse_config
-    from pipeline.errors import ConfigError, GenesisError, RequestError, StageError, UnknownModelError
+    from pipeline.errors import ConfigError, ErrorClass, GenesisError, ProviderError, RequestError, StageError, UnknownModelError
     from pipeline.request import prompt_request
     from pipeline.runner import NamedStage, Pipeline
     from pipeline.trace import Change
