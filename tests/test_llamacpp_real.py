@@ -45,21 +45,22 @@ WEATHER_TOOL = {
 }
 
 
-def config_text(url: str, key: str = LLAMACPP_KEY, *, x_api_key: bool = False) -> str:
+def config_text(url: str, key: str = LLAMACPP_KEY, *, x_api_key: bool = False, extra: str = "") -> str:
     """The built-in ``llamacpp`` provider pointed at ``url`` (its default is port 8080).
 
     ``x_api_key``: the key goes in an ``X-Api-Key`` header instead of ``Authorization: Bearer``.
+    ``extra``: more provider settings, e.g. ``maxRetries: 8,``.
     """
     auth = f'authHeader: false, headers: {{"X-Api-Key": "{key}"}}' if x_api_key else f'apiKey: "{key}"'
     return f"""{{
       models: {{ providers: {{
-        llamacpp: {{ baseUrl: "{url}", {auth}, models: [{{ id: "tiny-model", contextWindow: {N_CTX} }}] }},
+        llamacpp: {{ baseUrl: "{url}", {auth}, {extra} models: [{{ id: "tiny-model", contextWindow: {N_CTX} }}] }},
       }} }},
     }}"""
 
 
-def configured(url: str, key: str = LLAMACPP_KEY, *, x_api_key: bool = False, transport: Any = None) -> Genesis:
-    return Genesis.from_config_text(config_text(url, key, x_api_key=x_api_key), env={}, transport=transport)
+def configured(url: str, key: str = LLAMACPP_KEY, *, x_api_key: bool = False, transport: Any = None, extra: str = "") -> Genesis:
+    return Genesis.from_config_text(config_text(url, key, x_api_key=x_api_key, extra=extra), env={}, transport=transport)
 
 
 async def run(g: Genesis, request: dict[str, Any], model: str = REF) -> Any:
@@ -305,7 +306,9 @@ async def test_run_started_while_the_model_loads_succeeds(llamacpp_installed: No
         assert health.json() == {"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}}
         # The first answer the run gets is that 503; the model loads once it has arrived.
         transport = Watching(lambda status: gate.release() if status == 503 else None)
-        completion = await run(configured(server.url, transport=transport), {**HI, "stream": False})
+        # Loading takes about a second on an idle machine and several on a busy one: enough retries
+        # (backoff 0.25 s doubling, so about a minute in all) that the run outlasts the load.
+        completion = await run(configured(server.url, transport=transport, extra="maxRetries: 8,"), {**HI, "stream": False})
     assert transport.statuses[0] == 503 and transport.statuses[-1] == 200
     assert completion.usage is not None and completion.usage.completion_tokens > 0
     assert [(a.provider, a.ok) for a in completion.attempts][-1] == ("llamacpp", True)
