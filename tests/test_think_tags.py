@@ -233,6 +233,20 @@ ROWS: list[Row] = [
         ("startsInside not applied: the server sent reasoning apart",),
     ),
     (
+        "startsInside when the server sends reasoning apart in choice 1: only choice 1 is not inside, noted with its choice",
+        True,
+        [[R("server's", 1), T("A1", 1), T("r0"), Finish("stop", 1), STOP]],
+        [[R("server's", 1), T("A1", 1), R("r0"), Finish("stop", 1), STOP], []],
+        (extracted(2), unclosed(2), "startsInside not applied: the server sent reasoning apart (choice 1)"),
+    ),
+    (
+        "text of a choice after its Finish starts outside a block",
+        False,
+        [[T("<think>a"), T("x<"), STOP, T("<think>y</think>z")]],
+        [[R("a"), R("x"), R("<"), STOP, R("y"), T("z")], []],
+        (extracted(4), unclosed(3)),
+    ),
+    (
         "reasoning the server sends apart passes untouched beside extracted reasoning",
         False,
         [[R("s"), T("x<think>y</think>z"), STOP]],
