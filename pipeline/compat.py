@@ -18,7 +18,7 @@ from pipeline.config import CompatConfig, ExtractThinkTags, MaxTokensField, Mode
 
 class Compat(msgspec.Struct, frozen=True):
     """The resolved flags. Each field's default is its proxy-style default (what a
-    self-hosted server gets); ``ENDPOINT_DEPENDENT`` overrides the few that depend on
+    self-hosted server gets); ``_endpoint_defaults`` overrides the few that depend on
     the endpoint. A flag is declared here and in ``pipeline.config.CompatConfig``
     (the same name and type, ``UNSET`` allowed there); tests/test_compat_flags.py
     fails naming a flag that is missing from either, or from the README's table.
