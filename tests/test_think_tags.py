@@ -58,6 +58,13 @@ ROWS: list[Row] = [
         (extracted(1), dropped(6)),
     ),
     (
+        "only space, tab, CR and LF are dropped after </think>: a no-break space or a form feed is text",
+        False,
+        [[T("<think>p</think>\u00a0x"), T("<think>q</think>\fy"), STOP]],
+        [[R("p"), T("\u00a0x"), R("q"), T("\fy"), STOP], []],
+        (extracted(2),),
+    ),
+    (
         "whitespace inside the block and before <think> is kept",
         False,
         [[T("\n<think>\n plan \n</think>answer"), STOP]],

@@ -63,12 +63,13 @@ def extract_think_tags(ctx: Context) -> AnswerStep | None:
 def held_length(text: str, tag: str) -> int:
     """How many characters at the end of ``text`` may be the start of ``tag`` (0 when none).
 
-    A tag starts with its only ``<``, so only the last ``<`` can begin one.
+    A tag starts with its only ``<``, so only the last ``<`` can begin one, and only within
+    the last ``len(tag) - 1`` characters (a whole tag would have been found).
 
     >>> held_length("a <th", OPEN), held_length("a < b", OPEN), held_length("x</", CLOSE), held_length("<think", CLOSE)
     (3, 0, 2, 0)
     """
-    start = text.rfind("<", max(0, len(text) - len(tag) + 1))
+    start = text.rfind("<", 1 - len(tag))
     if start < 0 or not tag.startswith(text[start:]):
         return 0
     return len(text) - start
@@ -202,8 +203,6 @@ class ThinkTags:
         if state.inside and state.seen_text:
             self._unclosed.append((index, state.block_chars))
         state.inside = False
-        state.block_chars = 0
-        state.dropping = False
 
 
 def _emit(pieces: list[tuple[bool, str]], choice: int, out: list[Event]) -> None:
