@@ -165,7 +165,6 @@ class ThinkTags:
                 self._dropped += len(rest) - len(kept)
                 rest = kept
                 state.dropping = not rest
-                continue
             tag = CLOSE if state.inside else OPEN
             at = rest.find(tag)
             if at < 0:
