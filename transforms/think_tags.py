@@ -91,13 +91,13 @@ class _Choice:
 class ThinkTags:
     """One attempt's state (see the module's rules); built by ``extract_think_tags``."""
 
-    __slots__ = ("_choices", "_dropped", "_reasoning_chars", "_server_reasoning", "_starts_inside", "_tags", "_unclosed")
+    __slots__ = ("_choices", "_dropped", "_reasoning_chars", "_saw_tag", "_server_reasoning", "_starts_inside", "_unclosed")
 
     def __init__(self, *, starts_inside: bool) -> None:
         self._starts_inside = starts_inside
         self._choices: dict[int, _Choice] = {}
         self._reasoning_chars = 0
-        self._tags = 0
+        self._saw_tag = False
         self._dropped = 0
         self._unclosed: list[tuple[int, int]] = []  # (choice, chars) of blocks still open at the end
         self._server_reasoning: list[int] = []  # choices where startsInside did not apply
@@ -128,7 +128,7 @@ class ThinkTags:
 
     def notes(self) -> tuple[str, ...]:
         lines: list[str] = []
-        if self._tags or self._reasoning_chars:
+        if self._saw_tag or self._reasoning_chars:
             lines.append(f"reasoning extracted from <think>: {self._reasoning_chars} chars")
         if self._dropped:
             lines.append(f"whitespace after </think> dropped: {self._dropped} chars")
@@ -174,7 +174,7 @@ class ThinkTags:
                 break
             self._piece(state, rest[:at], pieces)
             rest = rest[at + len(tag) :]
-            self._tags += 1
+            self._saw_tag = True
             state.dropping = state.inside
             state.inside = not state.inside
             state.block_chars = 0
