@@ -13,38 +13,41 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from pipeline.config import CompatConfig, MaxTokensField, ModelConfig, ThinkingFormat
+from pipeline.config import CompatConfig, ExtractThinkTags, MaxTokensField, ModelConfig, ThinkingFormat
 
 
 class Compat(msgspec.Struct, frozen=True):
-    requires_string_content: bool
-    supports_tools: bool
-    supports_store: bool
-    supports_developer_role: bool
-    supports_reasoning_effort: bool
-    supports_usage_in_streaming: bool
-    max_tokens_field: MaxTokensField
-    supports_strict_mode: bool
-    requires_tool_result_name: bool
-    requires_assistant_after_tool_result: bool
-    thinking_format: ThinkingFormat
-    requires_thinking_as_text: bool
+    """The resolved flags. Each field's default is its proxy-style default (what a
+    self-hosted server gets); ``_endpoint_defaults`` overrides the few that depend on
+    the endpoint. A flag is declared here and in ``pipeline.config.CompatConfig``
+    (the same name and type, ``UNSET`` allowed there); tests/test_compat_flags.py
+    fails naming a flag that is missing from either, or from the README's table.
+    """
+
+    requires_string_content: bool = False
+    supports_tools: bool = True
+    supports_store: bool = False
+    supports_developer_role: bool = False
+    supports_reasoning_effort: bool = False
+    supports_usage_in_streaming: bool = False
+    max_tokens_field: MaxTokensField = "max_tokens"
+    supports_strict_mode: bool = False
+    requires_tool_result_name: bool = False
+    requires_assistant_after_tool_result: bool = False
+    thinking_format: ThinkingFormat = "openai"
+    requires_thinking_as_text: bool = False
+    extract_think_tags: ExtractThinkTags = False
 
 
 def _endpoint_defaults(native: bool, loopback: bool, reasoning: bool) -> Compat:
+    """The defaults that depend on the endpoint: native OpenAI, a loopback URL, a reasoning model."""
     return Compat(
-        requires_string_content=False,
-        supports_tools=True,
         supports_store=native,
         supports_developer_role=native,
         supports_reasoning_effort=reasoning,
         supports_usage_in_streaming=native or loopback,
         max_tokens_field="max_completion_tokens" if native else "max_tokens",
         supports_strict_mode=native,
-        requires_tool_result_name=False,
-        requires_assistant_after_tool_result=False,
-        thinking_format="openai",
-        requires_thinking_as_text=False,
     )
 
 

@@ -44,6 +44,9 @@ Api = Literal["openai-completions", "openai-responses"]
 InputKind = Literal["text", "image"]
 MaxTokensField = Literal["max_tokens", "max_completion_tokens"]
 ThinkingFormat = Literal["openai", "qwen", "qwen-chat-template"]
+# false: text is text; true: a <think> block may open anywhere in the text; "startsInside": the chat
+# template opened the block in the prompt, so the answer starts inside it (transforms/think_tags.py).
+ExtractThinkTags = bool | Literal["startsInside"]
 
 DEFAULT_MAX_TOKENS = 8192
 # Read no further than this: a config is KBs; /dev/zero or a log file given by mistake must not fill memory.
@@ -76,6 +79,7 @@ class CompatConfig(_Section, frozen=True):
     requires_assistant_after_tool_result: bool | UnsetType = UNSET
     thinking_format: ThinkingFormat | UnsetType = UNSET
     requires_thinking_as_text: bool | UnsetType = UNSET
+    extract_think_tags: ExtractThinkTags | UnsetType = UNSET
 
 
 class ModelConfig(_Section, frozen=True):

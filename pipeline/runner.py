@@ -98,10 +98,12 @@ def default_stages() -> tuple[NamedStage, ...]:
 def builtin_answer_stages() -> tuple[NamedStage, ...]:
     """The built-in answer-side stages, run right after parse_stream whenever they return a step.
 
-    ``transforms.think_tags.extract_think_tags`` (the ``extractThinkTags`` compat flag) is added
-    here once that module is in the tree; until then a caller passes its own with ``answer_builtins``.
+    Each is switched on by a compat flag and returns None otherwise (so it costs nothing):
+    ``extract_think_tags`` moves ``<think>...</think>`` from text to reasoning (``extractThinkTags``).
     """
-    return ()
+    from transforms.think_tags import extract_think_tags
+
+    return (NamedStage("extract_think_tags", extract_think_tags),)
 
 
 class Pipeline:

@@ -57,11 +57,13 @@ def describe_type(t: mi.Type) -> str:
     if isinstance(t, mi.FloatType):
         return "a number" + _bounds(t)
     if isinstance(t, mi.LiteralType):
-        return "one of " + ", ".join(f'"{v}"' if isinstance(v, str) else repr(v) for v in t.values)
+        return ("one of " if len(t.values) > 1 else "") + ", ".join(f'"{v}"' if isinstance(v, str) else repr(v) for v in t.values)
     if isinstance(t, mi.NoneType):
         return "null"
     if isinstance(t, mi.UnionType):
-        return " or ".join(describe_type(member) for member in t.types)
+        # true, false and a lone literal read as a list of choices: 'true, false or "startsInside"'
+        words = [word for member in t.types for word in (["true", "false"] if isinstance(member, mi.BoolType) else [describe_type(member)])]
+        return ", ".join(words[:-1]) + " or " + words[-1]
     return "a value"
 
 
