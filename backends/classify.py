@@ -176,7 +176,7 @@ def error_info(body: bytes) -> ErrorInfo:
     text = body.decode("utf-8", "replace").strip()
     try:
         parsed = _ERROR_BODY.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (ValueError, RecursionError):  # not an error object; also invalid UTF-8 in a string, nesting too deep
         return ErrorInfo(_one_line(text) or "(empty body)")
     outer_type, outer_code, outer_param = _text(parsed.type), _text(parsed.code), _text(parsed.param)
     for candidate in (parsed.error, parsed.detail, parsed.message):

@@ -448,6 +448,36 @@ BODY_ROWS: list[tuple[str, bytes, ErrorInfo]] = [
 ]
 
 
+# A hostile error body is text, never a Python error (a fix: these raised UnicodeDecodeError / RecursionError).
+DEEP = b"[" * 5000 + b"]" * 5000
+HOSTILE_BODY_ROWS: list[tuple[str, bytes, ErrorInfo]] = [
+    (
+        "invalid UTF-8 inside a JSON string is text",
+        b'{"error": {"message": "bad \xff"}}',
+        ErrorInfo('{"error": {"message": "bad \ufffd"}}'),
+    ),
+    ("invalid UTF-8 inside an error string is text", b'{"error": "\xc3("}', ErrorInfo('{"error": "\ufffd("}')),
+    (
+        "JSON nested too deeply is text, cut to one line",
+        b'{"error": ' + DEEP + b"}",
+        ErrorInfo(('{"error": ' + DEEP.decode())[:497] + "..."),
+    ),
+    (
+        "JSON nested too deeply in a field beside the message is text",
+        b'{"error": {"message": "m"}, "x": ' + DEEP + b"}",
+        ErrorInfo(('{"error": {"message": "m"}, "x": ' + DEEP.decode())[:497] + "..."),
+    ),
+]
+
+
+@pytest.mark.parametrize(("rule", "body", "info"), HOSTILE_BODY_ROWS, ids=[row[0] for row in HOSTILE_BODY_ROWS])
+@pytest.mark.parametrize(("status", "error_class"), [(400, "format"), (401, "auth"), (503, "overloaded")])
+def test_a_hostile_error_body_is_classified_by_its_status(rule: str, body: bytes, info: ErrorInfo, status: int, error_class: str) -> None:
+    assert error_info(body) == info
+    error = http_error(status, body, url="u", ref="r", context=CTX)
+    assert (error.error_class, error.server_message) == (error_class, info.message)
+
+
 @pytest.mark.parametrize(("rule", "body", "info"), BODY_ROWS, ids=[row[0] for row in BODY_ROWS])
 def test_error_body_rule(rule: str, body: bytes, info: ErrorInfo) -> None:
     assert error_info(body) == info

@@ -364,6 +364,13 @@ ROWS: list[Row] = [
         ("error", "auth"),
         fallbacks='"nope/x"',
     ),
+    Row(
+        "a hostile error body is classified by its status, never a Python error",
+        {"m1": [Reply(401, b'{"error": {"message": "bad \xff key"}}', (("content-type", "application/json"),))], "m2": [ok("B")]},
+        ["m1", "m2"],
+        [("m1", "auth", 0), ("m2", None, 0)],
+        ("answer", "B"),
+    ),
     # --- failures inside a 200 answer ---
     Row(
         "an in-stream error before any text: server_error, not retried, handed over",
