@@ -325,7 +325,7 @@ HINT_RULES: tuple[HintRule, ...] = (
 
 def hint_for(error_class: str, message: str, ctx: HintContext) -> str | None:
     for rule in HINT_RULES:
-        if _pattern(rule.pattern).search(message):
+        if _pattern(rule.pattern).search(message, 0, RAW_LIMIT):  # bounded: "tool.*x" is quadratic on a huge hostile message
             return rule.hint.format(model_path=ctx.model_path)
     if error_class == "unreachable":
         return f"the server is not running or not on that host/port; check it with: curl {ctx.base_url.rstrip('/')}/models"

@@ -353,6 +353,16 @@ def test_auth_hint_rule(key_source: str, key_env: str | None, hint: str) -> None
     assert hint_for("auth", "Unauthorized", ctx) == hint
 
 
+def test_a_hint_is_looked_for_in_the_first_2000_characters_only() -> None:
+    """An in-stream error message is not cut to one line; a hostile one of many "tool" words made the hint search
+    quadratic (40 KB: 47 s). The hint rules read the first 2000 characters (a fix; the second row fails on the old code)."""
+    assert hint_for("server_error", "tool" + "x" * 1980 + " not supported", CTX) == NO_TOOLS
+    assert hint_for("server_error", "tool" + "x" * 2000 + " not supported", CTX) is None
+    ctx = HintContext("p", "http://h/v1", "p/m", "path")
+    error = event_failure(ServerError("tool" * 250_000), Aggregator(), url="u", ref="r", context=ctx)  # 1 MB: returns at once
+    assert error is not None and error.error_class == "server_error" and error.hint is None
+
+
 # --- the status alone, and overflow by wording -----------------------------------------------------
 
 
