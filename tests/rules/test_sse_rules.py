@@ -127,6 +127,17 @@ def test_sse_rule(rule: str, data: bytes, expected: list[SSEEvent], pack: bool) 
     assert flatten(decode([data[i : i + 1] for i in range(len(data))], pack=pack)) == expected
 
 
+@pytest.mark.parametrize(("rule", "data", "expected"), ROWS, ids=[row[0] for row in ROWS])
+@pytest.mark.parametrize("pack", [False, True], ids=["line rules", "run fast path"])
+def test_events_come_out_as_soon_as_their_frame_completes(rule: str, data: bytes, expected: list[SSEEvent], pack: bool) -> None:
+    """Split invariance at every prefix, without close(): byte by byte, the events out so far are those of the prefix fed at once."""
+    decoder = SSEDecoder(pack_json_runs=pack)
+    so_far: list[Item] = []
+    for cut in range(1, len(data) + 1):
+        so_far += decoder.feed(data[cut - 1 : cut])
+        assert flatten(so_far) == flatten(SSEDecoder(pack_json_runs=pack).feed(data[:cut])), cut
+
+
 # --- the run fast path: which frames make one DataRun -----------------------------------------
 
 # (rule, bytes in, items out, pack_json_runs=True)
