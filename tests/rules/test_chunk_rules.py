@@ -347,6 +347,8 @@ EXCERPT_ROWS: list[tuple[str, bytes | str, int, str]] = [
     ("multi-byte characters are not cut short by the byte read", "é" * 5, 5, "ééééé"),
     ("bytes of four-byte characters up to the limit", "🙂" * 5, 5, "🙂🙂🙂🙂🙂"),
     ("control characters are escaped", b"a\x1b[2J\nb", 200, "a\\x1b[2J\\nb"),
+    ("four-byte characters are read far enough to tell a cut", "🙂".encode() * 6, 5, "🙂🙂🙂🙂🙂... (24 bytes)"),
+    ("printable characters stay as they are beside escaped ones", b"a\\b'\x1b", 200, "a\\b'\\x1b"),
     ("invalid UTF-8 is replaced", b"a\xffb", 200, "a\ufffdb"),
     ("printable text is left alone", "a b\u00e9", 200, "a b\u00e9"),
     ("the default limit is 200 characters", "x" * 201, 200, "x" * 200 + "... (201 bytes)"),

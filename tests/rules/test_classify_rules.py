@@ -322,6 +322,14 @@ def test_class_hint_rule(rule: str, error_class: str, window: int | None, hint: 
     assert hint_for(error_class, "some message", ctx) == hint
 
 
+def test_only_the_trailing_slash_of_the_base_url_goes() -> None:
+    ctx = HintContext("p", "http://h/RouterX/", "p/m", "path")
+    assert (hint_for("unreachable", "m", ctx) or "").endswith("curl http://h/RouterX/models")
+    assert (hint_for("model_not_found", "m", ctx) or "").startswith(
+        "the server does not serve this model id; curl http://h/RouterX/models "
+    )
+
+
 def test_the_auth_hint_is_the_key_source_hint() -> None:
     assert hint_for("auth", "Unauthorized", CTX) == AUTH_HINT
 
@@ -446,7 +454,16 @@ BODY_ROWS: list[tuple[str, bytes, ErrorInfo]] = [
     ("an error object without a message falls to the next", b'{"error": {"code": 1}, "message": "m"}', ErrorInfo("m")),
     ("a number message is its text", b'{"error": {"message": 42}}', ErrorInfo("42")),
     ("no message anywhere: the body, one line", b'{"error": {"code": 500},\n "x": 1}', ErrorInfo('{"error": {"code": 500}, "x": 1}')),
-    ("no message anywhere keeps the outer fields", b'{"type": "t", "code": "c"}', ErrorInfo('{"type": "t", "code": "c"}', None, "t", "c")),
+    (
+        "no message anywhere keeps the outer fields",
+        b'{"type": "t", "code": "c", "param": "p"}',
+        ErrorInfo('{"type": "t", "code": "c", "param": "p"}', "p", "t", "c"),
+    ),
+    (
+        "FastAPI: a detail list keeps the outer fields",
+        b'{"detail": [{"loc": ["body"], "msg": "m"}], "type": "t", "code": 9, "param": "p"}',
+        ErrorInfo("body: m", "p", "t", "9"),
+    ),
     ("plain text is the message, whitespace folded", b"  line one\n\tline two  ", ErrorInfo("line one line two")),
     ("an empty body says so", b"", ErrorInfo("(empty body)")),
     ("a blank body says so", b" \n ", ErrorInfo("(empty body)")),

@@ -383,6 +383,9 @@ PROPERTY_ROWS: list[tuple[str, list[Event], str, str | None]] = [
     ("usage alone sees no choice", [Usage(1, 1, 2)], "", None),
     ("reasoning alone is seen", [R("r", 1), F("stop", 1)], "", "stop"),
     ("a tool call alone is seen", [C(0, "a", "f", "", 1)], "", None),
+    ("reasoning alone makes its choice the lowest seen", [T("x", 2), R("r", 1)], "", None),
+    ("a tool call alone makes its choice the lowest seen", [T("x", 2), C(0, "a", "f", "", 1)], "", None),
+    ("a finish alone makes its choice the lowest seen", [T("x", 2), F("stop", 1)], "", None),
 ]
 
 
