@@ -629,7 +629,7 @@ def test_an_in_stream_error_keeps_failover_and_an_overflow_does_not() -> None:
 
 def test_in_stream_errors_are_scrubbed() -> None:
     ctx = HintContext("p", "http://h/v1", "p/m", "path", "none", None, None, Secrets(["sk-live-999"]))
-    for event in (ServerError("key sk-live-999 refused"), StreamFault("echo sk-live-999"), Finish("weird")):
+    for event in (ServerError("key sk-live-999 refused"), StreamFault("echo sk-live-999"), Finish("weird sk-live-999")):
         error = event_failure(event, Aggregator(), url="u", ref="r", context=ctx)
         assert error is not None and "sk-live-999" not in str(error)
     answer = Aggregator()

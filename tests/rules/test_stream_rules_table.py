@@ -109,6 +109,14 @@ PARSER_ROWS: list[tuple[str, list[bytes], int | None, list[Event], bool, bool]] 
         True,
     ),
     (
+        "an event over the limit found at close() is a fault",
+        [text("a") + b"data: " + b"1" * 40 + b"\ndata: " + b"2" * 40],
+        64,
+        [TextDelta("a"), StreamFault("an event is larger than the limit of 64 bytes")],
+        False,
+        True,
+    ),
+    (
         "after a limit fault nothing is parsed",
         [b": " + b"x" * 64, text("b")],
         32,
@@ -188,6 +196,12 @@ def test_a_failed_parser_stays_silent_on_feed_and_close() -> None:
     parser = StreamParser()
     assert parser.feed(b"data: {bad\n\n") != []
     assert parser.feed(text("a")) == [] and parser.close() == [] and parser.failed and not parser.done
+
+
+def test_a_parser_failed_with_a_frame_pending_stays_silent_at_close() -> None:
+    parser = StreamParser()
+    assert len(parser.feed(b"data: {bad\n\n" + text("a").rstrip(b"\n"))) == 1
+    assert parser.close() == []
 
 
 def test_a_done_parser_stays_silent_on_feed_and_close() -> None:
