@@ -67,6 +67,9 @@ ROWS: list[tuple[str, bytes, list[SSEEvent]]] = [
     ("close() dispatches pending data without a blank line", b"data: a\n", [SSEEvent(M, b"a")]),
     ("close() counts a last line without its end", b"data: a\ndata: b", [SSEEvent(M, b"a\nb")]),
     ("close() after a lone CR dispatches", b"data: a\r", [SSEEvent(M, b"a")]),
+    ("close() counts a last data:a line (no space) without its end", b"data:a", [SSEEvent(M, b"a")]),
+    ("close() counts a last event: line without its end", b"data: a\nevent: y", [SSEEvent("y", b"a")]),
+    ("close() counts a last error: line without its end", b"error: e", [SSEEvent("error", b"e")]),
     # --- event, comments, other fields ---
     ("event: names the event", b"event: update\ndata: a\n\n", [SSEEvent("update", b"a")]),
     ("event: after data still names it", b"data: a\nevent: update\n\n", [SSEEvent("update", b"a")]),
