@@ -53,6 +53,8 @@ ROWS: list[tuple[str, bytes, list[SSEEvent]]] = [
     ("WHATWG: a tab after the colon is kept", b"data:\ta\n\n", [SSEEvent(M, b"\ta")]),
     ("WHATWG: a field without a colon has an empty value", b"data\n\n", [SSEEvent(M, b"")]),
     ("WHATWG: empty data lines add empty lines", b"data\ndata\n\n", [SSEEvent(M, b"\n")]),
+    ("a field without a colon ends at its line end (a colon later is another line's)", b"data\ndata: x\n\n", [SSEEvent(M, b"\nx")]),
+    ("an unknown field without a colon ends at its line end", b"foo\nevent: x\ndata: a\n\n", [SSEEvent("x", b"a")]),
     ("WHATWG: data: with nothing after it is an empty line", b"data:\ndata: x\n\n", [SSEEvent(M, b"\nx")]),
     ("a colon later in the value is kept", b"data: a: b\n\n", [SSEEvent(M, b"a: b")]),
     ("the field name is case-sensitive (Data is unknown)", b"Data: a\ndata: b\n\n", [SSEEvent(M, b"b")]),
@@ -299,6 +301,14 @@ def test_the_error_carries_the_events_before_it_and_the_decoder_stays_broken() -
         decoder.feed(b"data: a\n\nevent: x\ndata: b\n\ndata: " + b"y" * LIMIT + b"\n\n")
     assert caught.value.events == [SSEEvent(M, b"a"), SSEEvent("x", b"b")]
     assert decoder.feed(b"data: c\n\n") == [] and decoder.close() == []
+
+
+@pytest.mark.parametrize("line", [b"data: ", b"data:", b"error: "], ids=["data: lines", "data: without the space", "error: lines"])
+def test_an_event_over_the_limit_carries_the_events_before_it(line: bytes) -> None:
+    decoder = SSEDecoder(max_event_bytes=LIMIT)
+    with pytest.raises(SSEError, match="an event is larger") as caught:
+        decoder.feed(b"data: a\n\n" + line + b"aaaaaaaaa\n" + line + b"bbbbbbbbb\n")
+    assert caught.value.events == [SSEEvent(M, b"a")]
 
 
 def test_an_event_over_the_limit_breaks_the_decoder_too() -> None:
