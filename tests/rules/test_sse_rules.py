@@ -72,6 +72,10 @@ ROWS: list[tuple[str, bytes, list[SSEEvent]]] = [
     ("close() counts a last data:a line (no space) without its end", b"data:a", [SSEEvent(M, b"a")]),
     ("close() counts a last event: line without its end", b"data: a\nevent: y", [SSEEvent("y", b"a")]),
     ("close() counts a last error: line without its end", b"error: e", [SSEEvent("error", b"e")]),
+    ("close() counts a last data: with nothing after the colon", b"data:", [SSEEvent(M, b"")]),
+    ("close() counts a last event: with nothing after the colon", b"data: a\nevent:", [SSEEvent(M, b"a")]),
+    ("WHATWG: event: with only the space is an empty name: message", b"event: \ndata: a\n\n", [SSEEvent(M, b"a")]),
+    ("error: with only the space is an empty error", b"error: \n\n", [SSEEvent("error", b"")]),
     # --- event, comments, other fields ---
     ("event: names the event", b"event: update\ndata: a\n\n", [SSEEvent("update", b"a")]),
     ("event: after data still names it", b"data: a\nevent: update\n\n", [SSEEvent("update", b"a")]),
