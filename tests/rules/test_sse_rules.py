@@ -299,6 +299,13 @@ def test_the_data_limit_resets_with_each_event() -> None:
     assert flatten(decode([frame * 3], max_event_bytes=LIMIT + 6)) == [SSEEvent(M, b"x" * LIMIT)] * 3
 
 
+@pytest.mark.parametrize("pack", [False, True], ids=["line rules", "run fast path"])
+def test_every_event_may_hold_exactly_the_limit(pack: bool) -> None:
+    """The size count starts again at zero with each event: the limit is per event, not per stream."""
+    event = b"data:aaaaaaaa\ndata:bbbbbbb\n\n"  # 8 + 1 + 7 = 16 bytes of data
+    assert flatten(decode([event * 3], pack=pack, max_event_bytes=LIMIT)) == [SSEEvent(M, b"aaaaaaaa\nbbbbbbb")] * 3
+
+
 def test_the_error_carries_the_events_before_it_and_the_decoder_stays_broken() -> None:
     decoder = SSEDecoder(max_event_bytes=LIMIT)
     with pytest.raises(SSEError) as caught:
