@@ -184,7 +184,7 @@ def error_info(body: bytes) -> ErrorInfo:
     text = body.decode("utf-8", "replace").strip()
     try:
         parsed = _ERROR_BODY.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (ValueError, RecursionError):  # not an error object; also invalid UTF-8 in a string, nesting too deep
         return ErrorInfo(_one_line(text) or "(empty body)")
     outer_type, outer_code, outer_param = _text(parsed.type), _text(parsed.code), _text(parsed.param)
     for candidate in (parsed.error, parsed.detail, parsed.message):
@@ -333,7 +333,7 @@ HINT_RULES: tuple[HintRule, ...] = (
 
 def hint_for(error_class: ErrorClass, message: str, ctx: HintContext) -> str | None:
     for rule in HINT_RULES:
-        if _pattern(rule.pattern).search(message):
+        if _pattern(rule.pattern).search(message, 0, RAW_LIMIT):  # bounded: "tool.*x" is quadratic on a huge hostile message
             return rule.hint.format(model_path=ctx.model_path)
     if error_class is ErrorClass.UNREACHABLE:
         return f"the server is not running or not on that host/port; check it with: curl {ctx.base_url.rstrip('/')}/models"
