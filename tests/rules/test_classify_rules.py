@@ -27,6 +27,7 @@ from backends.classify import (
     server_message,
 )
 from backends.stream import Aggregator
+from pipeline.errors import ErrorClass
 from pipeline.events import Event, Finish, ReasoningDelta, ServerError, StreamFault, TextDelta, ToolCallDelta, Usage
 from pipeline.secrets import Secrets
 
@@ -264,7 +265,7 @@ FAILOVER_ROWS: list[tuple[str, bool]] = [
     ("server_error", True),
     ("protocol", True),
     ("aborted", False),
-    ("cooldown", False),
+    ("cooldown", True),  # a cooling model is skipped: the run goes on to the next candidate (pipeline.errors.CLASS_RULES)
 ]
 
 
@@ -319,19 +320,19 @@ CLASS_HINT_ROWS: list[tuple[str, str, int | None, str | None]] = [
 @pytest.mark.parametrize(("rule", "error_class", "window", "hint"), CLASS_HINT_ROWS, ids=[row[0] for row in CLASS_HINT_ROWS])
 def test_class_hint_rule(rule: str, error_class: str, window: int | None, hint: str | None) -> None:
     ctx = HintContext("vllm", "http://127.0.0.1:8000/v1/", "vllm/m", PATH, "none", "VLLM_API_KEY", window)
-    assert hint_for(error_class, "some message", ctx) == hint
+    assert hint_for(ErrorClass(error_class), "some message", ctx) == hint
 
 
 def test_only_the_trailing_slash_of_the_base_url_goes() -> None:
     ctx = HintContext("p", "http://h/RouterX/", "p/m", "path")
-    assert (hint_for("unreachable", "m", ctx) or "").endswith("curl http://h/RouterX/models")
-    assert (hint_for("model_not_found", "m", ctx) or "").startswith(
+    assert (hint_for(ErrorClass("unreachable"), "m", ctx) or "").endswith("curl http://h/RouterX/models")
+    assert (hint_for(ErrorClass("model_not_found"), "m", ctx) or "").startswith(
         "the server does not serve this model id; curl http://h/RouterX/models "
     )
 
 
 def test_the_auth_hint_is_the_key_source_hint() -> None:
-    assert hint_for("auth", "Unauthorized", CTX) == AUTH_HINT
+    assert hint_for(ErrorClass("auth"), "Unauthorized", CTX) == AUTH_HINT
 
 
 @pytest.mark.parametrize(
@@ -358,14 +359,14 @@ def test_the_auth_hint_is_the_key_source_hint() -> None:
 )
 def test_auth_hint_rule(key_source: str, key_env: str | None, hint: str) -> None:
     ctx = HintContext("vllm", "http://h/v1", "vllm/m", PATH, key_source, key_env)
-    assert hint_for("auth", "Unauthorized", ctx) == hint
+    assert hint_for(ErrorClass("auth"), "Unauthorized", ctx) == hint
 
 
 def test_a_hint_is_looked_for_in_the_first_2000_characters_only() -> None:
     """An in-stream error message is not cut to one line; a hostile one of many "tool" words made the hint search
     quadratic (40 KB: 47 s). The hint rules read the first 2000 characters (a fix; the second row fails on the old code)."""
-    assert hint_for("server_error", "tool" + "x" * 1980 + " not supported", CTX) == NO_TOOLS
-    assert hint_for("server_error", "tool" + "x" * 2000 + " not supported", CTX) is None
+    assert hint_for(ErrorClass("server_error"), "tool" + "x" * 1980 + " not supported", CTX) == NO_TOOLS
+    assert hint_for(ErrorClass("server_error"), "tool" + "x" * 2000 + " not supported", CTX) is None
     ctx = HintContext("p", "http://h/v1", "p/m", "path")
     error = event_failure(ServerError("tool" * 250_000), Aggregator(), url="u", ref="r", context=ctx)  # 1 MB: returns at once
     assert error is not None and error.error_class == "server_error" and error.hint is None
