@@ -26,10 +26,10 @@ NATIVE_URL = "https://api.openai.com/v1"
 
 
 def config(model: str = "", *, base_url: str = PROXY_URL, provider: str = "", agents: str = "") -> str:
-    """A config with one provider ``p`` serving one model ``m``; ``model``/``provider`` add fields to the entries."""
+    """A config with one provider ``p`` serving one model ``m``; ``model``/``provider``/``agents`` add fields to the entries and to agents.defaults."""
     return (
         f'{{models: {{mode: "replace", providers: {{p: {{baseUrl: "{base_url}", {provider} models: [{{id: "m", {model} }}]}}}}}}, '
-        f"agents: {{ {agents} }} }}"
+        f"agents: {{defaults: {{ {agents} }} }} }}"
     )
 
 
