@@ -26,6 +26,7 @@ ASK_AB = {"role": "assistant", "content": "two", "tool_calls": [CALL_A, CALL_B]}
 IMG = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
 TXT = {"type": "text", "text": "look"}
 THINK = config("compat: {requiresThinkingAsText: true}")
+PROXY = config()
 
 
 def no_result(call_id: str) -> dict[str, Any]:
@@ -41,7 +42,7 @@ class Row(NamedTuple):
     messages: list[Any]
     shaped: list[Any]
     trace: list[str]
-    config: str = config()
+    text: str = PROXY
 
 
 ROWS: dict[str, Row] = {
@@ -267,7 +268,7 @@ ROWS: dict[str, Row] = {
 
 @pytest.mark.parametrize("row", list(ROWS.values()), ids=list(ROWS))
 def test_history_rule(row: Row) -> None:
-    ctx = shaped(compat_shaping, context(row.config, {"messages": row.messages, "seed": 1}))
+    ctx = shaped(compat_shaping, context(row.text, {"messages": row.messages, "seed": 1}))
     assert ctx.body == {"messages": row.shaped, "seed": 1}
     assert trace_lines(ctx, STAGE) == row.trace
 
