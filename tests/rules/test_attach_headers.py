@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import msgspec
 import pytest
 
 from pipeline.errors import ConfigError, RequestError
+from pipeline.types import Context
 from pipeline.version import __version__
 from tests.rules.support import LOOPBACK_URL, NATIVE_URL, config, context, failed, shaped, trace_lines
 from transforms.attach_headers import attach_headers, is_secret_header
@@ -235,3 +237,49 @@ def test_header_refusal(row: Refusal) -> None:
 )
 def test_is_secret_header(name: str, value: str, secrets: frozenset[str], secret: bool) -> None:
     assert is_secret_header(name, value, secrets) is secret
+
+
+def with_headers(ctx: Context, provider_headers: dict[str, str], model_headers: dict[str, str]) -> Context:
+    """The context with headers the config loader would have refused (a catalog built another way)."""
+    target = ctx.target
+    assert target is not None
+    model_config = msgspec.structs.replace(target.model.config, headers=model_headers)
+    provider = msgspec.structs.replace(target.provider, headers=provider_headers)
+    model = msgspec.structs.replace(target.model, config=model_config)
+    return msgspec.structs.replace(ctx, target=msgspec.structs.replace(target, provider=provider, model=model))
+
+
+# (rule, provider headers, model headers, the issue's problem, hint): checked again when the request is built
+CONFIGURED: dict[str, tuple[str, dict[str, str], dict[str, str], str, str | None]] = {
+    "provider_bad_name": (
+        "a configured header name that is not a token is a ConfigError naming its path",
+        {"X Y": "v"},
+        {},
+        "models.providers.p.headers.X Y: the header name is not a valid header name: the character U+0020 at position 2 is not allowed"
+        " (a name is letters, digits and !#$%&'*+-.^_`|~)",
+        None,
+    ),
+    "provider_bad_value": (
+        "a configured header value with a NUL is a ConfigError giving the position, never the value",
+        {"X-A": "a\x00b"},
+        {},
+        "models.providers.p.headers.X-A: the value contains a NUL (U+0000) at position 2",
+        None,
+    ),
+    "model_value_trailing_line_break": (
+        "a model header value ending in a line break: the error says so and hints to strip it",
+        {},
+        {"X-A": "k\n"},
+        "X-A: the value contains a line break (U+000A) at position 2",
+        "strip the trailing line break (a key saved by echo or an editor often ends with one)",
+    ),
+}
+
+
+@pytest.mark.parametrize(("rule", "provider", "model", "issue", "hint"), list(CONFIGURED.values()), ids=list(CONFIGURED))
+def test_configured_header_refused(rule: str, provider: dict[str, str], model: dict[str, str], issue: str, hint: str | None) -> None:
+    error = failed(attach_headers, with_headers(context(config(), {}), provider, model))
+    assert isinstance(error, ConfigError)
+    (only,) = error.issues
+    assert str(only).endswith(issue)
+    assert error.hint == hint
