@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import msgspec
 import pytest
 
 from pipeline.errors import UnknownModelError
@@ -177,4 +178,21 @@ def test_close_matches(query: str, expected: list[str]) -> None:
 def test_close_matches_limit() -> None:
     catalog = catalog_of(CONFIG)
     assert len(close_matches(catalog, "a", limit=2)) == 2
-    assert close_matches(catalog, "", limit=5) == close_matches(catalog, "", limit=5)[:5]
+    assert len(close_matches(catalog, "a")) == 5, "five at most by default"
+    assert close_matches(catalog, "") == [], "an empty query matches nothing"
+
+
+def test_alias_to_something_not_a_ref() -> None:
+    """The loader only accepts provider/model keys; a catalog built another way still gets a clear error."""
+    catalog = msgspec.structs.replace(catalog_of(CONFIG), aliases={"odd": "noslash"})
+    with pytest.raises(UnknownModelError) as caught:
+        resolve(catalog, "ODD")
+    assert caught.value.message == 'alias "ODD" points to "noslash", which is not a provider/model ref'
+
+
+def test_target_repr_shows_the_ref_never_the_key() -> None:
+    text = '{models: {providers: {lan: {baseUrl: "http://10.0.0.9/v1", apiKey: "sk-lan-secret-1", models: [{id: "m"}]}}}}'
+    target = resolve(catalog_of(text), "lan/m")
+    shown = repr(target)
+    assert shown.startswith("Target(") and "lan/m" in shown and "10.0.0.9" in shown
+    assert "sk-lan-secret-1" not in shown
