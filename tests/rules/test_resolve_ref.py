@@ -80,4 +80,4 @@ def test_responses_api_is_not_supported_yet() -> None:
     error = failed(resolve_ref, ctx)
     assert isinstance(error, UnsupportedError)
     assert error.message == 'models.providers.p.api: "openai-responses" is not supported yet'
-    assert error.hint is not None and 'api: "openai-completions"' in error.hint
+    assert error.hint == 'use api: "openai-completions" (the default), which vLLM, SGLang, inferrs and llama.cpp all serve'
