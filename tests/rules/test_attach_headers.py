@@ -282,4 +282,5 @@ def test_configured_header_refused(rule: str, provider: dict[str, str], model: d
     assert isinstance(error, ConfigError)
     (only,) = error.issues
     assert str(only).endswith(issue)
+    assert str(error).startswith(f"config error in <config>: {only}")
     assert error.hint == hint

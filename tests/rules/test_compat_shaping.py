@@ -133,20 +133,20 @@ ROWS: dict[str, Row] = {
         ],
     ),
     "tools_false_odd_calls": Row(
-        "supportsTools false: a call with no function is [tool call]; object arguments are JSON; no text means only the calls",
+        "supportsTools false: a call with no function (or not an object) is [tool call]; object arguments are JSON; no text means only the calls",
         config("compat: {supportsTools: false}"),
         msgs(
             {
                 "role": "assistant",
                 "content": None,
-                "tool_calls": [{"type": "function"}, {"function": {"name": "f", "arguments": {"a": 1}}}],
+                "tool_calls": [{"type": "function"}, "junk", {"function": {"name": "f", "arguments": {"a": 1}}}],
             },
             {"role": "assistant", "content": "", "tool_calls": [{"function": {}}]},
             {"role": "tool", "tool_call_id": "y"},
             USER,
         ),
         msgs(
-            {"role": "assistant", "content": '[tool call]\n[tool call: f({"a":1})]'},
+            {"role": "assistant", "content": '[tool call]\n[tool call]\n[tool call: f({"a":1})]'},
             {"role": "assistant", "content": "[tool call: ()]"},
             {"role": "user", "content": "[tool result]\n"},
             USER,

@@ -104,6 +104,12 @@ REFUSED: dict[str, Refused] = {
         "Unknown model: mistrl",
         "did you mean: lan/mistral",
     ),
+    "several_close": Refused(
+        "several close matches, best first, separated by commas",
+        "tw",
+        "Unknown model: tw",
+        "did you mean: lan/twin, lan2/twin",
+    ),
     "nothing_close": Refused(
         "nothing close: say how to write a ref",
         "zzzzqqq",
@@ -193,6 +199,13 @@ def test_alias_to_something_not_a_ref() -> None:
 def test_target_repr_shows_the_ref_never_the_key() -> None:
     text = '{models: {providers: {lan: {baseUrl: "http://10.0.0.9/v1", apiKey: "sk-lan-secret-1", models: [{id: "m"}]}}}}'
     target = resolve(catalog_of(text), "lan/m")
-    shown = repr(target)
-    assert shown.startswith("Target(") and "lan/m" in shown and "10.0.0.9" in shown
-    assert "sk-lan-secret-1" not in shown
+    assert repr(target) == f"Target(ref='lan/m', provider={target.provider!r}, model={target.model!r})"
+    assert "sk-lan-secret-1" not in repr(target) and "api_key='***'" in repr(target)
+
+
+def test_target_repr_scrubs_the_key_wherever_it_appears() -> None:
+    """A key that is also part of the model id (a careless config) is still never shown."""
+    text = '{models: {providers: {lan: {baseUrl: "http://10.0.0.9/v1", apiKey: "sk-lan-secret-1", models: [{id: "sk-lan-secret-1"}]}}}}'
+    target = resolve(catalog_of(text), "lan/sk-lan-secret-1")
+    assert "sk-lan-secret-1" not in repr(target)
+    assert repr(target).startswith("Target(ref='lan/***', provider=")
