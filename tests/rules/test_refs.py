@@ -171,6 +171,7 @@ CLOSE: dict[str, tuple[str, list[str]]] = {
     "alias_spelling": ("gema", ["gemma"]),
     "case_insensitive": ("MISTRL", ["lan/mistral"]),
     "model_name_inside_query": ("foo/solo-v2", ["inferrs/solo"]),
+    "model_name_inside_long_query": ("another-server-name/solo-2024-final-q4", ["inferrs/solo"]),  # too far for difflib
     "query_inside_ref": ("qwen", ["llamacpp//models/qwen.gguf"]),
     "nothing": ("zzzzqqq", []),
 }
