@@ -111,6 +111,7 @@ ROWS: dict[str, Row] = {
             {"role": "tool", "tool_call_id": "c1", "content": "18 C"},
             {"role": "tool", "tool_call_id": "c2", "content": [{"type": "text", "text": "noon"}, {"type": "text", "text": "UTC"}]},
             {"role": "function", "name": "get_time", "content": "1 pm"},
+            {"role": "assistant", "content": "plain"},
             USER,
         ),
         msgs(
@@ -123,6 +124,7 @@ ROWS: dict[str, Row] = {
             {"role": "user", "content": "[tool result]\n18 C"},
             {"role": "user", "content": "[tool result]\nnoon\nUTC"},
             {"role": "user", "content": "[tool result]\n1 pm"},
+            {"role": "assistant", "content": "plain"},
             USER,
         ),
         [

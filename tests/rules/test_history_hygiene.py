@@ -250,6 +250,12 @@ ROWS: dict[str, Row] = {
             f"messages[1].content[0] added: a message left empty ({IMAGE_OMITTED_TEXT})",
         ],
     ),
+    "images_in_a_later_message": Row(
+        "every message is looked at: images in a later message go too (after one with text parts only)",
+        [{"role": "user", "content": [TXT]}, USER, {"role": "user", "content": [IMG, TXT]}],
+        [{"role": "user", "content": [TXT]}, USER, {"role": "user", "content": [TXT]}],
+        ["messages[2].content[0] removed: model input is text only"],
+    ),
     "images_kept_for_vision_model": Row(
         "a model whose input has image keeps image parts",
         [{"role": "user", "content": [TXT, IMG]}],
