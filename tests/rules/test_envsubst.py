@@ -75,6 +75,13 @@ ROWS: dict[str, Row] = {
         ['"${" at position 4 has no closing "}"; write "$${" to send it literally'],
         0,
     ),
+    "unclosed_at_the_end": Row(
+        "a ${ that ends the string is unclosed too",
+        "ab${",
+        "ab${",
+        ['"${" at position 3 has no closing "}"; write "$${" to send it literally'],
+        0,
+    ),
     "secret_not_quoted": Row(
         "in a key or header value only the position is given, never the text",
         "k${bad}",
@@ -111,6 +118,11 @@ ROWS: dict[str, Row] = {
 @pytest.mark.parametrize("row", list(ROWS.values()), ids=list(ROWS))
 def test_expand_string(row: Row) -> None:
     assert expand_string(row.text, ENV, quote=row.quote) == (row.expanded, row.problems, row.substituted)
+
+
+def test_quoting_is_the_default() -> None:
+    assert expand_string("${bad}", ENV) == expand_string("${bad}", ENV, quote=True)
+    assert expand_string("${bad}", ENV)[1][0].startswith('"${bad}" at position 1')
 
 
 @pytest.mark.parametrize(

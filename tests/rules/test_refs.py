@@ -204,6 +204,12 @@ def test_target_repr_shows_the_ref_never_the_key() -> None:
     assert "sk-lan-secret-1" not in repr(target) and "api_key='***'" in repr(target)
 
 
+def test_keyless_target_repr() -> None:
+    target = resolve(catalog_of(CONFIG), "lan/mistral")
+    assert target.provider.api_key is None
+    assert repr(target) == f"Target(ref='lan/mistral', provider={target.provider!r}, model={target.model!r})"
+
+
 def test_target_repr_scrubs_the_key_wherever_it_appears() -> None:
     """A key that is also part of the model id (a careless config) is still never shown."""
     text = '{models: {providers: {lan: {baseUrl: "http://10.0.0.9/v1", apiKey: "sk-lan-secret-1", models: [{id: "sk-lan-secret-1"}]}}}}'
