@@ -240,6 +240,23 @@ ROWS: dict[str, Row] = {
         ),
         [],
     ),
+    "tool_result_name_without_ids": Row(
+        "requiresToolResultName: a result without tool_call_id takes the name of a call without id; a call without a name gives none",
+        config("compat: {requiresToolResultName: true}"),
+        msgs(
+            {"role": "assistant", "tool_calls": ["junk", {"function": {"name": "legacy"}}]},
+            {"role": "tool", "content": "1"},
+            {"role": "assistant", "tool_calls": [{"id": "n1", "function": {}}]},
+            {"role": "tool", "tool_call_id": "n1", "content": "2"},
+        ),
+        msgs(
+            {"role": "assistant", "tool_calls": ["junk", {"function": {"name": "legacy"}}]},
+            {"role": "tool", "content": "1", "name": "legacy"},
+            {"role": "assistant", "tool_calls": [{"id": "n1", "function": {}}]},
+            {"role": "tool", "tool_call_id": "n1", "content": "2"},
+        ),
+        ["messages[1].name added: requiresToolResultName: true (legacy)"],
+    ),
     "tool_result_name_off_by_default": Row(
         "requiresToolResultName defaults to false: no name",
         PROXY,
