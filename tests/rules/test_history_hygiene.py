@@ -54,6 +54,18 @@ ROWS: dict[str, Row] = {
         [ASK_A, no_result("a"), USER],
         ["messages[1] added: history: tool call a has no result (No result provided)"],
     ),
+    "missing_result_after_a_first_user_turn": Row(
+        "a call anywhere before the last turn counts, not only in the first message",
+        [USER, ASK_A, USER],
+        [USER, ASK_A, no_result("a"), USER],
+        ["messages[2] added: history: tool call a has no result (No result provided)"],
+    ),
+    "missing_result_answered_once": Row(
+        "a call is answered once: later turns do not repeat the result",
+        [ASK_A, USER, {"role": "assistant", "content": "x"}, USER],
+        [ASK_A, no_result("a"), USER, {"role": "assistant", "content": "x"}, USER],
+        ["messages[1] added: history: tool call a has no result (No result provided)"],
+    ),
     "missing_result_before_system": Row(
         "... before the next system turn",
         [ASK_A, {"role": "system", "content": "s"}],
@@ -221,6 +233,13 @@ ROWS: dict[str, Row] = {
             "messages[0].content changed: requiresThinkingAsText: true (earlier reasoning sent as leading text)",
             "messages[1].content changed: requiresThinkingAsText: true (earlier reasoning sent as leading text)",
         ],
+        THINK,
+    ),
+    "thinking_as_text_empty_string_content": Row(
+        "requiresThinkingAsText: an empty string content becomes the reasoning alone",
+        [{"role": "assistant", "content": "", "reasoning": "r"}, USER],
+        [{"role": "assistant", "content": "r"}, USER],
+        ["messages[0].content changed: requiresThinkingAsText: true (earlier reasoning sent as leading text)"],
         THINK,
     ),
     "thinking_as_text_only_empty_reasoning": Row(
