@@ -284,3 +284,14 @@ def test_configured_header_refused(rule: str, provider: dict[str, str], model: d
     assert str(only).endswith(issue)
     assert str(error).startswith(f"config error in <config>: {only}")
     assert error.hint == hint
+
+
+def test_configured_key_refused_at_build_names_the_config() -> None:
+    """A configured key the loader would have refused (a catalog built another way) is checked again, by path."""
+    ctx = context(config(provider='apiKey: "sk-good",'), {})
+    assert ctx.target is not None
+    provider = msgspec.structs.replace(ctx.target.provider, api_key="sk-bad\n")
+    error = failed(attach_headers, msgspec.structs.replace(ctx, target=msgspec.structs.replace(ctx.target, provider=provider)))
+    assert isinstance(error, ConfigError)
+    assert str(error) == "config error in <config>: models.providers.p.apiKey: the key contains a line break (U+000A) at position 7"
+    assert error.hint == "strip the trailing line break (a key saved by echo or an editor often ends with one)"
