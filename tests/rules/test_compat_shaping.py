@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import pytest
 
 from tests.rules.support import LOOPBACK_URL, NATIVE_URL, config, context, shaped, trace_lines
-from transforms.compat_shaping import ASSISTANT_BRIDGE_TEXT, compat_shaping
+from transforms.compat_shaping import ASSISTANT_BRIDGE_TEXT, RULES, Rule, compat_shaping
 
 STAGE = "compat_shaping"
 USER = {"role": "user", "content": "go"}
@@ -539,3 +539,20 @@ def test_compat_rule(row: Row) -> None:
 def test_nothing_to_do_returns_the_same_context() -> None:
     ctx = context(config(base_url=LOOPBACK_URL), msgs(USER))
     assert shaped(compat_shaping, ctx) is ctx
+
+
+ALL_FLAGS_ON = config(
+    "compat: {requiresToolResultName: true, requiresAssistantAfterToolResult: true, requiresStringContent: true,"
+    " supportsStrictMode: false, supportsTools: true, requiresThinkingAsText: true}"
+)
+
+
+@pytest.mark.parametrize("body", [msgs(USER, tools=[TOOL_PLAIN], stream=True), {"prompt": "x"}], ids=["nothing_to_shape", "no_messages"])
+@pytest.mark.parametrize("rule", RULES, ids=[rule.__name__ for rule in RULES])
+def test_a_rule_with_nothing_to_do_returns_the_body_itself(rule: Rule, body: dict[str, Any]) -> None:
+    """No list or dict is rebuilt when a rule does not apply (and no messages key appears from nowhere)."""
+    target = context(ALL_FLAGS_ON, body).target
+    assert target is not None
+    same, changes = rule(body, target.model.compat, target)
+    assert same is body
+    assert changes == []
