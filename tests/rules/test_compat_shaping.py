@@ -547,7 +547,19 @@ ALL_FLAGS_ON = config(
 )
 
 
-@pytest.mark.parametrize("body", [msgs(USER, tools=[TOOL_PLAIN], stream=True), {"prompt": "x"}], ids=["nothing_to_shape", "no_messages"])
+ANSWERED = msgs(
+    {"role": "assistant", "content": "x", "tool_calls": [WEATHER]},
+    {"role": "tool", "tool_call_id": "c1", "name": "get_weather", "content": "1"},
+    {"role": "assistant", "content": "ok"},
+    USER,
+)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [msgs(USER, tools=[TOOL_PLAIN], stream=True), {"prompt": "x"}, ANSWERED],
+    ids=["nothing_to_shape", "no_messages", "answered_tool_history"],
+)
 @pytest.mark.parametrize("rule", RULES, ids=[rule.__name__ for rule in RULES])
 def test_a_rule_with_nothing_to_do_returns_the_body_itself(rule: Rule, body: dict[str, Any]) -> None:
     """No list or dict is rebuilt when a rule does not apply (and no messages key appears from nowhere)."""

@@ -181,6 +181,12 @@ ROWS: dict[str, Row] = {
             "messages[0].reasoning_text removed: history: empty reasoning",
         ],
     ),
+    "empty_reasoning_on_two_turns": Row(
+        "empty reasoning goes on every earlier turn, each recorded",
+        [{"role": "assistant", "content": "x", "reasoning": ""}, USER, {"role": "assistant", "content": "y", "reasoning_text": ""}, USER],
+        [{"role": "assistant", "content": "x"}, USER, {"role": "assistant", "content": "y"}, USER],
+        ["messages[0].reasoning removed: history: empty reasoning", "messages[2].reasoning_text removed: history: empty reasoning"],
+    ),
     "reasoning_kept_without_flag": Row(
         "non-empty reasoning stays as it is without requiresThinkingAsText",
         [{"role": "assistant", "content": "x", "reasoning": "because"}, USER],
