@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +94,7 @@ TOOL_HISTORY = [
 
 NATIVE_EXTRAS = {"service_tier": "flex", "store": True, "prompt_cache_key": "session-42", "reasoning_effort": "low"}
 
-CASES: dict[str, dict[str, Any]] = {
+_CASES: dict[str, dict[str, Any]] = {
     "inferrs_seed_content_parts": {
         "config": INFERRS,
         "model": "inferrs/google/gemma-4-E2B-it",
@@ -220,3 +222,26 @@ CASES: dict[str, dict[str, Any]] = {
         "request": {"messages": [{"role": "user", "content": "hi"}], "max_completion_tokens": 32},
     },
 }
+
+
+class _FreshCases(Mapping[str, dict[str, Any]]):
+    """The cases, handed out as fresh deep copies.
+
+    Rule: no test can see what another test did to a case. A purity check
+    deep-copies its case before building and compares after; were the cases
+    shared, a stage that mutated a request would already have mutated the
+    shared copy in an earlier test, and the check would compare the damage
+    with itself (it passed or failed by test order).
+    """
+
+    def __getitem__(self, name: str) -> dict[str, Any]:
+        return copy.deepcopy(_CASES[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_CASES)
+
+    def __len__(self) -> int:
+        return len(_CASES)
+
+
+CASES: Mapping[str, dict[str, Any]] = _FreshCases()
