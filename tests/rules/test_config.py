@@ -124,7 +124,7 @@ REFUSED: dict[str, Refused] = {
         "compat keys are strict, with the close flag (did you mean)",
         '{models: {providers: {p: {baseUrl: "http://10.0.0.9/v1",  models: [{id: "m", compat: {supportsTool: true}}]}}}}',
         [
-            'models.providers.p.models[0].compat.supportsTool: unknown key (did you mean "supportsTools"?); expected one of: requiresStringContent, supportsTools, supportsStore, supportsDeveloperRole, supportsReasoningEffort, supportsUsageInStreaming, maxTokensField, supportsStrictMode, requiresToolResultName, requiresAssistantAfterToolResult, thinkingFormat, requiresThinkingAsText'
+            'models.providers.p.models[0].compat.supportsTool: unknown key (did you mean "supportsTools"?); expected one of: requiresStringContent, supportsTools, supportsStore, supportsDeveloperRole, supportsReasoningEffort, supportsUsageInStreaming, maxTokensField, supportsStrictMode, requiresToolResultName, requiresAssistantAfterToolResult, thinkingFormat, requiresThinkingAsText, extractThinkTags'
         ],
     ),
     "compat_bad_value": Refused(
