@@ -43,17 +43,14 @@ import ssl
 import time
 import zlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
-from contextlib import aclosing
 from typing import Any, Literal, NamedTuple
 
 import anyio
 import httpx
 
 from backends.classify import HintContext, hint_for, http_error
-from backends.stream import StreamParser, WholeResponse, parse_stream
 from backends.transport import ProtocolLimitError, RefusedRequestError
 from pipeline.errors import ErrorClass, ProviderError
-from pipeline.events import Event
 from pipeline.policy import SendPolicy
 from pipeline.types import WireRequest
 
@@ -356,25 +353,6 @@ async def send(client: httpx.AsyncClient, wire: WireRequest, hints: HintContext,
         with anyio.CancelScope(shield=True):
             await body.aclose()
             await response.aclose()
-
-
-async def send_events(client: httpx.AsyncClient, wire: WireRequest, hints: HintContext, timing: Timing) -> AsyncIterator[list[Event]]:
-    """``send`` then the default ``parse_stream``, outside a run (``backends.probe``): one list of events per read.
-
-    A run goes through its pipeline's send and parse_stream instead (``backends.session``), replaced or not.
-    """
-    parser: StreamParser | WholeResponse | None = None
-    async with aclosing(send(client, wire, hints, timing)) as pieces:
-        async for piece in pieces:
-            parser = parser or parse_stream(timing.content_type)
-            events = parser.feed(piece)
-            if events:
-                yield events
-            if parser.done:  # [DONE]: nothing more is read, the response is closed at once
-                break
-    events = (parser or parse_stream(timing.content_type)).close()
-    if events:
-        yield events
 
 
 async def fetch_body(client: httpx.AsyncClient, method: str, url: str, headers: Any, exchange: Exchange) -> bytes:

@@ -28,7 +28,8 @@ import msgspec
 
 from backends.classify import HintContext
 from backends.discovery import fetch_from, fetch_models, provider_hints
-from backends.http import Timing, send_events
+from backends.http import Timing
+from backends.session import default_events
 from pipeline.catalog import ProviderEntry
 from pipeline.errors import ErrorClass, ProviderError
 from pipeline.events import Usage
@@ -159,7 +160,7 @@ class ProbeResult(msgspec.Struct, frozen=True, omit_defaults=True):
 
 async def _attempt(client: httpx.AsyncClient, wire: WireRequest, hints: HintContext) -> tuple[bool, Usage | None]:
     usage: Usage | None = None
-    async for events in send_events(client, wire, hints, Timing()):
+    async for events in default_events(client, wire, hints, Timing()):
         for event in events:
             if isinstance(event, Usage):
                 usage = event

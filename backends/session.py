@@ -41,9 +41,9 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from backends.audit import AuditRecord, make_record
 from backends.classify import CHECKED_EVENTS, FAILOVER_CLASSES, HintContext, event_failure
-from backends.http import Timing
+from backends.http import Timing, send
 from backends.retry import RETRY_CLASSES, Cooldowns, backoff_delay
-from backends.stream import Aggregator
+from backends.stream import Aggregator, parse_stream
 from pipeline.answer import ParseStream, Send, StreamParse
 from pipeline.errors import ErrorClass, GenesisError, ProviderError, StageError, unwrap_or_raise
 from pipeline.events import Attempt, AttemptFailed, Event, Finish, ReasoningDelta, StageNote, TextDelta, Timings, ToolCallDelta, Usage
@@ -318,9 +318,11 @@ async def _answer(
 
 
 async def _reads(
-    sent: AsyncIterator[bytes], parse: ParseStream, timing: Timing, chain: AnswerChain | None, state: RunState
+    sent: AsyncIterator[bytes], parse: ParseStream, timing: Timing, chain: AnswerChain | None, state: RunState | None
 ) -> AsyncGenerator[list[Event], None]:
     """send's bytes through parse_stream (and the answer-side steps, when there are any), one list of events per read.
+
+    ``state`` (a run's) receives the try's parse_stream and answer-side notes; None outside a run.
 
     Reading stops at the answer's end (``data: [DONE]``); ``sent`` is closed at once, whatever ends the try.
     """
@@ -343,9 +345,18 @@ async def _reads(
     events = parser.close()
     if chain is not None:
         events = (chain.feed(events) if events else events) + chain.finish()
-    state.try_notes = tuple(StageNote("parse_stream", note) for note in parser.notes()) + (() if chain is None else chain.notes())
+    if state is not None:
+        state.try_notes = tuple(StageNote("parse_stream", note) for note in parser.notes()) + (() if chain is None else chain.notes())
     if events:
         yield events
+
+
+def default_events(client: Any, wire: WireRequest, hints: HintContext, timing: Timing) -> AsyncGenerator[list[Event], None]:
+    """The default ``send`` then the default ``parse_stream``, outside a run (``backends.probe``): one list of events per read.
+
+    A run goes through its own pipeline's send and parse_stream instead (replaced or not), through the same reading loop.
+    """
+    return _reads(send(client, wire, hints, timing), parse_stream, timing, None, None)
 
 
 def _send_note(wire: WireRequest, retry: int, timing: Timing, failure: ProviderError | None) -> StageNote:

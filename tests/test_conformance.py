@@ -123,7 +123,7 @@ class Outcome:
 
 
 def parse(t: Transcript, pieces: list[bytes] | None = None) -> list[Event]:
-    """The answer's events, as ``backends.http.send_events`` makes them."""
+    """The answer's events, as ``backends.session.default_events`` makes them."""
     if not t.is_sse:
         return response_events(t.body)
     parser = StreamParser()
