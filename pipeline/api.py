@@ -17,7 +17,7 @@ from returns.result import Result
 
 from pipeline.catalog import Catalog, build_catalog
 from pipeline.config import LoadedConfig, load_config, parse_config
-from pipeline.errors import GenesisError, unwrap_or_raise
+from pipeline.errors import GenesisError, UnknownModelError, unwrap_or_raise
 from pipeline.runner import Pipeline, load_custom_stages
 from pipeline.types import Context, WireRequest
 
@@ -55,7 +55,7 @@ class Genesis:
         self.loaded = loaded
         self.env: Mapping[str, str] = dict(os.environ if env is None else env)
         base = pipeline if pipeline is not None else Pipeline()
-        self.pipeline = load_custom_stages(base, loaded.config.pipeline.stages, loaded.source)
+        self.pipeline = load_custom_stages(base, loaded.config.pipeline.stages, loaded.source, loaded.folder)
         self.transport = transport
         self.warn: Callable[[str], None] = logging.getLogger("genesis").warning
         self.sleep: Callable[[float], Awaitable[None]] = sleep or _anyio_sleep
@@ -92,15 +92,22 @@ class Genesis:
     def build_result(
         self, model: str | None, request: Mapping[str, Any], *, headers: Sequence[tuple[str, str]] = ()
     ) -> Result[WireRequest, GenesisError]:
-        return self.pipeline.build(self._catalog, request, ref=model, headers=tuple(headers))
+        return self.pipeline.build(self._catalog, request, ref=model, headers=tuple(headers)).alt(self._name_config)
+
+    def _name_config(self, error: GenesisError) -> GenesisError:
+        """An unknown model is most often a config that was not the one meant (or none was found,
+        as with ``from_config_file()`` and no file): its traceback says which config was read."""
+        note = f"config read: {self.loaded.source}"
+        if isinstance(error, UnknownModelError) and note not in getattr(error, "__notes__", ()):
+            error.add_note(note)
+        return error
 
     def build(self, model: str | None, request: Mapping[str, Any], *, headers: Sequence[tuple[str, str]] = ()) -> WireRequest:
         """The exact wire request for ``request`` to ``model``; raises a GenesisError on bad input.
 
         ``.trace`` says what each request-side stage changed and why, ``.target`` which provider and
         model it goes to; neither is part of the bytes sent or shown."""
-        result = self.pipeline.build(self._catalog, request, ref=model, headers=tuple(headers))
-        return unwrap_or_raise(result)  # type: ignore[no-any-return]
+        return unwrap_or_raise(self.build_result(model, request, headers=headers))  # type: ignore[no-any-return]
 
     # -- I/O: everything below sends requests (httpx, under anyio: asyncio or trio) --
 

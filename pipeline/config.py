@@ -192,11 +192,16 @@ class Config(_Section, frozen=True):
 
 
 class LoadedConfig(msgspec.Struct, frozen=True):
-    """A validated config, where it came from, and which values must never be shown."""
+    """A validated config, where it came from, and which values must never be shown.
+
+    ``folder`` is the absolute folder of the file it was read from (None for a config
+    given as text, or none at all): ``use:`` modules not installed are looked for there.
+    """
 
     config: Config
     source: str
     secrets: frozenset[str] = frozenset()
+    folder: str | None = None
 
     def __repr__(self) -> str:
         return _loaded_repr(self)
@@ -240,7 +245,8 @@ def load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> 
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise ConfigError(str(location), [ConfigIssue("", f"cannot be read: {reason}")]) from None
-    return parse_config(text, env, source=str(location))
+    loaded = parse_config(text, env, source=str(location))
+    return msgspec.structs.replace(loaded, folder=str(location.resolve().parent))
 
 
 def parse_config(text: str, env: Mapping[str, str], *, source: str = "<config>") -> LoadedConfig:

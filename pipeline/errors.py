@@ -285,5 +285,21 @@ def unwrap_or_raise(result: Any) -> Any:
     from returns.result import Failure
 
     if isinstance(result, Failure):
-        raise result.failure()
+        error = result.failure()
+        if isinstance(error, GenesisError):
+            raise with_hint_note(error)
+        raise error
     return result.unwrap()
+
+
+def with_hint_note(error: GenesisError) -> GenesisError:
+    """``error`` with its hint added as a note (PEP 678), once: a library caller's traceback shows
+    the fix, while ``str()`` stays the one line the CLI prints with its hint beside it.
+
+    >>> with_hint_note(RequestError("bad", hint="send an object")).__notes__
+    ['hint: send an object']
+    """
+    note = f"hint: {error.hint}"
+    if error.hint and note not in getattr(error, "__notes__", ()):
+        error.add_note(note)
+    return error

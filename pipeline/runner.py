@@ -34,9 +34,11 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import reduce
+from types import ModuleType
 from typing import Any, NamedTuple, TypeVar
 
 from returns.result import Failure, Result, Success
@@ -453,19 +455,28 @@ def _record_silent_drops(name: str, before: Context, after: Context) -> Context:
     return after.updated([removed(name, field, "dropped by a custom stage that recorded no rule") for field in silent])
 
 
-def load_custom_stages(pipeline: Pipeline, specs: Sequence[Any], source: str = "<config>") -> Pipeline:
-    """Apply the config's ``pipeline.stages``: each ``use: "module:function"`` goes before, after or in place of a stage."""
+def load_custom_stages(pipeline: Pipeline, specs: Sequence[Any], source: str = "<config>", folder: str | None = None) -> Pipeline:
+    """Apply the config's ``pipeline.stages``: each ``use: "module:function"`` goes before, after or in place of a stage.
+
+    ``folder`` is the config file's own: a module not installed is looked for there
+    (``import_stage_module``)."""
     issues: list[ConfigIssue] = []
+    not_found = False
     for index, spec in enumerate(specs):
         at = f"pipeline.stages[{index}]"
         module_name, _, function_name = spec.use.partition(":")
         try:
-            function = getattr(importlib.import_module(module_name), function_name)
+            function = getattr(import_stage_module(module_name, folder), function_name)
         except ImportError as exc:
-            issues.append(ConfigIssue(f"{at}.use", f'cannot import module "{module_name}": {exc}'))
+            looked = "the installed packages" + (f" and {folder}" if folder is not None else "")
+            issues.append(ConfigIssue(f"{at}.use", f'cannot import module "{module_name}" (looked in {looked}): {exc}'))
+            not_found = True
             continue
         except AttributeError:
             issues.append(ConfigIssue(f"{at}.use", f'module "{module_name}" has no function "{function_name}"'))
+            continue
+        except Exception as exc:  # the module's own code failed while it loaded: the user's bug, named, not a traceback
+            issues.append(ConfigIssue(f"{at}.use", f'module "{module_name}" failed while loading: {type(exc).__name__}: {exc}'))
             continue
         if not callable(function):
             issues.append(ConfigIssue(f"{at}.use", f'"{spec.use}" is not callable'))
@@ -480,5 +491,34 @@ def load_custom_stages(pipeline: Pipeline, specs: Sequence[Any], source: str = "
         except StageError as exc:
             issues.append(ConfigIssue(at, str(exc)))
     if issues:
-        raise ConfigError(source, issues)
+        raise ConfigError(source, issues, hint=USE_HINT if not_found else None)
     return pipeline
+
+
+USE_HINT = (
+    "a use: module is imported from the installed packages, else from the config file's folder "
+    "(mypkg.stages: mypkg/stages.py next to the config); or add its folder to PYTHONPATH"
+)
+
+
+def import_stage_module(name: str, folder: str | None) -> ModuleType:
+    """The module a ``use:`` names: installed (``sys.path``) first, else from ``folder``.
+
+    Rules: an installed module wins, so a file next to the config never shadows one by
+    accident; only a missing top-level name is looked for in the folder (a module that is
+    found but fails to import its own dependencies fails as it is). The folder is on
+    ``sys.path`` only while the module loads, so loading a config leaves the process's
+    import path as it was; the module's package keeps its own path for later imports.
+    """
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if folder is None or exc.name != name.partition(".")[0]:
+            raise
+    sys.path.append(folder)
+    try:
+        importlib.invalidate_caches()  # the folder's listing may have changed since a finder last read it
+        return importlib.import_module(name)
+    finally:
+        last = len(sys.path) - 1 - sys.path[::-1].index(folder)  # the entry appended above, wherever it moved
+        del sys.path[last]
