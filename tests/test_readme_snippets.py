@@ -419,6 +419,32 @@ def test_keys_are_section_and_first_line_without_its_comment() -> None:
     assert [snippet.key for snippet in snippets] == ["Install it :: genesis wire --json"]
 
 
+SERVER_ROWS = [
+    ("on the built-in port: the key variable alone, as the README says", "vllm", "http://127.0.0.1:8000/v1", "127.0.0.1:8000", False),
+    ("elsewhere: a config at the default place points the provider there", "vllm", "http://127.0.0.1:9/v1", "127.0.0.1:9", True),
+    ("llama.cpp's, on a free port", "llamacpp", "http://127.0.0.1:9/v1", "127.0.0.1:9", True),
+]
+
+
+@pytest.mark.parametrize(("name", "url", "host", "config"), [row[1:] for row in SERVER_ROWS], ids=[row[0] for row in SERVER_ROWS])
+def test_a_snippet_that_needs_a_server_reaches_the_suites(
+    name: str, url: str, host: str, config: bool, clean_env: dict[str, str], tmp_path: Path
+) -> None:
+    server = SERVERS[name]
+    env = with_server(clean_env, server, url)
+    assert (Path(env["HOME"]) / ".genesis" / "genesis.json").exists() is config
+    wire = subprocess.run(
+        ["genesis", "wire", "--model", f"{server.provider}/{server.model}", "--prompt", "hi"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert wire.returncode == 0, wire.stderr
+    assert f"Host: {host}\n" in wire.stdout and "Authorization: Bearer ***" in wire.stdout
+
+
 def iter_keys() -> Iterator[str]:  # for `python tests/test_readme_snippets.py`: the keys, to fill the tables
     for snippet in SNIPPETS:
         yield f"{snippet.line:4} {snippet.lang:7} {snippet.key}"
