@@ -1,0 +1,147 @@
+"""The auth profiles file on disk: read it, write it atomically, never let others read it.
+
+Rules:
+- The file is ``<state folder>/auth-profiles.json`` (``pipeline.config.state_dir``:
+  ``$GENESIS_STATE_DIR``, else ``~/.genesis``). No file is no profiles.
+- Like ssh with a private key, a file that the group or others may read or
+  write (any of the mode bits 077), or that another user owns, is refused:
+  a ``ConfigError`` naming the file and its mode, with the fix (``chmod 600
+  FILE``). It is checked on the open file (``fstat``), so the file read is
+  the file checked. Not on Windows, whose files have no such bits.
+- A write never leaves a half-written or briefly readable file: the new
+  content goes to a temporary file in the same folder, created with mode
+  0600, flushed to disk, then renamed over the old one (``os.replace``).
+  A state folder that does not exist yet is created with mode 0700; an
+  existing folder's mode is left alone (the file's own mode is what guards it).
+- A file left with no profile is deleted, not kept empty.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from pipeline.auth_profiles import (
+    AUTH_FILE_NAME,
+    MAX_AUTH_FILE_BYTES,
+    AuthProfiles,
+    encode_auth_profiles,
+    parse_auth_profiles,
+)
+from pipeline.config import state_dir
+from pipeline.errors import ConfigError, ConfigIssue
+
+FILE_MODE = 0o600
+FOLDER_MODE = 0o700
+_CHECKS_MODES = os.name == "posix"
+
+
+def auth_file(env: Mapping[str, str]) -> Path:
+    """Where the auth profiles live for this environment.
+
+    >>> str(auth_file({"GENESIS_STATE_DIR": "/srv/g"}))
+    '/srv/g/auth-profiles.json'
+    """
+    return state_dir(env) / AUTH_FILE_NAME
+
+
+def read_auth_profiles(path: Path) -> AuthProfiles:
+    """The profiles stored at ``path`` (none if there is no file); a ConfigError if the file cannot be trusted or read."""
+    source = str(path)
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return AuthProfiles(source)
+    except OSError as exc:
+        raise ConfigError(source, [ConfigIssue("", f"cannot be read: {exc.strerror or exc}")]) from None
+    with os.fdopen(descriptor, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(
+                source, [ConfigIssue("", "not a regular file")], hint=f"remove it: genesis auth set recreates {AUTH_FILE_NAME}"
+            )
+        _check_private(info, source)
+        try:
+            data = handle.read(MAX_AUTH_FILE_BYTES + 1)
+        except OSError as exc:
+            raise ConfigError(source, [ConfigIssue("", f"cannot be read: {exc.strerror or exc}")]) from None
+    return parse_auth_profiles(data, source)
+
+
+def write_auth_profiles(path: Path, profiles: AuthProfiles) -> None:
+    """Store ``profiles`` at ``path`` atomically with mode 0600, or delete the file when there are none."""
+    source = str(path)
+    if not profiles.keys:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise ConfigError(source, [ConfigIssue("", f"cannot be removed: {exc.strerror or exc}")]) from None
+        return
+    folder = path.parent
+    try:
+        folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+        # mkstemp creates the file with mode 0600 and O_EXCL: nobody else can open it in between.
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{AUTH_FILE_NAME}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise ConfigError(str(folder), [ConfigIssue("", f"cannot write the auth profiles here: {exc.strerror or exc}")]) from None
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            if _CHECKS_MODES:
+                os.fchmod(handle.fileno(), FILE_MODE)  # whatever the umask or the platform's mkstemp did
+            handle.write(encode_auth_profiles(profiles))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as exc:
+        _discard(temporary)
+        raise ConfigError(source, [ConfigIssue("", f"cannot be written: {exc.strerror or exc}")]) from None
+    except BaseException:
+        _discard(temporary)
+        raise
+    _sync_folder(folder)
+
+
+def _check_private(info: os.stat_result, source: str) -> None:
+    if not _CHECKS_MODES:
+        return
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o077:
+        raise ConfigError(
+            source,
+            [ConfigIssue("", f"other users may read or change it (mode {mode:04o}); it holds keys, so it is not used")],
+            hint=f"chmod 600 {source}",
+        )
+    if info.st_uid != os.geteuid():
+        raise ConfigError(
+            source,
+            [ConfigIssue("", f"owned by another user (uid {info.st_uid}); it holds keys, so it is not used")],
+            hint="store your own keys: delete it, then genesis auth set PROVIDER (or set GENESIS_STATE_DIR to your own folder)",
+        )
+
+
+def _discard(temporary: str) -> None:
+    try:
+        os.unlink(temporary)
+    except OSError:
+        pass
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename itself durable where the platform allows it (POSIX: fsync the folder)."""
+    if not _CHECKS_MODES:
+        return
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
