@@ -52,23 +52,36 @@ def read_auth_profiles(path: Path) -> AuthProfiles:
     """The profiles stored at ``path`` (none if there is no file); a ConfigError if the file cannot be trusted or read."""
     source = str(path)
     try:
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        # O_NONBLOCK: a FIFO in the file's place must not hang the open; it is refused below.
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         return AuthProfiles(source)
     except OSError as exc:
         raise ConfigError(source, [ConfigIssue("", f"cannot be read: {exc.strerror or exc}")]) from None
-    with os.fdopen(descriptor, "rb") as handle:
-        info = os.fstat(handle.fileno())
+    try:
+        info = os.fstat(descriptor)
         if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(
-                source, [ConfigIssue("", "not a regular file")], hint=f"remove it: genesis auth set recreates {AUTH_FILE_NAME}"
-            )
+            hint = f"remove it; genesis auth set creates {AUTH_FILE_NAME} anew"
+            raise ConfigError(source, [ConfigIssue("", "not a regular file")], hint=hint)
         _check_private(info, source)
-        try:
-            data = handle.read(MAX_AUTH_FILE_BYTES + 1)
-        except OSError as exc:
-            raise ConfigError(source, [ConfigIssue("", f"cannot be read: {exc.strerror or exc}")]) from None
+        data = _read_all(descriptor, MAX_AUTH_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(source, [ConfigIssue("", f"cannot be read: {exc.strerror or exc}")]) from None
+    finally:
+        os.close(descriptor)
     return parse_auth_profiles(data, source)
+
+
+def _read_all(descriptor: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = os.read(descriptor, min(65536, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def write_auth_profiles(path: Path, profiles: AuthProfiles) -> None:
