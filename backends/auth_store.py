@@ -14,6 +14,10 @@ Rules:
   A state folder that does not exist yet is created with mode 0700; an
   existing folder's mode is left alone (the file's own mode is what guards it).
 - A file left with no profile is deleted, not kept empty.
+- A change (``update_auth_profiles``) reads, changes and writes the file
+  while holding an exclusive lock on the state folder (``flock``, POSIX), so
+  two ``genesis auth set`` at once both land: neither rewrites the file from
+  a copy read before the other's write.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.auth_profiles import (
@@ -84,6 +89,14 @@ def _read_all(descriptor: int, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def update_auth_profiles(path: Path, change: Callable[[AuthProfiles], AuthProfiles]) -> AuthProfiles:
+    """Apply ``change`` to the stored profiles and store the result, the state folder locked throughout."""
+    with _folder_lock(path.parent):
+        updated = change(read_auth_profiles(path))
+        write_auth_profiles(path, updated)
+    return updated
+
+
 def write_auth_profiles(path: Path, profiles: AuthProfiles) -> None:
     """Store ``profiles`` at ``path`` atomically with mode 0600, or delete the file when there are none."""
     source = str(path)
@@ -117,6 +130,25 @@ def write_auth_profiles(path: Path, profiles: AuthProfiles) -> None:
         _discard(temporary)
         raise
     _sync_folder(folder)
+
+
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    try:
+        folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError as exc:
+        raise ConfigError(str(folder), [ConfigIssue("", f"cannot hold the auth profiles: {exc.strerror or exc}")]) from None
+    try:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock, the rename still keeps the file whole
+            yield
+            return
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
 
 
 def _check_private(info: os.stat_result, source: str) -> None:

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import httpx
 import pytest
 
-from backends.auth_store import auth_file, read_auth_profiles, write_auth_profiles
+from backends.auth_store import auth_file, read_auth_profiles, update_auth_profiles, write_auth_profiles
 from pipeline.api import Genesis
 from pipeline.auth_profiles import AuthProfiles
 from pipeline.cli import main
@@ -291,6 +291,22 @@ def test_an_unusable_file_is_one_line_naming_it(
     fix = f"chmod 600 {env.file}" if row.mode != 0o600 else "delete it and store the keys again with `genesis auth set PROVIDER`"
     assert f"(hint: {'fix the file, or ' if row.mode == 0o600 else ''}{fix})" in line
     assert env.file.read_bytes() == row.content  # never rewritten behind the user's back
+
+
+def test_remove_with_nothing_stored_creates_no_folder(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "auth", "remove", "vllm")[0] == 2 and not env.state.exists()
+
+
+def test_changes_at_the_same_time_all_land(env: Env) -> None:
+    """Each change reads, changes and writes under the folder lock: no change is lost to another's stale copy."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def add(index: int) -> None:
+        update_auth_profiles(env.file, lambda profiles: profiles.with_key(f"p{index}", f"key-{index}"))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(add, range(24)))
+    assert read_auth_profiles(env.file).keys == {f"p{index}": f"key-{index}" for index in range(24)}
 
 
 def test_a_folder_in_place_of_the_file(env: Env) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 import msgspec
 
-from backends.auth_store import FILE_MODE, auth_file, read_auth_profiles, write_auth_profiles
+from backends.auth_store import FILE_MODE, auth_file, read_auth_profiles, update_auth_profiles
 from pipeline.auth_profiles import MAX_KEY_CHARS, AuthProfiles, key_problem, provider_id_problem
 from pipeline.catalog import Catalog, build_catalog
 from pipeline.commands.models import render_table
@@ -80,8 +80,7 @@ def run_set(args: Any) -> int:
     problem = key_problem(key)
     if problem is not None:
         raise RequestError(f"the key for {provider_id} {problem}; nothing was stored")
-    updated = profiles.with_key(provider_id, key)
-    write_auth_profiles(path, updated)
+    updated = update_auth_profiles(path, lambda current: current.with_key(provider_id, key))
     print(f"stored the key for {provider_id} in {path} (mode {FILE_MODE:04o})")
     if catalog is not None:
         _note_unused(provider_id, _catalog(args, updated))
@@ -107,12 +106,15 @@ def run_list(args: Any) -> int:
 def run_remove(args: Any) -> int:
     provider_id = provider_arg(args.provider)
     path = auth_file(os.environ)
-    profiles = read_auth_profiles(path)
-    if provider_id not in profiles.keys:
-        stored = ", ".join(sorted(profiles.keys)) or "none"
-        raise GenesisError(f"no auth profile for {provider_id} in {path}", hint=f"stored profiles: {stored} (genesis auth list)")
-    remaining = profiles.without(provider_id)
-    write_auth_profiles(path, remaining)
+
+    def without(profiles: AuthProfiles) -> AuthProfiles:
+        if provider_id not in profiles.keys:
+            stored = ", ".join(sorted(profiles.keys)) or "none"
+            raise GenesisError(f"no auth profile for {provider_id} in {path}", hint=f"stored profiles: {stored} (genesis auth list)")
+        return profiles.without(provider_id)
+
+    without(read_auth_profiles(path))  # nothing to remove: said before the state folder is created or locked
+    remaining = update_auth_profiles(path, without)
     left = "" if remaining.keys else f"; no profile is left, so {path.name} was deleted"
     print(f"removed the key for {provider_id} from {path}{left}")
     builtin = BUILTIN_PROVIDERS.get(provider_id)
