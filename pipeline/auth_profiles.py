@@ -98,12 +98,12 @@ def provider_id_problem(provider_id: str) -> str | None:
     """Why ``provider_id`` cannot name a provider, or None.
 
     >>> provider_id_problem("vllm") is None, provider_id_problem("a/b"), provider_id_problem("")
-    (True, 'a provider id has no slash or space', 'is empty')
+    (True, 'has a slash or a space', 'is empty')
     """
     if not provider_id:
         return "is empty"
     if _BAD_ID_CHAR.search(provider_id) or not provider_id.isprintable():
-        return "a provider id has no slash or space"
+        return "has a slash or a space"
     return None
 
 

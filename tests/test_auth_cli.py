@@ -511,3 +511,14 @@ def test_a_fifo_in_place_of_the_file_is_refused_without_hanging(env: Env) -> Non
     os.mkfifo(env.file, 0o600)
     with pytest.raises(ConfigError, match="not a regular file"):
         read_auth_profiles(env.file)
+
+
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [("a/b", "PROVIDER 'a/b' has a slash or a space"), ("", "PROVIDER '' is empty")],
+    ids=["slash", "empty"],
+)
+def test_a_provider_argument_that_cannot_be_an_id(name: str, said: str, env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    for command in (["auth", "set", name], ["auth", "remove", name]):
+        code, out, err = run(capsys, *command)
+        assert (code, out) == (2, "") and said in err and not env.state.exists()

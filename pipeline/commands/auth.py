@@ -33,6 +33,7 @@ from pipeline.catalog import Catalog, build_catalog
 from pipeline.commands.models import render_table
 from pipeline.config import load_config
 from pipeline.errors import GenesisError, RequestError, UnknownModelError
+from pipeline.jsontext import shown
 from pipeline.providers import BUILTIN_PROVIDERS
 
 
@@ -67,7 +68,7 @@ def provider_arg(name: str) -> str:
     provider_id = name.lower()
     problem = provider_id_problem(provider_id)
     if problem is not None:
-        raise RequestError(f"PROVIDER {problem}: expected a provider id such as vllm")
+        raise RequestError(f"PROVIDER {shown(name, 60)!r} {problem}: expected a provider id such as vllm")
     return provider_id
 
 

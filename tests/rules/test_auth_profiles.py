@@ -129,7 +129,7 @@ BAD: dict[str, Bad] = {
     "bad_id": Bad(
         "a provider id with a slash",
         b'{"version": 1, "profiles": {"a/b": {"apiKey": "k"}}}',
-        ["profiles.a/b: not a provider id: a provider id has no slash or space"],
+        ["profiles.a/b: not a provider id: has a slash or a space"],
     ),
     "id_twice": Bad(
         "two ids that fold to one",
