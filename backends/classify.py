@@ -291,7 +291,7 @@ class HintContext(msgspec.Struct, frozen=True):
     """What a hint may name: the provider's config path and URL, the model, its key's source.
 
     ``key_source`` is where the key in use comes from, as the catalog says it:
-    ``config models.providers.<id>.apiKey``, ``env <VAR>``, or ``none``.
+    ``config models.providers.<id>.apiKey``, ``env <VAR>``, ``profile <auth file>`` or ``none``.
     """
 
     provider: str
@@ -370,6 +370,13 @@ def auth_hint(ctx: HintContext) -> str:
     if source.startswith("env "):
         variable = source.removeprefix("env ")
         return f"the server refused the key from the environment variable {variable}: set {variable} to the server's key (its --api-key), or set {config_key}"
+    if source.startswith("profile "):
+        file = source.removeprefix("profile ")
+        first = f"{ctx.key_env} or {config_key}" if ctx.key_env else config_key
+        return (
+            f"the server refused the key from the auth profile for {ctx.provider} ({file}): store the server's key (its --api-key)"
+            f" with `genesis auth set {ctx.provider}`, or set {first} (a key there comes first)"
+        )
     if source == "none":
         where = f"set {config_key}" + (f" (or {ctx.key_env})" if ctx.key_env else "")
         return f"no key is sent and the server requires one: {where} to the server's key (its --api-key)"

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from returns.result import Result
 
+from pipeline.auth_profiles import AuthProfiles
 from pipeline.catalog import Catalog, build_catalog
 from pipeline.config import LoadedConfig, load_config, parse_config
 from pipeline.errors import GenesisError, UnknownModelError, unwrap_or_raise
@@ -44,10 +45,13 @@ class Genesis:
         sleep: Callable[[float], Awaitable[None]] | None = None,
         clock: Callable[[], float] | None = None,
         random: Callable[[], float] | None = None,
+        auth_profiles: AuthProfiles | None = None,
     ) -> None:
         """``sleep`` (the wait between retries), ``clock`` (monotonic seconds, for
         cooldowns) and ``random`` (a draw in [0, 1), the retry jitter) are
-        injectable, so tests neither wait nor guess."""
+        injectable, so tests neither wait nor guess. ``auth_profiles``: keys stored
+        with ``genesis auth set``, the last key source after ``apiKey`` and the
+        variable (``from_config_file`` reads them from the state folder; none otherwise)."""
         from random import random as uniform
 
         from backends.retry import Cooldowns
@@ -62,7 +66,8 @@ class Genesis:
         self.random: Callable[[], float] = random or uniform
         # Models that keep failing are skipped by later runs for a while (backends.retry).
         self.cooldowns = Cooldowns(clock or time.monotonic)
-        self._catalog = build_catalog(loaded, self.env)
+        self.auth_profiles = auth_profiles
+        self._catalog = build_catalog(loaded, self.env, profiles=auth_profiles)
         self._client: Any = None
         self._discovered = False
 
@@ -70,9 +75,16 @@ class Genesis:
     def from_config_file(
         cls, path: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None, **options: Any
     ) -> Genesis:
-        """Load ``path``, or the default location (``GENESIS_CONFIG_PATH``, ``~/.genesis/genesis.json``)."""
+        """Load ``path``, or the default location (``GENESIS_CONFIG_PATH``, ``~/.genesis/genesis.json``),
+        and the auth profiles of the state folder (``$GENESIS_STATE_DIR/auth-profiles.json``, else
+        ``~/.genesis/auth-profiles.json``) unless ``auth_profiles=`` is given."""
         environment = dict(os.environ if env is None else env)
-        return cls(load_config(path, environment), env=environment, **options)
+        loaded = load_config(path, environment)
+        if "auth_profiles" not in options:
+            from backends.auth_store import auth_file, read_auth_profiles
+
+            options["auth_profiles"] = read_auth_profiles(auth_file(environment))
+        return cls(loaded, env=environment, **options)
 
     @classmethod
     def from_config_text(cls, text: str, *, env: Mapping[str, str] | None = None, source: str = "<config>", **options: Any) -> Genesis:
@@ -131,7 +143,7 @@ class Genesis:
         await self.aclose()
 
     async def discover(self) -> None:
-        """Ask each built-in provider opted in by its key variable for its models, once.
+        """Ask each built-in provider opted in (its key variable or an auth profile) for its models, once.
 
         A provider that does not answer, or answers anything unusable, is a one-line
         warning (``self.warn``, configured secrets scrubbed), never an error: its refs
@@ -163,7 +175,7 @@ class Genesis:
         async with anyio.create_task_group() as group:
             for provider in targets:
                 group.start_soon(one, provider)
-        self._catalog = build_catalog(self.loaded, self.env, found)
+        self._catalog = build_catalog(self.loaded, self.env, found, self.auth_profiles)
 
     def _scrubbed(self, message: str) -> str:
         """One line, with every configured secret and echoed credential replaced (``pipeline.secrets.scrub``)."""

@@ -7,7 +7,12 @@ its result in). Rules:
   ones; a configured provider replaces the built-in of the same id, and its
   explicit entry turns that provider's discovery off.
 - ``models.mode: "replace"``: exactly the configured providers.
-- A provider's key: its ``apiKey``; else, for a built-in id, its key variable.
+- A provider's key, first wins (``_key_choice``): its ``apiKey``; else, for a
+  built-in id, its key variable (empty counts as unset); else its auth
+  profile (``pipeline.auth_profiles``). A built-in provider with a key from
+  either of the last two is active and its models are discovered. Sources
+  that hold a key but lose are kept (``shadowed_keys``), so ``models status``
+  can say what is not used; every profile key is a secret, used or not.
 Everything a request needs per model (compat flags, native/loopback) is
 computed here, once, not per request.
 """
@@ -19,6 +24,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from pipeline.auth_profiles import AuthProfiles
 from pipeline.compat import Compat, is_loopback, is_native_openai, resolve_compat
 from pipeline.config import (
     Api,
@@ -64,6 +70,7 @@ class ProviderEntry(msgspec.Struct, frozen=True):
     key_env: str | None = None
     discovery: bool = False
     policy: SendPolicy = DEFAULT_POLICY
+    shadowed_keys: tuple[str, ...] = ()  # key sources that hold a key but lose to ``key_source``
 
     def __repr__(self) -> str:
         return _provider_repr(self)
@@ -119,18 +126,20 @@ def build_catalog(
     loaded: LoadedConfig,
     env: Mapping[str, str],
     discovered: Mapping[str, Sequence[ModelConfig]] | None = None,
+    profiles: AuthProfiles | None = None,
 ) -> Catalog:
     config = loaded.config
     providers: dict[str, ProviderEntry] = {}
-    secrets = set(loaded.secrets)
+    profiles = profiles if profiles is not None else AuthProfiles("")
+    secrets = set(loaded.secrets) | set(profiles.keys.values())
     if config.models.mode == "merge":
         for builtin_id in BUILTIN_PROVIDERS:
-            entry = _builtin_entry(builtin_id, env, (discovered or {}).get(builtin_id, ()))
+            entry = _builtin_entry(builtin_id, env, (discovered or {}).get(builtin_id, ()), profiles)
             providers[builtin_id] = entry
             if entry.api_key:
                 secrets.add(entry.api_key)
     for key, provider in config.models.providers.items():
-        entry = _configured_entry(key.lower(), provider, env)
+        entry = _configured_entry(key.lower(), provider, env, profiles)
         providers[entry.id] = entry
         if entry.api_key:
             secrets.add(entry.api_key)
@@ -145,15 +154,39 @@ def build_catalog(
     )
 
 
-def _builtin_entry(provider_id: str, env: Mapping[str, str], models: Sequence[ModelConfig]) -> ProviderEntry:
+def _key_choice(
+    provider_id: str, config_key: str | None, key_env: str | None, env: Mapping[str, str], profiles: AuthProfiles
+) -> tuple[str | None, str, tuple[str, ...]]:
+    """The key in use, its source (``config <path>``, ``env <VAR>``, ``profile <file>`` or ``none``), and the sources it shadows.
+
+    >>> _key_choice("vllm", None, "VLLM_API_KEY", {"VLLM_API_KEY": "e"}, AuthProfiles("a.json", {"vllm": "p"}))
+    ('e', 'env VLLM_API_KEY', ('profile a.json',))
+    """
+    found = [
+        (source, key)
+        for source, key in (
+            (f"config models.providers.{provider_id}.apiKey", config_key),
+            (f"env {key_env}", env.get(key_env) if key_env else None),
+            (profiles.key_source, profiles.keys.get(provider_id)),
+        )
+        if key
+    ]
+    if not found:
+        return None, "none", ()
+    (source, key), *shadowed = found
+    return key, source, tuple(name for name, _ in shadowed)
+
+
+def _builtin_entry(provider_id: str, env: Mapping[str, str], models: Sequence[ModelConfig], profiles: AuthProfiles) -> ProviderEntry:
     builtin = BUILTIN_PROVIDERS[provider_id]
-    key = env.get(builtin.key_env) or None
+    key, key_source, shadowed = _key_choice(provider_id, None, builtin.key_env, env, profiles)
     entry = ProviderEntry(
         id=provider_id,
         base_url=builtin.base_url,
         api="openai-completions",
         api_key=key,
-        key_source=f"env {builtin.key_env}" if key else "none",
+        key_source=key_source,
+        shadowed_keys=shadowed,
         headers={},
         auth_header=True,
         models=(),
@@ -168,18 +201,17 @@ def _builtin_entry(provider_id: str, env: Mapping[str, str], models: Sequence[Mo
     return msgspec.structs.replace(entry, models=tuple(entry.entry_for(m, "discovered") for m in models))
 
 
-def _configured_entry(provider_id: str, provider: ProviderConfig, env: Mapping[str, str]) -> ProviderEntry:
+def _configured_entry(provider_id: str, provider: ProviderConfig, env: Mapping[str, str], profiles: AuthProfiles) -> ProviderEntry:
     builtin = BUILTIN_PROVIDERS.get(provider_id)
-    key: str | None = provider.api_key if isinstance(provider.api_key, str) and provider.api_key else None
-    key_source = f"config models.providers.{provider_id}.apiKey" if key else "none"
-    if key is None and builtin is not None and env.get(builtin.key_env):
-        key, key_source = env[builtin.key_env], f"env {builtin.key_env}"
+    config_key = provider.api_key if isinstance(provider.api_key, str) else None
+    key, key_source, shadowed = _key_choice(provider_id, config_key, builtin.key_env if builtin else None, env, profiles)
     entry = ProviderEntry(
         id=provider_id,
         base_url=provider.base_url,
         api=provider.api,
         api_key=key,
         key_source=key_source,
+        shadowed_keys=shadowed,
         headers=dict(provider.headers),
         auth_header=provider.auth_header,
         models=(),

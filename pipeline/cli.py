@@ -92,6 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("ref", metavar="REF", help="provider/model")
     probe.add_argument("--json", action="store_true", help="the probe results as JSON")
     _add_config(probe)
+
+    auth = commands.add_parser("auth", help="API keys stored in the state folder (auth profiles): set, list, remove")
+    auth_commands = auth.add_subparsers(dest="auth_command", metavar="ACTION", required=True)
+    store = auth_commands.add_parser("set", help="store a provider's key: typed without echo, or piped on stdin")
+    store.add_argument("provider", metavar="PROVIDER", help="a built-in provider (vllm, sglang, ...) or one the config defines")
+    _add_config(store)
+    keys = auth_commands.add_parser("list", help="where each provider's key comes from (never the key)")
+    keys.add_argument("--json", action="store_true", help="a JSON list of providers and key sources")
+    _add_config(keys)
+    forget = auth_commands.add_parser("remove", help="delete a provider's stored key")
+    forget.add_argument("provider", metavar="PROVIDER")
     return parser
 
 
@@ -138,17 +149,25 @@ def exit_code(error: GenesisError) -> int:
 
 
 def _scrubbed(args: Any, text: str) -> str:
-    """An internal error's text without secrets: the config's (read again; it may be what failed) and any Bearer-shaped echo."""
+    """An internal error's text without secrets: the config's and the auth profiles' (read again; either may be what
+    failed) and any Bearer-shaped echo."""
     from pipeline.secrets import scrub
 
+    secrets: set[str] = set()
     try:
         from pipeline.catalog import build_catalog
         from pipeline.config import load_config
 
-        secrets = build_catalog(load_config(getattr(args, "config", None), os.environ), os.environ).secrets
+        secrets |= build_catalog(load_config(getattr(args, "config", None), os.environ), os.environ).secrets
     except Exception:  # no config to learn secrets from: the patterns still apply
-        secrets = frozenset()
-    return scrub(text, secrets)
+        pass
+    try:
+        from backends.auth_store import auth_file, read_auth_profiles
+
+        secrets |= set(read_auth_profiles(auth_file(os.environ)).keys.values())
+    except Exception:  # no usable auth profiles file: nothing more to hide
+        pass
+    return scrub(text, frozenset(secrets))
 
 
 def _warnings_to_stderr() -> None:
@@ -174,6 +193,11 @@ def _dispatch(args: Any) -> int:
 
         handlers = {"list": models.run_list, "status": models.run_status, "probe": models.run_probe}
         return handlers[args.models_command](args)
+    if args.command == "auth":
+        from pipeline.commands import auth
+
+        auth_handlers = {"set": auth.run_set, "list": auth.run_list, "remove": auth.run_remove}
+        return auth_handlers[args.auth_command](args)
     if args.command == "infer":
         from pipeline.commands.infer import run_infer
 

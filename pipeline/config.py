@@ -210,6 +210,17 @@ class LoadedConfig(msgspec.Struct, frozen=True):
         yield _loaded_repr(self)
 
 
+def state_dir(env: Mapping[str, str]) -> Path:
+    """Genesis's own folder: the default config and the auth profiles live here.
+
+    >>> str(state_dir({"GENESIS_STATE_DIR": "/srv/g"})), str(state_dir({"HOME": "/home/u"}))
+    ('/srv/g', '/home/u/.genesis')
+    """
+    if env.get("GENESIS_STATE_DIR"):
+        return Path(env["GENESIS_STATE_DIR"]).expanduser()
+    return Path(env.get("HOME") or os.path.expanduser("~")) / ".genesis"
+
+
 def default_config_path(env: Mapping[str, str]) -> Path:
     """Where the config lives when no ``--config`` is given.
 
@@ -220,9 +231,7 @@ def default_config_path(env: Mapping[str, str]) -> Path:
     """
     if env.get("GENESIS_CONFIG_PATH"):
         return Path(env["GENESIS_CONFIG_PATH"]).expanduser()
-    if env.get("GENESIS_STATE_DIR"):
-        return Path(env["GENESIS_STATE_DIR"]).expanduser() / "genesis.json"
-    return Path(env.get("HOME") or os.path.expanduser("~")) / ".genesis" / "genesis.json"
+    return state_dir(env) / "genesis.json"
 
 
 def load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> LoadedConfig:

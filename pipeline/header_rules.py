@@ -128,5 +128,7 @@ def key_error(key: str, key_source: str, config_source: str) -> ConfigError | No
     if key_source.startswith("env "):
         issue = ConfigIssue("", f"the key from {key_source[4:]} {problem.problem}")
         return ConfigError("the environment", [issue], hint=problem.hint)
+    if key_source.startswith("profile "):  # an auth profile handed to Genesis() directly; the file's are checked when read
+        return ConfigError(key_source[8:], [ConfigIssue("", f"the key {problem.problem}")], hint=problem.hint)
     path = key_source.removeprefix("config ")
     return ConfigError(config_source, [ConfigIssue(path, f"the key {problem.problem}")], hint=problem.hint)

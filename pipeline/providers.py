@@ -3,9 +3,10 @@
 Rule: a server's quirks are declared here and in ``pipeline.compat``, never
 coded as a subclass per provider. A built-in provider exists in every config
 (``models.mode: "merge"``) but is *active*, meaning its models resolve, only
-when it is configured under ``models.providers.<id>`` or its key variable is
-set (any value works for a server without auth): that is the opt-in that
-also turns on discovery of its models (``GET {baseUrl}/models``).
+when it is configured under ``models.providers.<id>``, or its key variable is
+set (any value works for a server without auth), or it has an auth profile
+(``genesis auth set <id>``): the last two are the opt-in that also turns on
+discovery of its models (``GET {baseUrl}/models``).
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ def activation_hint(provider_id: str) -> str:
     """How to make a provider's models resolvable.
 
     >>> activation_hint("vllm")
-    'set VLLM_API_KEY (any value works) or add models.providers.vllm to the config'
+    'set VLLM_API_KEY (any value works) or add models.providers.vllm to the config, or store a key: genesis auth set vllm'
     """
     builtin = BUILTIN_PROVIDERS.get(provider_id)
     if builtin is None:
         return f"add models.providers.{provider_id} (baseUrl and models) to the config"
-    return f"set {builtin.key_env} (any value works) or add models.providers.{provider_id} to the config"
+    return f"set {builtin.key_env} (any value works) or add models.providers.{provider_id} to the config, or store a key: genesis auth set {provider_id}"

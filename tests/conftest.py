@@ -197,3 +197,10 @@ def llamacpp_installed() -> None:
     """Skips (fails in CI) where llama.cpp is not installed; for tests that start a private
     server with ``llamacpp_server(...)`` (to kill it, stall its loading, or use port 8080)."""
     _require_llamacpp()
+
+
+@pytest.fixture(autouse=True)
+def _private_state_folder(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads the auth profiles (``genesis auth set``) of whoever runs the suite: the state
+    folder is an empty temporary one unless a test sets its own."""
+    monkeypatch.setenv("GENESIS_STATE_DIR", str(tmp_path_factory.getbasetemp() / "no-state"))

@@ -164,8 +164,8 @@ def test_error_info_shapes(body: bytes, expected: ErrorInfo) -> None:
         # Nothing is sent: say so, and name both places a key can come from.
         ("none", "SGLANG_API_KEY", ["no key is sent", "models.providers.p.apiKey", "SGLANG_API_KEY"], ["comes from"]),
         ("none", None, ["no key is sent", "models.providers.p.apiKey"], ["None"]),
-        # Another source (an auth profile in the state folder): named as the catalog names it.
-        ("profile default", "VLLM_API_KEY", ["from profile default", "models.providers.p.apiKey"], []),
+        # A source this version does not know (auth profiles have their own rows in tests/test_auth_profiles.py): named as given.
+        ("keyring default", "VLLM_API_KEY", ["from keyring default", "models.providers.p.apiKey"], []),
     ],
 )
 def test_auth_hint_names_the_real_key_source(key_source: str, key_env: str | None, present: list[str], absent: list[str]) -> None:

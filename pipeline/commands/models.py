@@ -140,6 +140,7 @@ def run_status(args: Any) -> int:
             "provider": provider.id,
             "baseUrl": provider.base_url,
             "auth": provider.key_source,
+            "authShadowed": list(provider.shadowed_keys),  # sources that hold a key too but come later (config, env, profile)
             "origin": provider.origin,
             "active": provider.active,
             "models": len(provider.models),
@@ -155,7 +156,8 @@ def run_status(args: Any) -> int:
     rows = []
     for record in records:
         state = "active" if record["active"] else "inactive"
-        row = [record["provider"], record["baseUrl"], record["auth"], f"{state} ({record['origin']}, {record['models']} models)"]
+        auth = record["auth"] + "".join(f" (over {source})" for source in record["authShadowed"])
+        row = [record["provider"], record["baseUrl"], auth, f"{state} ({record['origin']}, {record['models']} models)"]
         if args.probe:
             row += [_probe_cell(record["probe"]["models"]), _probe_cell(record["probe"]["health"])]
         rows.append(row)

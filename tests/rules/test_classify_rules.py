@@ -350,9 +350,9 @@ def test_the_auth_hint_is_the_key_source_hint() -> None:
             "the server refused the key from the environment variable MY_KEY: set MY_KEY to the server's key (its --api-key), or set models.providers.vllm.apiKey",
         ),
         (
-            "profile work",
+            "keyring work",
             None,
-            "the server refused the key from profile work: replace it there with the server's key (its --api-key), or set models.providers.vllm.apiKey",
+            "the server refused the key from keyring work: replace it there with the server's key (its --api-key), or set models.providers.vllm.apiKey",
         ),
     ],
     ids=["none without a variable", "config without a variable", "env", "another source"],

@@ -123,10 +123,10 @@ REFUSED: dict[str, Refused] = {
         "add models.providers.nowhere (baseUrl and models) to the config",
     ),
     "inactive_builtin_provider": Refused(
-        "an inactive built-in provider: the hint names its key variable",
+        "an inactive built-in provider: the hint names its key variable and the auth profile",
         "vllm/xyzzy",
         "Unknown model: vllm/xyzzy",
-        "set VLLM_API_KEY (any value works) or add models.providers.vllm to the config",
+        "set VLLM_API_KEY (any value works) or add models.providers.vllm to the config, or store a key: genesis auth set vllm",
     ),
     "no_model_after_slash": Refused("no model id after the slash", "lan/", "Unknown model: lan/ (no model id after the slash)", None),
     "ambiguous_bare_id": Refused(
