@@ -437,7 +437,12 @@ def _request_step(stage: NamedStage, *, custom: bool) -> Step:
         if custom and isinstance(result, Success):
             new = result.unwrap()
             if new is not ctx:
-                return Success(_attributed(name, ctx, new))
+                try:
+                    return Success(_attributed(name, ctx, new))
+                except (AttributeError, TypeError, ValueError) as exc:  # a body that is no dict, headers that are no pairs
+                    return Failure(
+                        StageError(name, f"returned a context whose body or headers are malformed ({type(exc).__name__}: {exc})")
+                    )
         return result  # type: ignore[no-any-return]
 
     return step

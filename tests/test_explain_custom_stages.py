@@ -19,11 +19,11 @@ from typing import Any, NamedTuple
 
 import msgspec
 import pytest
-from returns.result import Result, Success
+from returns.result import Failure, Result, Success
 
 from pipeline.api import Genesis
 from pipeline.cli import main
-from pipeline.errors import GenesisError
+from pipeline.errors import GenesisError, StageError
 from pipeline.runner import Pipeline
 from pipeline.trace import added, render_trace
 from pipeline.types import Context
@@ -202,3 +202,20 @@ def test_infer_explain_lists_the_config_stage(fault_server: Any, tmp_path: Path,
 )
 def test_render_trace_never_drops_a_change(rule: str, order: tuple[str, ...], lines: list[str]) -> None:
     assert render_trace((added("a", "seed", "r"),), order) == lines, rule
+
+
+def body_as_list(ctx: Context) -> Result[Context, GenesisError]:
+    return Success(ctx.updated([], body=["not", "an", "object"]))
+
+
+def headers_as_strings(ctx: Context) -> Result[Context, GenesisError]:
+    return Success(ctx.updated([], headers=("X-Trace: 1",)))
+
+
+@pytest.mark.parametrize("stage", [body_as_list, headers_as_strings], ids=["body-list", "headers-strings"])
+def test_a_malformed_result_is_a_stage_error_not_a_crash(stage: Callable[[Context], Result[Context, GenesisError]]) -> None:
+    genesis = Genesis.from_config_text(PROVIDER + "}", env={}, pipeline=Pipeline().insert_after("apply_defaults", "mine", stage))
+    result = genesis.build_result(None, {"messages": [{"role": "user", "content": "hi"}]})
+    assert isinstance(result, Failure)
+    error = result.failure()
+    assert isinstance(error, StageError) and "mine" in str(error) and "malformed" in str(error)
