@@ -214,3 +214,11 @@ def test_a_discovered_model_shows_max_tokens_within_its_context_window(genesis_c
     done = genesis_cli("models", "list", "--json", env={"VLLM_API_KEY": "k"}, transport=serving(LISTING))
     [row] = json.loads(done.out)
     assert (row["contextWindow"], row["maxTokens"]) == (1024, 1024)
+
+
+def test_status_of_a_provider_that_does_not_discover_asks_no_other_server(genesis_cli: Callable[..., Run]) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise AssertionError(f"sent {request.url}")
+
+    done = genesis_cli("models", "status", "--provider", "sglang", env={"VLLM_API_KEY": "k"}, transport=httpx.MockTransport(refuse))
+    assert done.code == 0 and done.err == "" and "inactive (builtin, 0 models)" in done.out

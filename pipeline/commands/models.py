@@ -150,13 +150,15 @@ def run_status(args: Any) -> int:
 
     genesis = load_genesis(args)
     genesis.warn = warn
-    _selected(genesis.catalog, args.provider)  # an unknown --provider fails before anything is sent
+    selected = _selected(genesis.catalog, args.provider)  # an unknown --provider fails before anything is sent
     probes: dict[str, Any] = {}
 
-    # The model counts include what discovery finds (as ``models list`` shows it): discovery first.
+    # The model counts include what discovery finds (as ``models list`` shows it): discovery first,
+    # when a provider shown discovers.
     async def discover_and_probe() -> None:
         async with genesis:
-            await genesis.discover()
+            if any(provider.discovery for provider in selected):
+                await genesis.discover()
             if args.probe:
                 from backends.probe import probe_provider
 
