@@ -4,7 +4,10 @@ Rules (SPEC 5): Bearer key; the provider's send policy (caps, TLS), with
 its timeouts shortened to 5 s; each ``data[].id`` becomes a model
 entry named by its id; ``max_model_len`` (vLLM) or ``meta.n_ctx``
 (llama.cpp) becomes ``contextWindow``, else 128000; reasoning is guessed
-from the id. Every failure, whatever raised it, is a ProviderError
+from the id. No ``maxTokens`` is written: an explicit one would be sent with
+every request (and vLLM rejects a limit that leaves no room for the prompt);
+the limit shown is the default cut to the window
+(``ModelConfig.max_tokens_limit``: 1024 for a 1k model, never 8192). Every failure, whatever raised it, is a ProviderError
 (classified by ``backends.http.transport_error``, as for chat requests) for
 the caller to turn into a warning; it never stops a run.
 """

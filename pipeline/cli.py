@@ -1,7 +1,8 @@
 """The ``genesis`` command line: argument parsing, dispatch, and error output.
 
-Rules: user errors (a GenesisError) print one line ``genesis: <what>`` with
-the hint on the same line, and exit with their kind's or class's code
+Rules: user errors (a GenesisError) print one line ``<prog>: <what>`` with
+the hint on the same line (``<prog>``: the name the command was run by, so
+``fluffbuzz`` says ``fluffbuzz:``, in help and usage too), and exit with their kind's or class's code
 (``pipeline.errors``: 2 for a user error, 1 for a request the server failed,
 130 when cancelled); never a traceback. Command modules are imported only
 when their command runs, so ``genesis --help`` stays fast.
@@ -35,6 +36,7 @@ def _add_request(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="REF", help="provider/model, an alias, or a model id (default: agents.defaults.model.primary)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--prompt", metavar="TEXT", help="the user message")
+    source.add_argument("--prompt-file", metavar="FILE", help="the user message from a UTF-8 text file; - reads stdin")
     source.add_argument("--request", metavar="FILE", help="an OpenAI-style chat completion body (JSON); - reads stdin")
     parser.add_argument("--system", metavar="TEXT", help="a system message before the prompt")
     parser.add_argument("--max-tokens", type=int, metavar="N", help="token limit for the answer")
@@ -42,14 +44,14 @@ def _add_request(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'", help="an extra request header (repeatable)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "genesis") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="genesis",
+        prog=prog,
         description="Exact wire requests for self-hosted OpenAI-compatible LLM servers (vLLM, inferrs, SGLang, llama.cpp).",
     )
     from pipeline.version import __version__
 
-    parser.add_argument("--version", action="version", version=f"genesis {__version__}")
+    parser.add_argument("--version", action="version", version=f"{prog} {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     wire = commands.add_parser("wire", help="print the exact HTTP request for a chat request, without sending it")
@@ -106,13 +108,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
+    """Run one command. ``argv`` None: the process's command line, under the name it was run by
+    (``sys.argv[0]``); a list: those arguments, under ``prog`` (default ``genesis``). The name
+    holds for this run's messages and is put back after it."""
+    from pipeline.commands.output import DEFAULT_PROGRAM, program, program_name, use_program
+
+    earlier = program()
+    name = prog or (program_name(sys.argv[0]) if argv is None else DEFAULT_PROGRAM)
+    use_program(name)
+    try:
+        return _main(build_parser(name), argv)
+    finally:
+        use_program(earlier)
+
+
+def _main(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    from pipeline.commands.output import report_error
+    from pipeline.commands.output import report_error, say
     from pipeline.errors import GenesisError
 
     _warnings_to_stderr()
@@ -128,10 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # a bug: say so plainly; the traceback only on request
         if os.environ.get("GENESIS_DEBUG"):
             raise
-        print(
-            f"genesis: internal error: {_scrubbed(args, f'{type(error).__name__}: {error}')} (set GENESIS_DEBUG=1 for the traceback)",
-            file=sys.stderr,
-        )
+        say(f"internal error: {_scrubbed(args, f'{type(error).__name__}: {error}')} (set GENESIS_DEBUG=1 for the traceback)", "error")
         return EXIT_INTERNAL
 
 
@@ -172,14 +185,14 @@ def _scrubbed(args: Any, text: str) -> str:
 
 def _warnings_to_stderr() -> None:
     """Library warnings (logger ``genesis``: TLS verification off, a proxy that cannot be used, ...)
-    print as ``genesis: warning: ...`` lines, like the CLI's own."""
+    print as ``<prog>: warning: ...`` lines, like the CLI's own."""
     import logging
+
+    from pipeline.commands.output import WarningLines
 
     logger = logging.getLogger("genesis")
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("genesis: warning: %(message)s"))
-        logger.addHandler(handler)
+        logger.addHandler(WarningLines())
         logger.propagate = False
 
 

@@ -105,7 +105,17 @@ class ModelConfig(_Section, frozen=True):
 
     @property
     def max_tokens_limit(self) -> int:
-        return self.max_tokens if isinstance(self.max_tokens, int) else DEFAULT_MAX_TOKENS
+        """The entry's ``maxTokens``; without one, the default (8192) cut to the context window, which an
+        answer can never exceed (a discovered 1k-context model is not shown a limit of 8192).
+
+        >>> [ModelConfig(id="m", **limits).max_tokens_limit for limits in ({}, {"context_window": 1024}, {"max_tokens": 300})]
+        [8192, 1024, 300]
+        """
+        if isinstance(self.max_tokens, int):
+            return self.max_tokens
+        if isinstance(self.context_window, int):
+            return min(DEFAULT_MAX_TOKENS, self.context_window)
+        return DEFAULT_MAX_TOKENS
 
 
 class TlsConfig(_Section, frozen=True):

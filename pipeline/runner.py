@@ -22,9 +22,10 @@ Rules:
   and, only when some answer-side stage has a step for this request, through
   ``answer_chain``.
 - One guard (``_guarded``) wraps every call of a stage: an exception, or a return
-  of the wrong kind, becomes a StageError naming the stage; a request-side stage
-  that drops a body field without recording why gets the drop recorded for it,
-  so no removal is ever silent.
+  of the wrong kind, becomes a StageError naming the stage. Every change a custom
+  request-side stage makes is in the trace under its name in the pipeline: what it
+  recorded, or, when it recorded nothing, the differences the runner sees; a drop
+  it did not record is recorded for it, so no removal is ever silent.
 - The built-in answer-side steps (``transforms.think_tags``, driven by a compat
   flag) run right after ``parse_stream``, before the custom ones; they are not
   listed: a flag turns them on, not the list.
@@ -41,6 +42,7 @@ from functools import reduce
 from types import ModuleType
 from typing import Any, NamedTuple, TypeVar
 
+import msgspec
 from returns.result import Failure, Result, Success
 
 from pipeline.answer import AnswerStage, AnswerStep, ParseStream, Send
@@ -59,7 +61,7 @@ from pipeline.events import (
     Usage,
 )
 from pipeline.request import check_request
-from pipeline.trace import removed
+from pipeline.trace import UNRECORDED_DROP, observed_changes, observed_header_changes, removed
 from pipeline.types import Context, Headers, WireRequest
 from pipeline.wire import encode_wire
 
@@ -426,8 +428,8 @@ def _declared_side(function: Any) -> str | None:
 
 
 def _request_step(stage: NamedStage, *, custom: bool) -> Step:
-    """A request-side stage under the guard; a custom one's unrecorded drops are recorded for it
-    (the built-in stages record each change under its own rule: a rename names the new field)."""
+    """A request-side stage under the guard; a custom one's changes are attributed to it (``_attributed``).
+    (The built-in stages record each change under its own rule: a rename names the new field.)"""
     name, run = stage
 
     def step(ctx: Context) -> Result[Context, GenesisError]:
@@ -437,22 +439,41 @@ def _request_step(stage: NamedStage, *, custom: bool) -> Step:
         if custom and isinstance(result, Success):
             new = result.unwrap()
             if new is not ctx:
-                return Success(_record_silent_drops(name, ctx, new))
+                try:
+                    return Success(_attributed(name, ctx, new))
+                except (AttributeError, TypeError, ValueError) as exc:  # a body that is no dict, headers that are no pairs
+                    return Failure(
+                        StageError(name, f"returned a context whose body or headers are malformed ({type(exc).__name__}: {exc})")
+                    )
         return result  # type: ignore[no-any-return]
 
     return step
 
 
-def _record_silent_drops(name: str, before: Context, after: Context) -> Context:
-    dropped = before.body.keys() - after.body.keys()
-    if not dropped:
+def _attributed(name: str, before: Context, after: Context) -> Context:
+    """A custom stage's result, its trace made complete and named after the stage as the pipeline lists it.
+
+    Rules: the trace only grows (a stage that rewrote the earlier entries gets them back); every
+    change recorded during the step is the stage's, under its name in the pipeline (a stage cannot
+    know it: the config names it ``module:function``); a stage that recorded nothing gets the
+    differences of the body and headers recorded for it; one that recorded some gets its unrecorded
+    top-level drops recorded, so no removal is ever silent.
+    """
+    earlier = before.trace
+    if after.trace[: len(earlier)] == earlier:
+        recorded = after.trace[len(earlier) :]
+    else:
+        recorded = tuple(change for change in after.trace if change not in earlier)
+    recorded = tuple(change if change.stage == name else msgspec.structs.replace(change, stage=name) for change in recorded)
+    if not recorded:
+        recorded = (*observed_changes(name, before.body, after.body), *observed_header_changes(name, before.headers, after.headers))
+    else:
+        declared = {change.field for change in recorded if change.action == "removed"}
+        silent = sorted((before.body.keys() - after.body.keys()) - declared)
+        recorded += tuple(removed(name, field, UNRECORDED_DROP) for field in silent)
+    if recorded == after.trace[len(earlier) :] and after.trace[: len(earlier)] == earlier:
         return after
-    new_changes = after.trace[len(before.trace) :]
-    declared = {change.field for change in new_changes if change.action == "removed"}
-    silent = sorted(dropped - declared)
-    if not silent:
-        return after
-    return after.updated([removed(name, field, "dropped by a custom stage that recorded no rule") for field in silent])
+    return msgspec.structs.replace(after, trace=earlier + recorded)
 
 
 def load_custom_stages(pipeline: Pipeline, specs: Sequence[Any], source: str = "<config>", folder: str | None = None) -> Pipeline:

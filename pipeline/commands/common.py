@@ -1,4 +1,4 @@
-"""What several commands share: loading the Genesis object, reading a request file."""
+"""What several commands share: loading the Genesis object, reading a prompt or a request file."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from pipeline.validate import describe_value
 # Deeper than any chat body needs (tool schemas included), and shallow enough that every
 # later walk and msgspec's encoder stay far from the interpreter's recursion limit.
 MAX_REQUEST_DEPTH = 128
+# A prompt or request file is read no further than this: /dev/zero or a log given by mistake must not fill memory.
+MAX_INPUT_BYTES = 64 * 1024 * 1024
 
 
 def load_genesis(args: Any) -> Genesis:
@@ -24,21 +26,70 @@ def load_genesis(args: Any) -> Genesis:
 
 
 def request_from_args(args: Any) -> dict[str, Any]:
-    """The chat request named on the command line: ``--prompt`` (+ ``--system``) or ``--request FILE``."""
+    """The chat request named on the command line: ``--prompt TEXT`` or ``--prompt-file FILE``
+    (+ ``--system``), or ``--request FILE``."""
     stream = not getattr(args, "no_stream", False)
+    prompt_file: str | None = getattr(args, "prompt_file", None)
+    if prompt_file is not None:
+        prompt = decode_prompt(read_input(prompt_file, "--prompt-file"), _named("--prompt-file", prompt_file))
+        return prompt_request(prompt, system=args.system, max_tokens=args.max_tokens, stream=stream)
     if args.prompt is not None:
         return prompt_request(args.prompt, system=args.system, max_tokens=args.max_tokens, stream=stream)
-    source = "stdin" if args.request == "-" else args.request
-    try:
-        data = sys.stdin.buffer.read() if args.request == "-" else Path(args.request).read_bytes()
-    except OSError as exc:
-        raise RequestError(f"--request {source}: cannot be read: {exc.strerror or exc}") from None
-    request = decode_request(data, f"--request {source}")
+    request = decode_request(read_input(args.request, "--request"), _named("--request", args.request))
     if args.system:
         request["messages"] = [{"role": "system", "content": args.system}, *request.get("messages", [])]
     if args.max_tokens is not None:
         request["max_tokens"] = args.max_tokens
     return request
+
+
+def _named(option: str, path: str) -> str:
+    return f"{option} {'stdin' if path == '-' else path}"
+
+
+def read_input(path: str, option: str) -> bytes:
+    """The bytes of the file an option names (``-``: stdin), or a one-line RequestError naming the
+    option and the file: it cannot be read (missing, a directory, no permission), or it is larger
+    than ``MAX_INPUT_BYTES`` (read no further)."""
+    where = _named(option, path)
+    try:
+        if path == "-":
+            stdin = getattr(sys.stdin, "buffer", None)
+            if stdin is None:
+                raise RequestError(f"{where}: there is no standard input to read")
+            data: bytes = stdin.read(MAX_INPUT_BYTES + 1)
+        else:
+            with Path(path).open("rb") as file:
+                data = file.read(MAX_INPUT_BYTES + 1)
+    except OSError as exc:
+        raise RequestError(f"{where}: cannot be read: {exc.strerror or exc}") from None
+    if len(data) > MAX_INPUT_BYTES:
+        raise RequestError(f"{where}: larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB; is it the right file?")
+    return data
+
+
+def decode_prompt(data: bytes, source: str) -> str:
+    """A prompt file's text, exactly as written (a final line break included), less a UTF-8 byte order mark;
+    a one-line RequestError when it is not UTF-8 or is empty.
+
+    >>> decode_prompt(b"\\xef\\xbb\\xbfWhat is 2 + 2?\\n", "--prompt-file p.txt")
+    'What is 2 + 2?\\n'
+    >>> decode_prompt(b"caf\\xe9", "--prompt-file p.txt")
+    Traceback (most recent call last):
+    ...
+    pipeline.errors.RequestError: --prompt-file p.txt: not valid UTF-8: byte 0xe9 at offset 3 (a prompt file is UTF-8 text)
+    """
+    text = _utf8(data, source, " (a prompt file is UTF-8 text)").removeprefix("\ufeff")
+    if not text:
+        raise RequestError(f"{source}: is empty; the prompt is the file's text")
+    return text
+
+
+def _utf8(data: bytes, source: str, note: str = "") -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RequestError(f"{source}: not valid UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start}{note}") from None
 
 
 def decode_request(data: bytes, source: str) -> dict[str, Any]:
@@ -51,10 +102,7 @@ def decode_request(data: bytes, source: str) -> dict[str, Any]:
     ...
     pipeline.errors.RequestError: --request r.json: not valid UTF-8: byte 0xff at offset 7
     """
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RequestError(f"{source}: not valid UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start}") from None
+    text = _utf8(data, source)
     try:
         request = msgspec.json.decode(text)
     except RecursionError:

@@ -3,8 +3,11 @@
 Output rules: the answer goes to stdout: its text as it arrives, or, when it
 has no text, its tool calls as ``name(arguments)``; with ``n`` > 1 each choice
 under a ``--- choice i ---`` header, printed at the end. Everything else goes
-to stderr: reasoning marked ``[reasoning]``, retry and failover notices, the
-final status line, errors. ``--json`` prints one object at the end instead
+to stderr: reasoning marked ``[reasoning]`` (with or without text: stdout
+stays the answer alone, so the reasoning is never in a pipe's way), a choice
+with no text, reasoning or tool call as ``[no text]``, retry and failover notices,
+the final status line, errors; coloured only on a terminal
+(``pipeline.commands.output``). ``--json`` prints one object at the end instead
 (camelCase keys throughout; the shape is in the README). A failure exits 1
 with one line and its hint on stderr (``ok: false`` with ``--json``, with the
 attempts and what of the answer had arrived); user errors exit 2.
@@ -21,10 +24,12 @@ import msgspec
 
 from pipeline.api import outputs_of
 from pipeline.commands.common import load_genesis, parse_headers, request_from_args
+from pipeline.commands.output import painted, program, warn
 from pipeline.errors import ConfigError, ErrorClass, GenesisError, ProviderError
 
 CAPABILITY = "model.run"
 REASONING_MARK = "[reasoning] "
+NO_TEXT_MARK = "[no text]"
 
 
 class Progress:
@@ -80,7 +85,7 @@ async def _run(args: Any, progress: Progress) -> int:
         headers = parse_headers(args.header)
     except GenesisError as error:
         return _fail(args, error, [], None)
-    genesis.warn = lambda message: print(f"genesis: warning: {message}", file=sys.stderr)
+    genesis.warn = warn
     explain = getattr(args, "explain", False)
     if explain:  # parse_stream's notes then count the events by kind (off otherwise: it is a step on every read)
         genesis.pipeline = genesis.pipeline.counting_events()
@@ -105,7 +110,7 @@ async def _run(args: Any, progress: Progress) -> int:
         elif kind is AttemptFailed:
             progress.attempts.append(event.attempt)
             live.end_reasoning()
-            print(attempt_notice(event.attempt), file=sys.stderr)
+            print(painted(attempt_notice(event.attempt), "warning", sys.stderr), file=sys.stderr)
 
     audit = JsonlAudit(args.audit) if args.audit else None
     try:
@@ -131,10 +136,13 @@ async def _run(args: Any, progress: Progress) -> int:
         print(msgspec.json.encode(result).decode())
         return 0
     for where, text in text_pieces(completion, streamed=streaming):
-        stream = sys.stdout if where == "stdout" else sys.stderr
-        stream.write(text)
-        stream.flush()
-    print(status_line(completion, window), file=sys.stderr)
+        if where == "stdout":
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        else:  # the marked lines: reasoning, no text
+            sys.stderr.write(painted(text, "dim", sys.stderr))
+            sys.stderr.flush()
+    print(painted(status_line(completion, window), "dim", sys.stderr), file=sys.stderr)
     if explain:
         print("\n# what each stage did\n" + "\n".join(explained), file=sys.stderr)
     return 0
@@ -180,9 +188,9 @@ class _LiveOutput:
 
     def reasoning(self, text: str) -> None:
         if not self.reasoning_open:
-            sys.stderr.write(REASONING_MARK)
+            sys.stderr.write(painted(REASONING_MARK, "dim", sys.stderr))
             self.reasoning_open = True
-        sys.stderr.write(text)
+        sys.stderr.write(painted(text, "dim", sys.stderr))
         sys.stderr.flush()
 
     def end_reasoning(self) -> None:
@@ -216,8 +224,8 @@ def attempt_notice(attempt: Any) -> str:
     """
     name = f"{attempt.provider}/{attempt.model}" if attempt.provider else attempt.model
     if attempt.error_class == ErrorClass.COOLDOWN:
-        return f"genesis: {name} skipped ({attempt.message})"
-    failed = f"genesis: {name} failed ({attempt.error_class}: {attempt.message})"
+        return f"{program()}: {name} skipped ({attempt.message})"
+    failed = f"{program()}: {name} failed ({attempt.error_class}: {attempt.message})"
     if attempt.delay_ms is not None:
         return f"{failed}; retrying in {attempt.delay_ms / 1000:.1f} s"
     return failed
@@ -228,7 +236,9 @@ def text_pieces(completion: Any, *, streamed: bool) -> list[tuple[str, str]]:
 
     Rules: text to stdout, ending in a newline; tool calls as ``name(arguments)``
     on stdout when a choice has no text; reasoning on stderr marked
-    ``[reasoning]``; several choices each under a ``--- choice i ---`` header.
+    ``[reasoning]``, whether or not there is text; a choice with no text,
+    reasoning or tool call says ``[no text]`` on stderr, so an empty answer is never
+    silence; several choices each under a ``--- choice i ---`` header.
     When the answer streamed, its text and reasoning are already out.
 
     >>> from pipeline.events import Completion, ToolCall
@@ -248,8 +258,10 @@ def text_pieces(completion: Any, *, streamed: bool) -> list[tuple[str, str]]:
                 pieces.append(("stdout", output.text))
             if not output.text.endswith("\n"):
                 pieces.append(("stdout", "\n"))
-        else:
+        elif output.tool_calls:
             pieces.extend(("stdout", f"{call.name}({call.arguments})\n") for call in output.tool_calls)
+        elif not output.reasoning:
+            pieces.append(("stderr", f"{NO_TEXT_MARK}\n"))
     return pieces
 
 
@@ -262,7 +274,7 @@ def status_line(completion: Any, window: int | None) -> str:
     >>> status_line(Completion("hi", "stop", "stop", usage=Usage(30, 20, 50), provider="p", model="m", cost=0.000123), None)
     'genesis: p/m · 30 prompt + 20 completion = 50 tokens · $0.000123 · finish stop'
     """
-    parts = [f"genesis: {completion.provider}/{completion.model}"]
+    parts = [f"{program()}: {completion.provider}/{completion.model}"]
     usage = completion.usage
     if usage is None:
         parts.append("no token usage reported by the server")

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import msgspec
 
 from pipeline.catalog import Catalog, ModelEntry, ProviderEntry
 from pipeline.commands.common import load_genesis
+from pipeline.commands.output import program, warn
 from pipeline.errors import StageError, UnknownModelError
-from pipeline.providers import activation_hint
+from pipeline.providers import BUILTIN_PROVIDERS, activation_hint
 from pipeline.refs import normalize_ref
 
 
@@ -73,15 +73,43 @@ def _selected(catalog: Catalog, provider_id: str | None) -> list[ProviderEntry]:
     return [provider]
 
 
-def _warn_to_stderr(message: str) -> None:
-    print(f"genesis: warning: {message}", file=sys.stderr)
+def nothing_listed(catalog: Catalog, providers: list[ProviderEntry]) -> str:
+    """Why ``models list`` found no models, and what to set: the line it prints on stderr then.
+
+    >>> from pipeline.api import Genesis
+    >>> nothing_listed(catalog := Genesis.from_config_text("{}", env={}, source="g.json").catalog, list(catalog.providers.values()))
+    'no models to list: no provider is active (config: g.json) (hint: set VLLM_API_KEY for the built-in vllm provider at http://127.0.0.1:8000/v1 (any value works for a server without auth; SGLANG_API_KEY, LLAMACPP_API_KEY, LMSTUDIO_API_KEY, OLLAMA_API_KEY for the other built-in providers), or store a key with `genesis auth set vllm`, or add a provider under models.providers in a config file: --config FILE or GENESIS_CONFIG_PATH)'
+    """
+    active = [provider.id for provider in providers if provider.active]
+    configure = "add a provider under models.providers in a config file: --config FILE or GENESIS_CONFIG_PATH"
+    if not active:
+        builtins = [BUILTIN_PROVIDERS[provider.id] for provider in providers if provider.origin == "builtin"]
+        if not builtins:
+            return f"no models to list: no provider is configured (config: {catalog.source}) (hint: {configure})"
+        first, *others = builtins
+        also = f"; {', '.join(other.key_env for other in others)} for the other built-in providers" if others else ""
+        return (
+            f"no models to list: no provider is active (config: {catalog.source}) "
+            f"(hint: set {first.key_env} for the built-in {first.id} provider at {first.base_url} "
+            f"(any value works for a server without auth{also}), or store a key with `{program()} auth set {first.id}`, or {configure})"
+        )
+    discovering = [provider.id for provider in providers if provider.active and provider.discovery]
+    why = (
+        f"discovery found none on {', '.join(discovering)} (a warning above says why, if it failed)"
+        if discovering
+        else "none lists a model"
+    )
+    return (
+        f"no models to list: {', '.join(active)} {'is' if len(active) == 1 else 'are'} active but {why} "
+        f"(hint: list a provider's models under models.providers.<id>.models in the config)"
+    )
 
 
 def run_list(args: Any) -> int:
     import anyio
 
     genesis = load_genesis(args)
-    genesis.warn = _warn_to_stderr
+    genesis.warn = warn
 
     async def discover() -> None:
         async with genesis:
@@ -111,7 +139,9 @@ def run_list(args: Any) -> int:
         print(render_table(["Model", "Input", "Ctx", "Local", "Auth", "Tags"], table))
     inactive = [provider.id for provider in providers if not provider.active]
     if args.provider and inactive:
-        _warn_to_stderr(f"provider {inactive[0]} is not active: {activation_hint(inactive[0])}")
+        warn(f"provider {inactive[0]} is not active: {activation_hint(inactive[0])}")
+    elif not rows:
+        warn(nothing_listed(catalog, providers))
     return 0
 
 
@@ -119,21 +149,29 @@ def run_status(args: Any) -> int:
     import anyio
 
     genesis = load_genesis(args)
+    genesis.warn = warn
+    selected = _selected(genesis.catalog, args.provider)  # an unknown --provider fails before anything is sent
+    probes: dict[str, Any] = {}
+
+    # The model counts include what discovery finds (as ``models list`` shows it): discovery first,
+    # when a provider shown discovers.
+    async def discover_and_probe() -> None:
+        async with genesis:
+            if any(provider.discovery for provider in selected):
+                await genesis.discover()
+            if args.probe:
+                from backends.probe import probe_provider
+
+                async def one(provider: ProviderEntry) -> None:
+                    probes[provider.id] = await probe_provider(genesis.client(), provider, genesis.catalog.secrets)
+
+                async with anyio.create_task_group() as group:
+                    for provider in _selected(genesis.catalog, args.provider):
+                        group.start_soon(one, provider)
+
+    anyio.run(discover_and_probe)
     catalog = genesis.catalog
     providers = _selected(catalog, args.provider)
-    probes: dict[str, Any] = {}
-    if args.probe:
-        from backends.probe import probe_provider
-
-        async def probe_all() -> None:
-            async with genesis, anyio.create_task_group() as group:
-                for provider in providers:
-                    group.start_soon(one, provider)
-
-        async def one(provider: ProviderEntry) -> None:
-            probes[provider.id] = await probe_provider(genesis.client(), provider, catalog.secrets)
-
-        anyio.run(probe_all)
     records = []
     for provider in providers:
         record: dict[str, Any] = {
@@ -156,8 +194,13 @@ def run_status(args: Any) -> int:
     rows = []
     for record in records:
         state = "active" if record["active"] else "inactive"
-        auth = record["auth"] + "".join(f" (over {source})" for source in record["authShadowed"])
-        row = [record["provider"], record["baseUrl"], auth, f"{state} ({record['origin']}, {record['models']} models)"]
+        count = record["models"]
+        row = [
+            record["provider"],
+            record["baseUrl"],
+            record["auth"] + "".join(f" (over {source})" for source in record["authShadowed"]),
+            f"{state} ({record['origin']}, {count} model{'' if count == 1 else 's'})",
+        ]
         if args.probe:
             row += [_probe_cell(record["probe"]["models"]), _probe_cell(record["probe"]["health"])]
         rows.append(row)
@@ -195,10 +238,10 @@ def run_probe(args: Any) -> int:
     if args.json:
         print(msgspec.json.encode({"ref": target.ref, "url": wire.url, "results": results}).decode())
         return 0
-    print(f"// genesis models probe {target.ref}: {len(results) + 1} requests to {wire.url}")
+    print(f"// {program()} models probe {target.ref}: {len(results) + 1} requests to {wire.url}")
     print(f"// paste into the model entry of {target.provider.config_path}.models")
     print(compat_block(results))
     skipped = [result for result in results if result.outcome == "inconclusive"]
     for result in skipped:
-        print(f"genesis: warning: {result.name}: inconclusive ({result.detail})", file=sys.stderr)
+        warn(f"{result.name}: inconclusive ({result.detail})")
     return 0
