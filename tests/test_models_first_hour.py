@@ -135,7 +135,7 @@ def test_an_inactive_provider_asked_for_by_name_keeps_its_own_hint(genesis_cli: 
     done = genesis_cli("models", "list", "--provider", "sglang")
     assert (
         done.err
-        == "genesis: warning: provider sglang is not active: set SGLANG_API_KEY (any value works) or add models.providers.sglang to the config\n"
+        == "genesis: warning: provider sglang is not active: set SGLANG_API_KEY (any value works) or add models.providers.sglang to the config, or store a key: genesis auth set sglang\n"
     )
 
 
