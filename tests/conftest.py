@@ -69,7 +69,9 @@ class VllmChoice:
 
 
 def choose_vllm(env: Mapping[str, str]) -> VllmChoice:
-    """>>> choose_vllm({}), choose_vllm({"GENESIS_TEST_VLLM_URL": "http://h:1/v1", "GENESIS_TEST_VLLM_KEY": "k"})
+    """The server named by the environment, if any, and its key.
+
+    >>> choose_vllm({}), choose_vllm({"GENESIS_TEST_VLLM_URL": "http://h:1/v1", "GENESIS_TEST_VLLM_KEY": "k"})
     (VllmChoice(url=None, key='test-key'), VllmChoice(url='http://h:1/v1', key='k'))
     """
     url = env.get("GENESIS_TEST_VLLM_URL") or None
