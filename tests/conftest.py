@@ -46,9 +46,11 @@ import os  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
+import sys  # noqa: E402
 from collections.abc import Iterator, Mapping, Sequence  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
+from contextlib import contextmanager, nullcontext  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
+from typing import TextIO  # noqa: E402
 
 VLLM_SCRIPT = ROOT / "tests" / "servers" / "vllm-cpu.sh"
 VLLM_MODEL = "tiny-model"
@@ -90,13 +92,31 @@ def fault_server() -> Iterator[Any]:
         yield server
 
 
+def run_showing_progress(
+    config: pytest.Config, command: Sequence[str], env: Mapping[str, str], terminal: TextIO | None = None
+) -> tuple[int, str]:
+    """Run a server script with its progress lines on the terminal as they come (past pytest's
+    capture: a start takes 30-120 s, which would otherwise be silence); returns them too."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+    shown = capture.global_and_fixture_disabled() if capture is not None else nullcontext()
+    lines: list[str] = []
+    with shown:
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert process.stdout is not None
+        for line in process.stdout:
+            (terminal or sys.stderr).write(line)
+            lines.append(line)
+        code = process.wait()
+    return code, "".join(lines)
+
+
 @pytest.fixture(scope="session")
-def vllm_url() -> Iterator[str]:
+def vllm_url(pytestconfig: pytest.Config) -> Iterator[str]:
     """The base URL of a real vLLM server with key ``VLLM_KEY`` serving ``tiny-model``.
 
     The one GENESIS_TEST_VLLM_URL names (checked: it must serve tiny-model to the key, else
     the tests fail and say why), else one started with tests/servers/vllm-cpu.sh on a free
-    port and stopped after the session. Where vLLM is not installed the tests skip, except
+    port (its progress lines shown as they come) and stopped after the session. Where vLLM is not installed the tests skip, except
     in CI (CI=true), where that fails the run.
     """
     from tests.servers.server_check import check
@@ -117,9 +137,9 @@ def vllm_url() -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "PORT": str(port), "KEY": choice.key}
     try:  # stopped whatever happens, even if `start` failed after the process was up
-        started = subprocess.run([str(VLLM_SCRIPT), "start"], env=env, capture_output=True, text=True)
-        if started.returncode != 0:
-            pytest.fail(f"vLLM did not start:\n{started.stdout[-3000:]}\n{started.stderr[-3000:]}")
+        code, output = run_showing_progress(pytestconfig, [str(VLLM_SCRIPT), "start"], env)
+        if code != 0:
+            pytest.fail(f"vLLM did not start:\n{output[-6000:]}")
         yield f"http://127.0.0.1:{port}/v1"
     finally:
         subprocess.run([str(VLLM_SCRIPT), "stop"], env=env, capture_output=True)

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, VllmChoice, choose_vllm, free_port
+from tests.conftest import ROOT, VllmChoice, choose_vllm, free_port, run_showing_progress
 from tests.servers.fake_openai_server import FakeModelServer
 from tests.servers.server_check import check
 from tests.servers.torch_source import PYTORCH_CPU_INDEX, configured_versions
@@ -108,7 +109,11 @@ def test_a_pip_that_cannot_run_lists_nothing(tmp_path: Path) -> None:
 FAKE_PYTHON = """#!/usr/bin/env bash
 # A stand-in for python3.11 and the venv it makes: pip installs are recorded, not done.
 if [ "$1" = -m ] && [ "$2" = venv ]; then mkdir -p "$3/bin"; cp "$0" "$3/bin/python"; exit 0; fi
-if [ "$1" = -m ] && [ "$2" = pip ]; then shift 2; echo "pip $*" >>"$PIP_RECORD"; exit 0; fi
+if [ "$1" = -m ] && [ "$2" = pip ]; then
+    shift 2; echo "pip $*" >>"$PIP_RECORD"
+    if [ -n "${FAKE_PIP_FAIL:-}" ]; then echo "ERROR: $FAKE_PIP_FAIL"; exit 1; fi
+    exit 0
+fi
 if [ "$1" = -c ]; then exit 0; fi
 case $1 in
     *make_tiny_model.py) mkdir -p "$2" && touch "$2/model.safetensors" "$2/tokenizer.json"; exit 0 ;;
@@ -121,9 +126,7 @@ exit 9
 
 @pytest.mark.parametrize("row", SOURCE_ROWS, ids=[r.id for r in SOURCE_ROWS])
 def test_vllm_install_adds_the_index_only_when_needed(row: SourceRow, tmp_path: Path) -> None:
-    fake = tmp_path / "python3.11"
-    fake.write_text(FAKE_PYTHON.format(python=sys.executable))
-    fake.chmod(0o755)
+    fake = fake_python(tmp_path)
     record = tmp_path / "pip-record"
     env = offline_pip_env(
         find_links(tmp_path, row.wheels), GENESIS_VLLM_ROOT=str(tmp_path / "root"), GENESIS_PYTHON=str(fake), PIP_RECORD=str(record)
@@ -166,10 +169,71 @@ def test_a_failed_phase_shows_its_log_and_stops_the_script(tmp_path: Path) -> No
     assert re.search(r"^job: error: waiting failed after \d+ s \(exit 4\); last lines of .*/log:\nthe-reason$", done.stderr, re.MULTILINE)
 
 
-def test_setup_when_set_up_says_so() -> None:
-    done = subprocess.run([str(ROOT / "scripts" / "setup")], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0
-    assert done.stderr.splitlines()[-1] == "setup: .venv is up to date (pyproject.toml unchanged since the last install)"
+def fake_python(tmp_path: Path) -> Path:
+    fake = tmp_path / "python3.11"
+    fake.write_text(FAKE_PYTHON.replace("{python}", sys.executable))
+    fake.chmod(0o755)
+    return fake
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Path:
+    """What scripts/setup needs of a clone: itself, the progress lines and a pyproject.toml."""
+    clone = tmp_path / "clone"
+    (clone / "scripts").mkdir(parents=True)
+    (clone / "tests" / "servers").mkdir(parents=True)
+    (clone / "scripts" / "setup").write_bytes((ROOT / "scripts" / "setup").read_bytes())
+    (clone / "scripts" / "setup").chmod(0o755)
+    (clone / "tests" / "servers" / "progress.sh").write_bytes((SERVERS / "progress.sh").read_bytes())
+    (clone / "pyproject.toml").write_text('[project]\nname = "genesis"\n')
+    return clone
+
+
+def run_setup(clone: Path, tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHON": str(fake_python(tmp_path)), "PIP_RECORD": str(tmp_path / "pip-record"), **extra}
+    return subprocess.run([str(clone / "scripts" / "setup")], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_setup_says_what_it_does_and_how_long_it_took(checkout: Path, tmp_path: Path) -> None:
+    first = run_setup(checkout, tmp_path)
+    assert first.returncode == 0, first.stderr
+    lines = first.stderr.splitlines()
+    assert lines[0] == f"setup: creating .venv with {tmp_path / 'python3.11'}..."
+    assert re.fullmatch(r"setup: created .venv in \d+ s", lines[1])
+    assert lines[2] == "setup: installing genesis and its test tools into .venv (usually 1 min; log: .venv/setup.log)..."
+    assert re.fullmatch(r"setup: installing genesis and its test tools into .venv: done in \d+ s", lines[-1])
+    assert (tmp_path / "pip-record").read_text() == "pip install --disable-pip-version-check -e .[test]\n"
+
+
+def test_setup_when_set_up_says_so_and_installs_nothing(checkout: Path, tmp_path: Path) -> None:
+    run_setup(checkout, tmp_path)
+    again = run_setup(checkout, tmp_path)
+    assert again.returncode == 0
+    assert again.stderr == "setup: .venv is up to date (pyproject.toml unchanged since the last install)\n"
+    assert len((tmp_path / "pip-record").read_text().splitlines()) == 1
+
+
+def test_setup_reinstalls_when_pyproject_changes(checkout: Path, tmp_path: Path) -> None:
+    run_setup(checkout, tmp_path)
+    (checkout / "pyproject.toml").write_text('[project]\nname = "genesis"\nversion = "2"\n')
+    again = run_setup(checkout, tmp_path)
+    assert "setup: installing genesis and its test tools into .venv (usually" in again.stderr
+    assert "creating .venv" not in again.stderr
+    assert len((tmp_path / "pip-record").read_text().splitlines()) == 2
+
+
+def test_setup_that_fails_shows_pips_reason_and_installs_again_next_time(checkout: Path, tmp_path: Path) -> None:
+    failed = run_setup(checkout, tmp_path, FAKE_PIP_FAIL="No matching distribution found for msgspec")
+    assert failed.returncode == 1
+    assert "setup: error: installing genesis and its test tools into .venv failed after" in failed.stderr
+    assert failed.stderr.endswith("ERROR: No matching distribution found for msgspec\n")
+    assert "installing genesis" in run_setup(checkout, tmp_path).stderr
+
+
+def test_fixture_output_is_shown_and_kept(pytestconfig: pytest.Config) -> None:
+    terminal = io.StringIO()
+    assert run_showing_progress(pytestconfig, ["bash", "-c", "echo one; echo two >&2; exit 3"], os.environ, terminal) == (3, "one\ntwo\n")
+    assert terminal.getvalue() == "one\ntwo\n"
 
 
 # ---- vllm-cpu.sh start, against a fake vLLM ----
