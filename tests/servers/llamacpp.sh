@@ -149,8 +149,10 @@ convert_python() {
         # The CPU build by name: a plain `torch` would be PyPI's multi-GB CUDA build. PyPI has no
         # +cpu builds: torch_source.py finds it where pip is configured, else adds PyTorch's index.
         mapfile -t torch_args < <(PROGRESS_NAME=$PROGRESS_NAME "$CONVERT_VENV/bin/python" "$HERE/torch_source.py" "$TORCH_VERSION+cpu")
+        PROGRESS_HINT="put the torch-$TORCH_VERSION+cpu wheel for this Python in a folder and set PIP_FIND_LINKS=/that/folder (README: where the CPU build of torch comes from)"
         run_phase "installing torch==$TORCH_VERSION+cpu" "30-90 s" "$INSTALL_LOG" \
             "$CONVERT_VENV/bin/python" -m pip install "${torch_args[@]}" "torch==$TORCH_VERSION+cpu"
+        PROGRESS_HINT=
         run_phase "installing transformers and the converter's other dependencies" "30-60 s" "$INSTALL_LOG" \
             "$CONVERT_VENV/bin/python" -m pip install transformers tokenizers safetensors \
             numpy sentencepiece pyyaml tqdm requests

