@@ -303,6 +303,7 @@ def test_start_says_how_long_it_usually_takes_and_when_ready(fake_vllm: FakeVllm
         stopped = subprocess.run([str(VLLM_SCRIPT), "stop"], capture_output=True, text=True, env=env, timeout=60)
     assert "stopped pid" in stopped.stderr
     assert not check(f"http://127.0.0.1:{port}/v1", "k", "tiny-model").occupied
+    assert not (fake_vllm.root / f"vllm-{port}.log").exists() and not (fake_vllm.root / f"vllm-{port}.pid").exists()
 
 
 # ---- which server is used ----

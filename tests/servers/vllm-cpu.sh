@@ -17,6 +17,8 @@
 #   GENESIS_TORCH_CPU_INDEX     the index added when pip's configured sources lack torch==X+cpu
 #                               (default https://download.pytorch.org/whl/cpu; see torch_source.py)
 #   GENESIS_PROGRESS_EVERY      seconds between "still ..." lines of long steps (default 15)
+#   GENESIS_VLLM_KEEP_LOG       1: `stop` keeps the server's log (by default it deletes it, so
+#                               servers started on ever new free ports leave nothing behind)
 #
 # The server answers as model `tiny-model` at http://127.0.0.1:$PORT/v1; its log is
 # $GENESIS_VLLM_ROOT/vllm-$PORT.log and its pid $GENESIS_VLLM_ROOT/vllm-$PORT.pid. Progress
@@ -219,6 +221,8 @@ do_stop() {
     # Also reaps engine processes that outlived their parent.
     kill -KILL -- "-$pid" 2>/dev/null || true
     rm -f "$PIDFILE"
+    # Servers started on ever new free ports (the tests' fixture) would leave a log each.
+    [ "${GENESIS_VLLM_KEEP_LOG:-}" = 1 ] || rm -f "$LOG"
     say "stopped pid $pid (port $PORT)"
 }
 
