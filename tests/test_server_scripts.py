@@ -1,11 +1,13 @@
 """The install and start scripts, run for real against fakes: no network, no vLLM.
 
-- Where the CPU torch comes from (tests/servers/torch_source.py, and vllm-cpu.sh install
-  using it): a fake find-links folder, pip with no index and no config.
-- Progress lines (tests/servers/progress.sh): long steps say what, for how long, and when done.
+- Where the CPU torch comes from (tests/servers/torch_source.py, and the vllm-cpu.sh and
+  llamacpp.sh installs using it): a fake find-links folder, pip with no index and no config,
+  a fake python whose pip records what it is asked to install.
+- Progress lines (tests/servers/progress.sh, scripts/setup on a fake clone, vllm-cpu.sh
+  start against a fake vLLM): long steps say what, for how long, and when done.
 - Which server the tests and the demo use (tests/servers/server_check.py, conftest's
-  choose_vllm, scripts/demo): a fake server that answers /health but serves another model
-  or wants another key is never used.
+  choose_vllm, scripts/demo end to end against fakes): a server that answers /health but
+  serves another model or wants another key is never used.
 """
 
 from __future__ import annotations
