@@ -43,12 +43,45 @@ collect_ignore = ["servers/make_tiny_model.py"]
 # ---- servers: the local fault server, and the real vLLM server ----
 
 import os  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
 import subprocess  # noqa: E402
-import urllib.request  # noqa: E402
-from collections.abc import Iterator, Sequence  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Iterator, Mapping, Sequence  # noqa: E402
+from contextlib import contextmanager, nullcontext  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import TextIO  # noqa: E402
 
 VLLM_SCRIPT = ROOT / "tests" / "servers" / "vllm-cpu.sh"
-VLLM_KEY = "test-key"
+VLLM_MODEL = "tiny-model"
+
+
+@dataclass(frozen=True)
+class VllmChoice:
+    """Which vLLM server the real-server tests use: one named by the user, or one we start.
+
+    Rule: a server already running is used only when named explicitly, by
+    GENESIS_TEST_VLLM_URL (its base URL, ``http://host:port/v1``) and GENESIS_TEST_VLLM_KEY
+    (its key; default ``test-key``); it must serve ``tiny-model``. Otherwise the session
+    starts its own on a free port: whatever answers on :8000 is someone else's.
+    """
+
+    url: str | None  # None: start our own
+    key: str
+
+
+def choose_vllm(env: Mapping[str, str]) -> VllmChoice:
+    """The server named by the environment, if any, and its key.
+
+    >>> choose_vllm({}), choose_vllm({"GENESIS_TEST_VLLM_URL": "http://h:1/v1", "GENESIS_TEST_VLLM_KEY": "k"})
+    (VllmChoice(url=None, key='test-key'), VllmChoice(url='http://h:1/v1', key='k'))
+    """
+    url = env.get("GENESIS_TEST_VLLM_URL") or None
+    key = (env.get("GENESIS_TEST_VLLM_KEY") or "test-key") if url else "test-key"
+    return VllmChoice(url.rstrip("/") if url else None, key)
+
+
+VLLM_KEY = choose_vllm(os.environ).key  # the key of the server `vllm_url` gives
 
 
 @pytest.fixture(scope="session")
@@ -59,26 +92,41 @@ def fault_server() -> Iterator[Any]:
         yield server
 
 
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
+def run_showing_progress(
+    config: pytest.Config, command: Sequence[str], env: Mapping[str, str], terminal: TextIO | None = None
+) -> tuple[int, str]:
+    """Run a server script with its progress lines on the terminal as they come (past pytest's
+    capture: a start takes 30-120 s, which would otherwise be silence); returns them too."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+    shown = capture.global_and_fixture_disabled() if capture is not None else nullcontext()
+    lines: list[str] = []
+    with shown:
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert process.stdout is not None
+        for line in process.stdout:
+            (terminal or sys.stderr).write(line)
+            lines.append(line)
+        code = process.wait()
+    return code, "".join(lines)
 
 
 @pytest.fixture(scope="session")
-def vllm_url() -> Iterator[str]:
-    """The base URL of a real vLLM server with key ``test-key`` serving ``tiny-model``.
+def vllm_url(pytestconfig: pytest.Config) -> Iterator[str]:
+    """The base URL of a real vLLM server with key ``VLLM_KEY`` serving ``tiny-model``.
 
-    Uses one already running on GENESIS_VLLM_PORT (default 8000), else starts one
-    with tests/servers/vllm-cpu.sh and stops it after the session. Where vLLM is
-    not installed the tests skip, except in CI (CI=true), where that fails the run.
+    The one GENESIS_TEST_VLLM_URL names (checked: it must serve tiny-model to the key, else
+    the tests fail and say why), else one started with tests/servers/vllm-cpu.sh on a free
+    port (its progress lines shown as they come) and stopped after the session. Where vLLM
+    is not installed the tests skip, except in CI (CI=true), where that fails the run.
     """
-    port = os.environ.get("GENESIS_VLLM_PORT", "8000")
-    base = f"http://127.0.0.1:{port}/v1"
-    if _answers(f"http://127.0.0.1:{port}/health"):
-        yield base
+    from tests.servers.server_check import check
+
+    choice = choose_vllm(os.environ)
+    if choice.url is not None:
+        verdict = check(choice.url, choice.key, VLLM_MODEL)
+        if not verdict.usable:
+            pytest.fail(f"GENESIS_TEST_VLLM_URL: {verdict.reason}")
+        yield choice.url
         return
     installed = subprocess.run([str(VLLM_SCRIPT), "installed"], capture_output=True).returncode == 0
     if not installed:
@@ -86,12 +134,13 @@ def vllm_url() -> Iterator[str]:
         if os.environ.get("CI") == "true":
             pytest.fail(f"{reason}: CI must run the real-server tests, not skip them")
         pytest.skip(reason)
-    env = {**os.environ, "PORT": port, "KEY": VLLM_KEY}
-    started = subprocess.run([str(VLLM_SCRIPT), "start"], env=env, capture_output=True, text=True)
-    if started.returncode != 0:
-        pytest.fail(f"vLLM did not start:\n{started.stdout[-3000:]}\n{started.stderr[-3000:]}")
-    try:
-        yield base
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "KEY": choice.key}
+    try:  # stopped whatever happens, even if `start` failed after the process was up
+        code, output = run_showing_progress(pytestconfig, [str(VLLM_SCRIPT), "start"], env)
+        if code != 0:
+            pytest.fail(f"vLLM did not start:\n{output[-6000:]}")
+        yield f"http://127.0.0.1:{port}/v1"
     finally:
         subprocess.run([str(VLLM_SCRIPT), "stop"], env=env, capture_output=True)
 
@@ -103,11 +152,6 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 
 # ---- the real llama.cpp server (tests/servers/llamacpp.sh) ----
-
-import signal  # noqa: E402
-import socket  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
 
 LLAMACPP_SCRIPT = ROOT / "tests" / "servers" / "llamacpp.sh"
 LLAMACPP_KEY = "test-key"

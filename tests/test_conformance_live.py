@@ -19,11 +19,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import VLLM_KEY
+from tests.conftest import LLAMACPP_KEY, VLLM_KEY
 from tests.test_conformance import TRANSCRIPTS, Outcome, Transcript, run
 
 SERVERS = {"vllm": ("vllm_url", pytest.mark.vllm), "llamacpp": ("llamacpp_url", pytest.mark.llamacpp)}
-KEY = VLLM_KEY  # both fixtures start their server with the same key ("test-key")
+KEYS = {"vllm": VLLM_KEY, "llamacpp": LLAMACPP_KEY}  # VLLM_KEY: GENESIS_TEST_VLLM_KEY for a server named by the user
 MODEL = "tiny-model"
 
 
@@ -38,7 +38,7 @@ def request_body(t: Transcript) -> dict[str, Any]:
 def headers(t: Transcript) -> dict[str, str]:
     assert t.live is not None
     auth = t.live["auth"]
-    return {"good": {"Authorization": f"Bearer {KEY}"}, "wrong": {"Authorization": "Bearer wrong-key"}, "none": {}}[auth]
+    return {"good": {"Authorization": f"Bearer {KEYS[t.table]}"}, "wrong": {"Authorization": "Bearer wrong-key"}, "none": {}}[auth]
 
 
 def sse_payloads(body: bytes) -> list[Any]:

@@ -19,9 +19,13 @@ ROOT = Path(__file__).resolve().parent.parent
 EMPTY = str(ROOT / "examples" / "empty.json5")
 
 
-def genesis_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def genesis_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120, vllm_at: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``vllm_at``: the built-in vllm provider's base URL moved there (the tests' server runs on a free port)."""
+    command = ["-m", "tests.servers.cli_with_vllm_at", vllm_at] if vllm_at else ["-m", "pipeline.cli"]
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args],
+        [sys.executable, *command, *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -34,11 +38,6 @@ def write(tmp_path: Path, text: str) -> str:
     path = tmp_path / "genesis.json5"
     path.write_text(text)
     return str(path)
-
-
-def needs_default_port(vllm_url: str) -> None:
-    if vllm_url != "http://127.0.0.1:8000/v1":
-        pytest.skip("the built-in vllm provider points at port 8000")
 
 
 def test_builtin_providers_are_data() -> None:
@@ -57,12 +56,18 @@ def test_builtin_providers_are_data() -> None:
 
 @pytest.mark.vllm
 def test_discovery_lists_the_tiny_model_with_no_config(vllm_url: str) -> None:
-    needs_default_port(vllm_url)
     done = genesis_cli(
-        "models", "list", "--provider", "vllm", env={"VLLM_API_KEY": VLLM_KEY, "GENESIS_CONFIG_PATH": "/nonexistent/none.json5"}
+        "models",
+        "list",
+        "--provider",
+        "vllm",
+        env={"VLLM_API_KEY": VLLM_KEY, "GENESIS_CONFIG_PATH": "/nonexistent/none.json5"},
+        vllm_at=vllm_url,
     )
     assert done.returncode == 2  # an explicit config path that does not exist is an error...
-    done = genesis_cli("models", "list", "--provider", "vllm", env={"VLLM_API_KEY": VLLM_KEY})  # ...no file at the default place is fine
+    done = genesis_cli(
+        "models", "list", "--provider", "vllm", env={"VLLM_API_KEY": VLLM_KEY}, vllm_at=vllm_url
+    )  # ...no file at the default place is fine
     assert done.returncode == 0, done.stderr
     header, row = done.stdout.strip().splitlines()
     assert header.split() == ["Model", "Input", "Ctx", "Local", "Auth", "Tags"]
@@ -81,8 +86,7 @@ def test_explicit_provider_turns_discovery_off(vllm_url: str, tmp_path: Path) ->
 
 @pytest.mark.vllm
 def test_wrong_key_is_one_warning_and_an_empty_list(vllm_url: str) -> None:
-    needs_default_port(vllm_url)
-    done = genesis_cli("models", "list", "--provider", "vllm", "--json", env={"VLLM_API_KEY": "wrong-key"})
+    done = genesis_cli("models", "list", "--provider", "vllm", "--json", env={"VLLM_API_KEY": "wrong-key"}, vllm_at=vllm_url)
     assert done.returncode == 0 and json.loads(done.stdout) == []
     [warning] = done.stderr.strip().splitlines()
     assert warning.startswith("genesis: warning: discovery of vllm models failed") and "auth" in warning

@@ -13,10 +13,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from pipeline.api import Genesis
 from pipeline.errors import ProviderError
+from pipeline.providers import BUILTIN_PROVIDERS
 from tests.conftest import VLLM_KEY
 
 pytestmark = [pytest.mark.anyio, pytest.mark.vllm]
@@ -116,10 +118,10 @@ async def test_dead_primary_falls_back_to_the_live_server(vllm_url: str) -> None
     assert completion.provider == "vllm"
 
 
-async def test_discovery_finds_the_served_model(vllm_url: str) -> None:
+async def test_discovery_finds_the_served_model(vllm_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Discovery asks the built-in vllm base URL (:8000); the session's server runs on a free port.
+    monkeypatch.setitem(BUILTIN_PROVIDERS, "vllm", msgspec.structs.replace(BUILTIN_PROVIDERS["vllm"], base_url=vllm_url))
     g = Genesis.from_config_text("{models: {providers: {}}}", env={"VLLM_API_KEY": VLLM_KEY})
-    if not vllm_url.startswith("http://127.0.0.1:8000/"):
-        pytest.skip("discovery uses the built-in vllm base URL (port 8000)")
     async with g:
         await g.discover()
     entry = g.catalog.providers["vllm"].find("tiny-model")

