@@ -24,6 +24,7 @@ from pipeline.types import Context, WireRequest
 
 if TYPE_CHECKING:
     from backends.audit import AuditRecord
+    from pipeline.blocking import BlockingIterator
     from pipeline.events import Completion, Event, Output
 
 
@@ -245,17 +246,74 @@ class Genesis:
         finally:
             await events.aclose()
 
+    # -- the sync facade: for code without an event loop (pipeline.blocking) --
+
     def run_sync(self, model: str | None, request: Mapping[str, Any], *, backend: str = "asyncio", **options: Any) -> Completion:
-        """``run()`` for code without an event loop; opens and closes its own connections."""
-        import anyio
+        """``run()`` for code without an event loop; takes ``run()``'s options (``on_event`` is
+        called from the private loop's thread).
+
+        Each call runs on a private event loop in its own thread, over HTTP connections of its
+        own that are closed on return, so it works from any thread, next to threads that run
+        loops. Called from a thread that runs an event loop it raises ``SyncInsideLoopError``
+        (``await run()`` there). Failures are the same typed errors ``run()`` raises.
+        """
+        from pipeline.blocking import call_blocking, refuse_inside_loop
+
+        refuse_inside_loop("run_sync", "await Genesis.run(...)")
+        local = self._loop_local()
 
         async def main() -> Completion:
             try:
-                return await self.run(model, request, **options)
+                return await local.run(model, request, **options)
             finally:
-                await self.aclose()
+                await self._settle(local)
 
-        return anyio.run(main, backend=backend)
+        return call_blocking(main, backend=backend)
+
+    def stream_sync(
+        self,
+        model: str | None,
+        request: Mapping[str, Any],
+        *,
+        headers: Sequence[tuple[str, str]] = (),
+        audit: Callable[[AuditRecord], None] | None = None,
+        fallbacks: bool = True,
+        backend: str = "asyncio",
+    ) -> BlockingIterator[Event]:
+        """``stream()`` for code without an event loop: an iterator of the same typed events.
+
+        Nothing is sent until the first ``next()``. Leaving the iteration any way (``break``, an
+        exception in the loop body, ``close()``, a ``with`` block, garbage collection) closes the
+        HTTP response and stops the private loop; failures are the ``ProviderError`` ``stream()``
+        raises. From a thread that runs an event loop it raises ``SyncInsideLoopError``.
+        """
+        from pipeline.blocking import BlockingIterator, refuse_inside_loop
+
+        refuse_inside_loop("stream_sync", "async for event in Genesis.stream(...)")
+        local = self._loop_local()
+        return BlockingIterator(
+            lambda: local.stream(model, request, headers=headers, audit=audit, fallbacks=fallbacks),
+            cleanup=lambda: self._settle(local),
+            backend=backend,
+            refusal=("stream_sync", "async for event in Genesis.stream(...)"),
+        )
+
+    def _loop_local(self) -> Genesis:
+        """This Genesis for one private loop: the same catalog, stages, cooldowns and hooks, but
+        no HTTP client yet (it makes its own in that loop: a client is bound to the loop it runs on)."""
+        import copy
+
+        local = copy.copy(self)
+        local._client = None
+        return local
+
+    async def _settle(self, local: Genesis) -> None:
+        """Close ``local``'s client; keep what its discovery found, so it runs once per Genesis."""
+        try:
+            await local.aclose()
+        finally:
+            if local._discovered and not self._discovered:
+                self._catalog, self._discovered = local._catalog, True
 
 
 async def _anyio_sleep(seconds: float) -> None:
