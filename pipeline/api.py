@@ -249,10 +249,9 @@ class Genesis:
     # -- the sync facade: for code without an event loop (pipeline.blocking) --
 
     def run_sync(self, model: str | None, request: Mapping[str, Any], *, backend: str = "asyncio", **options: Any) -> Completion:
-        """``run()`` for code without an event loop; takes ``run()``'s options (``on_event`` is
-        called from the private loop's thread).
+        """``run()`` for code without an event loop; takes ``run()``'s options.
 
-        Each call runs on a private event loop in its own thread, over HTTP connections of its
+        Each call runs a private event loop in the calling thread, over HTTP connections of its
         own that are closed on return, so it works from any thread, next to threads that run
         loops. Called from a thread that runs an event loop it raises ``SyncInsideLoopError``
         (``await run()`` there). Failures are the same typed errors ``run()`` raises.

@@ -5,9 +5,11 @@ Rules:
 1. Never inside a running event loop. A blocking call made from a loop's thread stalls every
    other task of that loop (and waits forever if what it waits for needs that loop), so it is
    refused with ``SyncInsideLoopError``, whose hint names the async method to use instead.
-2. The loop is private to the call (anyio's ``BlockingPortal`` in a daemon thread). The caller may
-   be any thread, including one next to threads that run loops of their own; nothing created on
-   the private loop (the HTTP client, its connections) is shared with another loop.
+2. The loop is private to the call: a call runs a fresh loop in the caller's thread; an iterator,
+   which must stay suspended between two ``next()``, runs one in a daemon thread of its own,
+   driven through anyio's ``BlockingPortal``. The caller may be any thread, including one next to
+   threads that run loops of their own; nothing created on the private loop (the HTTP client, its
+   connections) is shared with another loop.
 3. An iterator that ends, for whatever reason (exhausted, a typed error, ``break``, ``close()``,
    leaving its ``with`` block, garbage collection, an interrupt while it waits), closes its async
    generator inside the loop (so an HTTP response in flight is closed), runs its cleanup (closes
@@ -108,13 +110,17 @@ class PrivateLoop:
 
 
 def call_blocking(function: Callable[[], Awaitable[T]], *, backend: str = "asyncio") -> T:
-    """Run ``function()`` to completion on a private loop (rules 2 and 4); the loop is gone on return."""
-    loop = PrivateLoop(backend)
-    try:
-        future = loop.portal.start_task_soon(function)
-        return _wait(future)
-    finally:
-        loop.stop()
+    """Run ``function()`` to completion on a fresh loop in this thread (rules 1, 2 and 4).
+
+    A call needs no thread of its own: nothing is suspended between calls, so ``anyio.run`` here
+    is enough, and the caller's thread keeps what is per thread (a profiler, an interrupt).
+    """
+    import anyio
+
+    async def main() -> T:
+        return await function()
+
+    return anyio.run(main, backend=backend)
 
 
 def _wait(future: Future[T]) -> T:
