@@ -72,7 +72,7 @@ def refuse_inside_loop(method: str, instead: str) -> None:
     library = running_loop_library()
     if library is not None:
         raise SyncInsideLoopError(
-            f"{method}() blocks, and this thread runs a {library} event loop: it would stall that loop",
+            f"{method}() blocks, and this thread runs an event loop ({library}): it would stall that loop",
             hint=f"in async code use `{instead}` instead; {method}() is for code without an event loop",
         )
 

@@ -64,9 +64,11 @@ NEEDS: dict[str, str] = {
     "Using it from Python :: import anyio": "vllm",
     'Adding your own stage :: completion = Genesis.from_config_file(pipeline=pipeline).run_sync("vllm/tiny-model", {"messa...': "vllm",
     "Providers and discovery :: VLLM_API_KEY=test-key genesis models list --provider vllm": "vllm",
+    "Without an event loop :: from pipeline import Genesis": "vllm",
 }
 
 EXPECTED_OUTPUT: dict[str, tuple[str, ...]] = {
+    "Without an event loop :: import anyio": ("this thread runs an event loop (asyncio)", "use `async for event in Genesis.stream(...)`"),
     "Adding your own stage :: from returns.result import Success": ('"seed":7', "seed added: reproducible runs"),
     "Adding your own stage :: async def replay(client, wire, hints, record):": ("Call ###-####",),
     'Adding your own stage :: genesis wire --config examples/stages.json5 --prompt "hi" --explain': ('"seed": 7',),
