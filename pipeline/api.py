@@ -25,6 +25,7 @@ from pipeline.types import Context, WireRequest
 if TYPE_CHECKING:
     from backends.audit import AuditRecord
     from pipeline.blocking import BlockingIterator
+    from pipeline.embeddings import EmbeddingInput, Embeddings
     from pipeline.events import Completion, Event, Output
 
 
@@ -246,6 +247,39 @@ class Genesis:
         finally:
             await events.aclose()
 
+    # -- embeddings: POST /v1/embeddings (pipeline.embeddings builds, backends.embeddings sends) --
+
+    def build_embedding_result(
+        self, model: str | None, request: EmbeddingInput, *, headers: Sequence[tuple[str, str]] = ()
+    ) -> Result[WireRequest, GenesisError]:
+        from pipeline.embeddings import build_embedding
+
+        return build_embedding(self.pipeline, self._catalog, request, ref=model, headers=tuple(headers)).alt(self._name_config)
+
+    def build_embedding(self, model: str | None, request: EmbeddingInput, *, headers: Sequence[tuple[str, str]] = ()) -> WireRequest:
+        """The exact wire request for an embeddings request; raises a GenesisError on bad input.
+
+        ``request`` is a string, a list of strings, or a body (``{"input": ..., "dimensions": ...}``).
+        ``resolve_ref`` and ``attach_headers`` run; the chat-only stages do not, and ``.trace`` says so."""
+        return unwrap_or_raise(self.build_embedding_result(model, request, headers=headers))  # type: ignore[no-any-return]
+
+    async def embed(
+        self,
+        model: str | None,
+        request: EmbeddingInput,
+        *,
+        headers: Sequence[tuple[str, str]] = (),
+        audit: Callable[[AuditRecord], None] | None = None,
+    ) -> Embeddings:
+        """One vector per input, in input order; retried as chat is, never sent to a fallback model.
+
+        Failures are ``ProviderError`` (an answer that is not a usable embeddings answer: class ``protocol``)."""
+        from backends.embeddings import fetch_embeddings
+
+        await self.discover()
+        wire = self.build_embedding(model, request, headers=headers)
+        return await fetch_embeddings(self, wire, audit=audit)
+
     # -- the sync facade: for code without an event loop (pipeline.blocking) --
 
     def run_sync(self, model: str | None, request: Mapping[str, Any], *, backend: str = "asyncio", **options: Any) -> Completion:
@@ -264,6 +298,21 @@ class Genesis:
         async def main() -> Completion:
             try:
                 return await local.run(model, request, **options)
+            finally:
+                await self._settle(local)
+
+        return call_blocking(main, backend=backend)
+
+    def embed_sync(self, model: str | None, request: EmbeddingInput, *, backend: str = "asyncio", **options: Any) -> Embeddings:
+        """``embed()`` for code without an event loop, as ``run_sync()`` is for ``run()``."""
+        from pipeline.blocking import call_blocking, refuse_inside_loop
+
+        refuse_inside_loop("embed_sync", "await Genesis.embed(...)")
+        local = self._loop_local()
+
+        async def main() -> Embeddings:
+            try:
+                return await local.embed(model, request, **options)
             finally:
                 await self._settle(local)
 
