@@ -100,7 +100,13 @@ class PrivateLoop:
 
         self._thread = threading.Thread(target=main, name="genesis-sync", daemon=True)
         self._thread.start()
-        self.portal: BlockingPortal = ready.result()
+        try:
+            self.portal: BlockingPortal = ready.result()
+        except BaseException:  # interrupted while the loop starts: let it start, then stop it (rule 3)
+            if ready.exception() is None:
+                self.portal = ready.result()
+                self.stop()
+            raise
 
     def stop(self) -> None:
         try:

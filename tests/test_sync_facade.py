@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import gc
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -315,3 +316,20 @@ def test_stream_sync_against_vllm(vllm_url: str) -> None:
     assert isinstance([event for event in seen if isinstance(event, Finish)][-1], Finish)
     assert any(isinstance(event, Usage) and event.completion_tokens <= 8 for event in seen)
     assert genesis_threads() == 0
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="counts connections through /proc (Linux)")
+def test_an_interrupt_while_waiting_cancels_the_read(fault_server: Any) -> None:
+    """Ctrl-C while next() waits for a server that has not answered (``slow``): the read is cancelled,
+    the connection closed, the loop stopped; the KeyboardInterrupt reaches the caller."""
+    genesis = fault_genesis(fault_server)
+    events = genesis.stream_sync("fault/slow", HI)
+    # A real SIGINT to the main thread, as Ctrl-C sends (``_thread.interrupt_main`` would not wake a blocked wait).
+    timer = threading.Timer(1.0, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            next(events)
+    finally:
+        timer.cancel()
+    assert (genesis_threads(), client_connections(fault_server.port)) == (0, 0)
