@@ -15,7 +15,12 @@ Rules:
    generator inside the loop (so an HTTP response in flight is closed), runs its cleanup (closes
    the private client), then stops the loop and joins its thread. No thread or connection outlives it.
 4. Errors cross unchanged: the caller gets the very exception the async code raised (a
-   ``ProviderError`` stays a ``ProviderError`` with its class and hint).
+   ``ProviderError`` stays a ``ProviderError`` with its class and hint), after every item
+   produced before it.
+5. An iterator's loop reads ahead of the caller by at most ``READ_AHEAD`` items, and the caller
+   takes every item already waiting in one hop between threads: the hop, not the item, is what
+   costs. A caller slower than the server stops the reading once the buffer is full, as
+   ``async for`` would.
 
 The thread is a daemon so that an iterator left open at interpreter exit cannot hang the exit.
 """
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -34,6 +40,10 @@ if TYPE_CHECKING:
     from anyio.from_thread import BlockingPortal
 
 T = TypeVar("T")
+
+# How many items the loop may read ahead of the caller: enough that a burst crosses threads in
+# one hop (a hop costs far more than an item), few enough that a slow caller slows the reading.
+READ_AHEAD = 64
 
 
 class SyncInsideLoopError(GenesisError):
@@ -140,12 +150,15 @@ def _wait(future: Future[T]) -> T:
 
 
 class BlockingIterator(Generic[T]):
-    """Iterates an async generator from code without an event loop (rules 2 to 4).
+    """Iterates an async generator from code without an event loop (rules 2 to 5).
 
     ``events()`` makes the generator; it is called in the private loop at the first ``next()``, so
     an iterator that is never iterated starts no thread. ``cleanup()`` runs in the loop after the
     generator is closed (for example, closing the HTTP client the generator used). Use it in a
     ``with`` block, or ``break``/``close()``: every way out closes it.
+
+    Rule: nothing in the loop refers to the iterator (the loop's tasks hold its ``_Feed``), so
+    the caller's thread drops the last reference, and garbage collection closes it from there.
     """
 
     def __init__(
@@ -155,14 +168,13 @@ class BlockingIterator(Generic[T]):
         cleanup: Callable[[], Awaitable[None]] | None = None,
         backend: str = "asyncio",
         refusal: tuple[str, str] = ("iteration", "async for"),
+        read_ahead: int = READ_AHEAD,
     ) -> None:
-        self._make_events = events
+        self._feed: _Feed[T] = _Feed(events, cleanup, read_ahead)
         self._refusal = refusal  # (this method, the async one to use instead): rule 1 at the first next()
-        self._cleanup = cleanup
         self._backend = backend
         self._loop: PrivateLoop | None = None
-        self._events: AsyncGenerator[T, None] | None = None
-        self._stepping: Any = None  # an anyio.Event, set when the read in flight has ended
+        self._ready: deque[T] = deque()  # items taken from the loop, not yet returned
         self._closed = False
 
     def __iter__(self) -> BlockingIterator[T]:
@@ -175,52 +187,42 @@ class BlockingIterator(Generic[T]):
         self.close()
 
     def __next__(self) -> T:
+        if self._ready:
+            return self._ready.popleft()
         if self._closed:
             raise StopIteration
-        if self._loop is None:
-            refuse_inside_loop(*self._refusal)
-            self._loop = PrivateLoop(self._backend)
-        future = self._loop.portal.start_task_soon(self._step)
         try:
-            return _wait(future)
-        except StopAsyncIteration:
-            self.close()
-            raise StopIteration from None
+            if self._loop is None:
+                refuse_inside_loop(*self._refusal)
+                self._loop = PrivateLoop(self._backend)
+                self._loop.portal.call(self._feed.open)
+                self._feed.producer = self._loop.portal.start_task_soon(self._feed.produce)
+            batch = _wait(self._loop.portal.start_task_soon(self._feed.take))
         except BaseException:
             self.close()
             raise
-
-    async def _step(self) -> T:
-        import anyio
-
-        self._stepping = anyio.Event()
-        try:
-            if self._events is None:
-                self._events = self._make_events()
-            return await self._events.__anext__()
-        finally:
-            self._stepping.set()
-
-    async def _finish(self) -> None:
-        try:
-            if self._stepping is not None:
-                await self._stepping.wait()  # a read cancelled by an interrupt unwinds first
-            if self._events is not None:
-                await self._events.aclose()
-        finally:
-            if self._cleanup is not None:
-                await self._cleanup()
+        if not batch:  # the generator ended: raise what it raised, if anything, once the loop is gone
+            failure, self._feed.failure = self._feed.failure, None
+            self.close()
+            if failure is not None:
+                raise failure
+            raise StopIteration
+        self._ready.extend(batch[1:])
+        return batch[0]
 
     def close(self) -> None:
-        """Close the generator and its connections, stop the loop and join its thread; idempotent."""
+        """Close the generator and its connections, stop the loop and join its thread; idempotent.
+
+        Items already taken from the loop are dropped."""
         if self._closed:
             return
         self._closed = True
+        self._ready.clear()
         loop, self._loop = self._loop, None
         if loop is None:
-            return  # never iterated: no thread, no generator
+            return  # never iterated (or refused): no thread, no generator
         try:
-            loop.portal.call(self._finish)
+            loop.portal.call(self._feed.finish)
         finally:
             loop.stop()
 
@@ -229,3 +231,71 @@ class BlockingIterator(Generic[T]):
             self.close()
         except Exception:  # a finalizer must not raise; the thread is a daemon either way
             pass
+
+
+class _Feed(Generic[T]):
+    """The loop's side of a BlockingIterator: the generator, run by one producer task, and the
+    bounded stream its items cross (backpressure: rule 5)."""
+
+    def __init__(
+        self, events: Callable[[], AsyncGenerator[T, None]], cleanup: Callable[[], Awaitable[None]] | None, read_ahead: int
+    ) -> None:
+        self.make_events = events
+        self.cleanup = cleanup
+        self.read_ahead = read_ahead
+        self.send: Any = None  # anyio memory object streams, made in the loop
+        self.receive: Any = None
+        self.produced: Any = None  # an anyio.Event, set once the producer has closed the generator
+        self.producer: Future[None] | None = None
+        self.failure: BaseException | None = None  # what the generator raised, after its last item
+
+    async def open(self) -> None:
+        import anyio
+
+        self.produced = anyio.Event()
+        self.send, self.receive = anyio.create_memory_object_stream[T](self.read_ahead)
+
+    async def produce(self) -> None:
+        import anyio
+
+        try:
+            async with self.send:
+                events = self.make_events()
+                try:
+                    async for item in events:
+                        await self.send.send(item)
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await events.aclose()
+        except Exception as error:  # delivered after the items before it (rule 4); cancellation is no Exception
+            self.failure = error
+        finally:
+            self.produced.set()
+
+    async def take(self) -> list[T]:
+        """The next item and every one already waiting (one thread hop for many); [] at the end."""
+        import anyio
+
+        try:
+            batch = [await self.receive.receive()]
+        except anyio.EndOfStream:
+            return []
+        while True:
+            try:
+                batch.append(self.receive.receive_nowait())
+            except (anyio.WouldBlock, anyio.EndOfStream):
+                return batch
+
+    async def finish(self) -> None:
+        try:
+            if self.producer is not None:
+                if not self.producer.done():
+                    self.producer.cancel()  # the portal cancels the producer's scope; the generator is closed there
+                await self.produced.wait()
+            elif self.send is not None:
+                await self.send.aclose()
+            if self.receive is not None:
+                self.receive.close()
+        finally:
+            if self.cleanup is not None:
+                await self.cleanup()
