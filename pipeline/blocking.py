@@ -17,10 +17,10 @@ Rules:
 4. Errors cross unchanged: the caller gets the very exception the async code raised (a
    ``ProviderError`` stays a ``ProviderError`` with its class and hint), after every item
    produced before it.
-5. An iterator's loop reads ahead of the caller by at most ``READ_AHEAD`` items, and the caller
-   takes every item already waiting in one hop between threads: the hop, not the item, is what
-   costs. A caller slower than the server stops the reading once the buffer is full, as
-   ``async for`` would.
+5. An iterator's loop reads ahead of the caller by at most ``READ_AHEAD`` items, handed over on a
+   thread-safe queue; the caller gives room back once per half of that, not once per item: a hop
+   through the loop costs far more than an item. A caller slower than the server stops the
+   reading once the producer is that far ahead, as ``async for`` would.
 
 The thread is a daemon so that an iterator left open at interpreter exit cannot hang the exit.
 """
@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from concurrent.futures import Future
+from queue import SimpleQueue
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pipeline.errors import GenesisError, UserErrorKind
@@ -41,8 +41,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# How many items the loop may read ahead of the caller: enough that a burst crosses threads in
-# one hop (a hop costs far more than an item), few enough that a slow caller slows the reading.
+# How many items the loop may read ahead of the caller: enough that the caller gives room back
+# rarely (a hop through the loop costs far more than an item), few enough that a slow caller
+# slows the reading.
 READ_AHEAD = 64
 
 
@@ -174,7 +175,7 @@ class BlockingIterator(Generic[T]):
         self._refusal = refusal  # (this method, the async one to use instead): rule 1 at the first next()
         self._backend = backend
         self._loop: PrivateLoop | None = None
-        self._ready: deque[T] = deque()  # items taken from the loop, not yet returned
+        self._taken = 0  # items taken since room was last given back to the producer
         self._closed = False
 
     def __iter__(self) -> BlockingIterator[T]:
@@ -187,37 +188,38 @@ class BlockingIterator(Generic[T]):
         self.close()
 
     def __next__(self) -> T:
-        if self._ready:
-            return self._ready.popleft()
         if self._closed:
             raise StopIteration
+        feed = self._feed
         try:
             if self._loop is None:
                 refuse_inside_loop(*self._refusal)
                 self._loop = PrivateLoop(self._backend)
-                self._loop.portal.call(self._feed.open)
-                self._feed.producer = self._loop.portal.start_task_soon(self._feed.produce)
-            batch = _wait(self._loop.portal.start_task_soon(self._feed.take))
+                self._loop.portal.call(feed.open)
+                feed.producer = self._loop.portal.start_task_soon(feed.produce)
+            item = feed.items.get()  # a plain thread wait: no hop through the loop per item
+            if item is _END:
+                failure, feed.failure = feed.failure, None
+                self.close()
+                if failure is not None:
+                    raise failure  # what the generator raised, after every item before it (rule 4)
+                raise StopIteration
+            self._taken += 1
+            if self._taken >= feed.read_ahead // 2:  # one hop gives the producer room for many items
+                self._loop.portal.call(feed.make_room, self._taken)
+                self._taken = 0
         except BaseException:
             self.close()
             raise
-        if not batch:  # the generator ended: raise what it raised, if anything, once the loop is gone
-            failure, self._feed.failure = self._feed.failure, None
-            self.close()
-            if failure is not None:
-                raise failure
-            raise StopIteration
-        self._ready.extend(batch[1:])
-        return batch[0]
+        return item  # type: ignore[no-any-return]
 
     def close(self) -> None:
         """Close the generator and its connections, stop the loop and join its thread; idempotent.
 
-        Items already taken from the loop are dropped."""
+        Items read ahead and not yet taken are dropped."""
         if self._closed:
             return
         self._closed = True
-        self._ready.clear()
         loop, self._loop = self._loop, None
         if loop is None:
             return  # never iterated (or refused): no thread, no generator
@@ -233,58 +235,55 @@ class BlockingIterator(Generic[T]):
             pass
 
 
+_END = object()  # the producer's last item: the generator ended (``_Feed.failure`` says how)
+
+
 class _Feed(Generic[T]):
-    """The loop's side of a BlockingIterator: the generator, run by one producer task, and the
-    bounded stream its items cross (backpressure: rule 5)."""
+    """The loop's side of a BlockingIterator: the generator, run by one producer task that puts
+    its items on a thread-safe queue, and may run at most ``read_ahead`` items ahead (rule 5)."""
 
     def __init__(
         self, events: Callable[[], AsyncGenerator[T, None]], cleanup: Callable[[], Awaitable[None]] | None, read_ahead: int
     ) -> None:
         self.make_events = events
         self.cleanup = cleanup
-        self.read_ahead = read_ahead
-        self.send: Any = None  # anyio memory object streams, made in the loop
-        self.receive: Any = None
+        self.read_ahead = max(read_ahead, 2)
+        self.items: SimpleQueue[Any] = SimpleQueue()
+        self.room: Any = None  # an anyio.Semaphore: one unit per item the producer may put
         self.produced: Any = None  # an anyio.Event, set once the producer has closed the generator
         self.producer: Future[None] | None = None
-        self.failure: BaseException | None = None  # what the generator raised, after its last item
+        self.failure: BaseException | None = None  # what the generator raised
 
     async def open(self) -> None:
         import anyio
 
         self.produced = anyio.Event()
-        self.send, self.receive = anyio.create_memory_object_stream[T](self.read_ahead)
+        self.room = anyio.Semaphore(self.read_ahead)
 
     async def produce(self) -> None:
         import anyio
 
         try:
-            async with self.send:
-                events = self.make_events()
-                try:
-                    async for item in events:
-                        await self.send.send(item)
-                finally:
-                    with anyio.CancelScope(shield=True):
-                        await events.aclose()
-        except Exception as error:  # delivered after the items before it (rule 4); cancellation is no Exception
+            events = self.make_events()
+            try:
+                async for item in events:
+                    try:
+                        self.room.acquire_nowait()  # no checkpoint while there is room: the reading sets the pace
+                    except anyio.WouldBlock:
+                        await self.room.acquire()
+                    self.items.put(item)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await events.aclose()
+        except Exception as error:  # cancellation is no Exception
             self.failure = error
         finally:
+            self.items.put(_END)
             self.produced.set()
 
-    async def take(self) -> list[T]:
-        """The next item and every one already waiting (one thread hop for many); [] at the end."""
-        import anyio
-
-        try:
-            batch = [await self.receive.receive()]
-        except anyio.EndOfStream:
-            return []
-        while True:
-            try:
-                batch.append(self.receive.receive_nowait())
-            except (anyio.WouldBlock, anyio.EndOfStream):
-                return batch
+    async def make_room(self, count: int) -> None:
+        for _ in range(count):
+            self.room.release()
 
     async def finish(self) -> None:
         try:
@@ -292,10 +291,6 @@ class _Feed(Generic[T]):
                 if not self.producer.done():
                     self.producer.cancel()  # the portal cancels the producer's scope; the generator is closed there
                 await self.produced.wait()
-            elif self.send is not None:
-                await self.send.aclose()
-            if self.receive is not None:
-                self.receive.close()
         finally:
             if self.cleanup is not None:
                 await self.cleanup()

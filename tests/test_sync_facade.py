@@ -16,7 +16,7 @@ from __future__ import annotations
 import gc
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -333,3 +333,41 @@ def test_an_interrupt_while_waiting_cancels_the_read(fault_server: Any) -> None:
     finally:
         timer.cancel()
     assert (genesis_threads(), client_connections(fault_server.port)) == (0, 0)
+
+
+# ---- the read-ahead bound (pipeline.blocking rule 5) ----
+
+
+class Counting:
+    """An endless async generator that counts what it produced; ``reached`` is set at item ``mark``."""
+
+    def __init__(self, mark: int = 0) -> None:
+        self.produced = 0
+        self.mark = mark
+        self.reached = threading.Event()
+
+    async def events(self) -> AsyncGenerator[int, None]:
+        while True:
+            self.produced += 1
+            if self.produced == self.mark:
+                self.reached.set()
+            yield self.produced
+            await anyio.sleep(0)
+
+
+def test_the_loop_reads_at_most_read_ahead_items_ahead() -> None:
+    """With room for 8, the producer puts 8 items, makes the 9th and waits for room; it is still
+    waiting when close() cancels it (unbounded, it would have made hundreds more by then)."""
+    source = Counting(mark=9)
+    items = BlockingIterator(source.events, read_ahead=8)
+    assert next(items) == 1
+    assert source.reached.wait(30)  # a guard against a hang, not a timing assertion
+    items.close()
+    assert source.produced == 9
+
+
+def test_room_is_given_back_as_the_caller_takes() -> None:
+    source = Counting()
+    with BlockingIterator(source.events, read_ahead=4) as items:
+        assert [next(items) for _ in range(100)] == list(range(1, 101))
+    assert genesis_threads() == 0
