@@ -1,4 +1,4 @@
-"""Async code for callers without an event loop: each call runs on a private loop in its own thread.
+"""Async code for callers without an event loop: each call, each iterator, runs a private event loop.
 
 Rules:
 
@@ -138,16 +138,6 @@ def call_blocking(function: Callable[[], Awaitable[T]], *, backend: str = "async
         return await function()
 
     return anyio.run(main, backend=backend)
-
-
-def _wait(future: Future[T]) -> T:
-    """The future's result; an interrupt while waiting cancels the task and waits for it to unwind."""
-    try:
-        return future.result()
-    except BaseException:
-        if not future.done():
-            future.cancel()  # the portal cancels the task's scope in the loop
-        raise
 
 
 class BlockingIterator(Generic[T]):
