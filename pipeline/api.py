@@ -333,7 +333,8 @@ class Genesis:
         Nothing is sent until the first ``next()``. Leaving the iteration any way (``break``, an
         exception in the loop body, ``close()``, a ``with`` block, garbage collection) closes the
         HTTP response and stops the private loop; failures are the ``ProviderError`` ``stream()``
-        raises. From a thread that runs an event loop it raises ``SyncInsideLoopError``.
+        raises. From a thread that runs an event loop it raises ``SyncInsideLoopError``. The loop
+        runs in a thread of its own, so ``audit`` is called from that thread.
         """
         from pipeline.blocking import BlockingIterator, refuse_inside_loop
 
