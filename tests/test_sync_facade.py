@@ -29,6 +29,7 @@ from pipeline.blocking import BlockingIterator, SyncInsideLoopError
 from pipeline.errors import ErrorClass, ProviderError
 from pipeline.events import Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 from tests.replay import Recording, Replay, sse_of
+from tests.test_conformance import TRANSCRIPTS, Transcript
 
 HI = {"messages": [{"role": "user", "content": "hi"}]}
 CONFIG = '{models: {providers: {vllm: {baseUrl: "http://127.0.0.1:9/v1", apiKey: "k", maxRetries: 0, models: [{id: "m"}]}}}}'
@@ -98,6 +99,14 @@ def test_stream_sync_yields_what_stream_yields(recording: Recording, request_bod
     expected = anyio.run(async_events, recording, request_body)
     assert sync_events(recording, request_body) == expected
     assert expected  # the row says something: events or an error
+
+
+@pytest.mark.parametrize("transcript", TRANSCRIPTS, ids=[transcript.id for transcript in TRANSCRIPTS])
+def test_stream_sync_matches_stream_on_every_conformance_transcript(transcript: Transcript) -> None:
+    """The 94 recorded answers of 7 servers (tests/conformance): the same events, or the same error."""
+    recording = Recording(transcript.status, transcript.content_type, (transcript.body,))
+    request = {**HI, "stream": transcript.is_sse}
+    assert sync_events(recording, request) == anyio.run(async_events, recording, request)
 
 
 def test_run_sync_returns_what_run_returns() -> None:
