@@ -303,6 +303,26 @@ async def test_works_from_a_worker_thread_while_a_loop_runs(anyio_backend: str) 
     assert await anyio.to_thread.run_sync(in_worker) == ([TextDelta("x"), Finish("stop")], "x")
 
 
+@pytest.mark.anyio
+async def test_one_genesis_serves_a_loop_and_a_worker_thread_at_once(fault_server: Any, anyio_backend: str) -> None:
+    """The loop streams over the shared client while a worker thread runs run_sync and stream_sync on
+    the same Genesis: each sync call has a client of its own, and closing it leaves the shared one open."""
+    genesis = fault_genesis(fault_server)
+    texts: list[str] = []
+
+    def worker() -> None:
+        texts.append(genesis.run_sync("fault/ok", HI).text)
+        texts.append("".join(event.text for event in genesis.stream_sync("fault/ok", HI) if isinstance(event, TextDelta)))
+
+    async with genesis:
+        async with anyio.create_task_group() as group:
+            group.start_soon(anyio.to_thread.run_sync, worker)
+            for _ in range(3):
+                texts.append((await genesis.run("fault/ok", HI)).text)
+        assert not genesis.client().is_closed
+    assert texts == ["Hello world"] * 5
+
+
 def test_sync_calls_keep_the_shared_async_client() -> None:
     """run_sync/stream_sync make a client of their own on their loop; the async client stays as it was."""
     genesis = replaying(*(Recording.sse(sse_of([TextDelta(text), Finish("stop")])) for text in "xy"))
