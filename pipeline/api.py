@@ -24,6 +24,8 @@ from pipeline.types import Context, WireRequest
 
 if TYPE_CHECKING:
     from backends.audit import AuditRecord
+    from pipeline.blocking import BlockingIterator
+    from pipeline.embeddings import EmbeddingInput, Embeddings
     from pipeline.events import Completion, Event, Output
 
 
@@ -245,17 +247,122 @@ class Genesis:
         finally:
             await events.aclose()
 
+    # -- embeddings: POST /v1/embeddings (pipeline.embeddings builds, backends.embeddings sends) --
+
+    def build_embedding_result(
+        self, model: str | None, request: EmbeddingInput, *, headers: Sequence[tuple[str, str]] = ()
+    ) -> Result[WireRequest, GenesisError]:
+        from pipeline.embeddings import build_embedding
+
+        return build_embedding(self.pipeline, self._catalog, request, ref=model, headers=tuple(headers)).alt(self._name_config)
+
+    def build_embedding(self, model: str | None, request: EmbeddingInput, *, headers: Sequence[tuple[str, str]] = ()) -> WireRequest:
+        """The exact wire request for an embeddings request; raises a GenesisError on bad input.
+
+        ``request`` is a string, a list of strings, or a body (``{"input": ..., "dimensions": ...}``).
+        ``resolve_ref`` and ``attach_headers`` run; the chat-only stages do not, and ``.trace`` says so."""
+        return unwrap_or_raise(self.build_embedding_result(model, request, headers=headers))  # type: ignore[no-any-return]
+
+    async def embed(
+        self,
+        model: str | None,
+        request: EmbeddingInput,
+        *,
+        headers: Sequence[tuple[str, str]] = (),
+        audit: Callable[[AuditRecord], None] | None = None,
+    ) -> Embeddings:
+        """One vector per input, in input order; retried as chat is, never sent to a fallback model.
+
+        Failures are ``ProviderError`` (an answer that is not a usable embeddings answer: class ``protocol``)."""
+        from backends.embeddings import fetch_embeddings
+
+        await self.discover()
+        wire = self.build_embedding(model, request, headers=headers)
+        return await fetch_embeddings(self, wire, audit=audit)
+
+    # -- the sync facade: for code without an event loop (pipeline.blocking) --
+
     def run_sync(self, model: str | None, request: Mapping[str, Any], *, backend: str = "asyncio", **options: Any) -> Completion:
-        """``run()`` for code without an event loop; opens and closes its own connections."""
-        import anyio
+        """``run()`` for code without an event loop; takes ``run()``'s options.
+
+        Each call runs a private event loop in the calling thread, over HTTP connections of its
+        own that are closed on return, so it works from any thread, next to threads that run
+        loops. Called from a thread that runs an event loop it raises ``SyncInsideLoopError``
+        (``await run()`` there). Failures are the same typed errors ``run()`` raises.
+        """
+        from pipeline.blocking import call_blocking, refuse_inside_loop
+
+        refuse_inside_loop("run_sync", "await Genesis.run(...)")
+        local = self._loop_local()
 
         async def main() -> Completion:
             try:
-                return await self.run(model, request, **options)
+                return await local.run(model, request, **options)
             finally:
-                await self.aclose()
+                await self._settle(local)
 
-        return anyio.run(main, backend=backend)
+        return call_blocking(main, backend=backend)
+
+    def embed_sync(self, model: str | None, request: EmbeddingInput, *, backend: str = "asyncio", **options: Any) -> Embeddings:
+        """``embed()`` for code without an event loop, as ``run_sync()`` is for ``run()``."""
+        from pipeline.blocking import call_blocking, refuse_inside_loop
+
+        refuse_inside_loop("embed_sync", "await Genesis.embed(...)")
+        local = self._loop_local()
+
+        async def main() -> Embeddings:
+            try:
+                return await local.embed(model, request, **options)
+            finally:
+                await self._settle(local)
+
+        return call_blocking(main, backend=backend)
+
+    def stream_sync(
+        self,
+        model: str | None,
+        request: Mapping[str, Any],
+        *,
+        headers: Sequence[tuple[str, str]] = (),
+        audit: Callable[[AuditRecord], None] | None = None,
+        fallbacks: bool = True,
+        backend: str = "asyncio",
+    ) -> BlockingIterator[Event]:
+        """``stream()`` for code without an event loop: an iterator of the same typed events.
+
+        Nothing is sent until the first ``next()``. Leaving the iteration any way (``break``, an
+        exception in the loop body, ``close()``, a ``with`` block, garbage collection) closes the
+        HTTP response and stops the private loop; failures are the ``ProviderError`` ``stream()``
+        raises. From a thread that runs an event loop it raises ``SyncInsideLoopError``. The loop
+        runs in a thread of its own, so ``audit`` is called from that thread.
+        """
+        from pipeline.blocking import BlockingIterator, refuse_inside_loop
+
+        refuse_inside_loop("stream_sync", "async for event in Genesis.stream(...)")
+        local = self._loop_local()
+        return BlockingIterator(
+            lambda: local.stream(model, request, headers=headers, audit=audit, fallbacks=fallbacks),
+            cleanup=lambda: self._settle(local),
+            backend=backend,
+            refusal=("stream_sync", "async for event in Genesis.stream(...)"),
+        )
+
+    def _loop_local(self) -> Genesis:
+        """This Genesis for one private loop: the same catalog, stages, cooldowns and hooks, but
+        no HTTP client yet (it makes its own in that loop: a client is bound to the loop it runs on)."""
+        import copy
+
+        local = copy.copy(self)
+        local._client = None
+        return local
+
+    async def _settle(self, local: Genesis) -> None:
+        """Close ``local``'s client; keep what its discovery found, so it runs once per Genesis."""
+        try:
+            await local.aclose()
+        finally:
+            if local._discovered and not self._discovered:
+                self._catalog, self._discovered = local._catalog, True
 
 
 async def _anyio_sleep(seconds: float) -> None:

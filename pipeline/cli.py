@@ -77,6 +77,20 @@ def build_parser(prog: str = "genesis") -> argparse.ArgumentParser:
         "--explain", action="store_true", help="also print what each stage did: request shaping, send, parse_stream, answer-side"
     )
     _add_config(run)
+    embedding = infer.add_parser("embedding", help="embeddings: vectors for texts (POST /v1/embeddings)")
+    embedding_commands = embedding.add_subparsers(dest="embedding_command", metavar="ACTION", required=True)
+    create = embedding_commands.add_parser("create", help="print one vector (a JSON array) per --text, in order")
+    create.add_argument("--model", metavar="REF", help="provider/model, an alias, or a model id (default: agents.defaults.model.primary)")
+    create.add_argument("--text", action="append", required=True, metavar="TEXT", help="a text to embed (repeatable: one vector each)")
+    create.add_argument("--dimensions", type=int, metavar="N", help="ask for vectors of N numbers (models that support it)")
+    create.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'", help="an extra request header (repeatable)")
+    create.add_argument(
+        "--json", action="store_true", help="print one JSON object (ok, provider, model, dimensions, data, usage, attempts)"
+    )
+    create.add_argument(
+        "--audit", metavar="FILE", help="append each attempt's exact request (secrets redacted), status and timing as JSON lines"
+    )
+    _add_config(create)
 
     models = commands.add_parser("models", help="list models, check servers, probe what a server accepts")
     models_commands = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
@@ -211,6 +225,10 @@ def _dispatch(args: Any) -> int:
 
         auth_handlers = {"set": auth.run_set, "list": auth.run_list, "remove": auth.run_remove}
         return auth_handlers[args.auth_command](args)
+    if args.command == "infer" and args.infer_command == "embedding":
+        from pipeline.commands.embedding import run_embedding_create
+
+        return run_embedding_create(args)
     if args.command == "infer":
         from pipeline.commands.infer import run_infer
 

@@ -64,9 +64,15 @@ NEEDS: dict[str, str] = {
     "Using it from Python :: import anyio": "vllm",
     'Adding your own stage :: completion = Genesis.from_config_file(pipeline=pipeline).run_sync("vllm/tiny-model", {"messa...': "vllm",
     "Providers and discovery :: VLLM_API_KEY=test-key genesis models list --provider vllm": "vllm",
+    "Without an event loop :: from pipeline import Genesis": "vllm",
 }
 
 EXPECTED_OUTPUT: dict[str, tuple[str, ...]] = {
+    "Embeddings :: from pipeline import Genesis": (
+        'http://127.0.0.1:8080/v1/embeddings {"model":"tiny-model","input":["first text","second text"]}',
+        "compat_shaping: (stage) removed: not run for an embeddings request: it shapes chat requests",
+    ),
+    "Without an event loop :: import anyio": ("this thread runs an event loop (asyncio)", "use `async for event in Genesis.stream(...)`"),
     "Adding your own stage :: from returns.result import Success": ('"seed":7', "seed added: reproducible runs"),
     "Adding your own stage :: async def replay(client, wire, hints, record):": ("Call ###-####",),
     'Adding your own stage :: genesis wire --config examples/stages.json5 --prompt "hi" --explain': ('"seed": 7',),
@@ -78,6 +84,13 @@ EXPECTED_OUTPUT: dict[str, tuple[str, ...]] = {
 }
 
 NOT_RUN: dict[str, str] = {
+    "Embeddings :: import pipeline": (
+        "needs a llama.cpp server started with --embeddings --pooling mean on :8080; the suite's shared one has neither "
+        "(tests/test_embeddings.py starts one and runs the same calls)"
+    ),
+    'Embeddings :: genesis infer embedding create --model llamacpp/tiny-model --text "first text" --text "second text"': (
+        "needs a llama.cpp server started with --embeddings --pooling mean on :8080; tests/test_embeddings.py runs this command"
+    ),
     "Quick start :: scripts/test": "runs this whole suite, this test included; CI runs it (.ci/run)",
     "Sending, streaming, errors :: {": "an output sample: the shape of --json, with comments; not a config",
     "Providers and discovery :: genesis models probe --config examples/inferrs.json5 inferrs/google/gemma-4-E2B-it": (

@@ -105,6 +105,21 @@ SCENARIOS.update(
 )
 DEEP_JSON = b"[" * 100_000 + b"]" * 100_000
 
+# POST /v1/embeddings, by model (any other model: 404 as vLLM says it). "ok" answers as llama.cpp
+# does (tools/server/server-common.cpp format_embeddings_response_oaicompat): one 4-number vector per input.
+EMBEDDING_SCENARIOS: dict[str, str] = {
+    "ok": "200: one vector [index, 0.5, -0.25, 1] per input, usage",
+    "embed-reversed": "200: the vectors of ok, listed last index first",
+    "embed-not-json": "200 application/json whose body is an HTML page",
+    "embed-short": "200: one vector fewer than inputs",
+    "embed-ragged": "200: vector 1 one number shorter than vector 0",
+    "embed-base64": "200: each embedding a base64 string, not numbers",
+    "embed-overflow": "200: a number (1e999) beyond float range",
+    "embed-error-200": '200 {"error": {...}} instead of data',
+    "embed-huge": "200: a valid answer padded past 2 MiB with spaces",
+    "embed-truncated": "200: the Content-Length promises more than is sent, then the connection closes",
+}
+
 SERDE_422 = (
     "Failed to deserialize the JSON body into the target type: messages[{i}].content: "
     "invalid type: sequence, expected a string at line 1 column 97"
@@ -297,11 +312,48 @@ class FaultServer:
                 return await _send_json(writer, 405, {"detail": "Method Not Allowed"}, keep_alive)
             data = [{"id": name, "object": "model", "created": 0, "owned_by": "genesis-fault-server"} for name in SCENARIOS]
             return await _send_json(writer, 200, {"object": "list", "data": data}, keep_alive)
+        if path == "/v1/embeddings" and method == "POST":
+            return await self._embeddings(body, writer, keep_alive)
         if path == "/v1/chat/completions":
             if method != "POST":
                 return await _send_json(writer, 405, {"detail": "Method Not Allowed"}, keep_alive)
             return await self._chat(body, writer, keep_alive)
         return await _send_json(writer, 404, {"detail": "Not Found"}, keep_alive)
+
+    # -- embeddings ----------------------------------------------------------------------
+
+    async def _embeddings(self, raw: bytes, writer: asyncio.StreamWriter, keep_alive: bool) -> None:
+        body = json.loads(raw)
+        model, inputs = body.get("model"), body.get("input")
+        if model not in EMBEDDING_SCENARIOS:
+            err = _error(f"The model `{model}` does not exist.", "NotFoundError", 404, param="model")
+            return await _send_json(writer, 404, err, keep_alive)
+        count = len(inputs) if isinstance(inputs, list) and inputs and not isinstance(inputs[0], int) else 1
+        data: list[dict[str, Any]] = [{"index": i, "object": "embedding", "embedding": [float(i), 0.5, -0.25, 1.0]} for i in range(count)]
+        answer: dict[str, Any] = {"model": model, "object": "list", "usage": {"prompt_tokens": count, "total_tokens": count}, "data": data}
+        if model == "embed-reversed":
+            answer["data"] = data[::-1]
+        elif model == "embed-short":
+            answer["data"] = data[:-1]
+        elif model == "embed-ragged":
+            data[-1]["embedding"] = data[-1]["embedding"][:-1]
+        elif model == "embed-base64":
+            for item in data:
+                item["embedding"] = "AAAAPwAAgL4AAIA/"
+        elif model == "embed-error-200":
+            answer = {"error": {"message": "embedding failed", "type": "server_error", "code": 500}}
+        payload = json.dumps(answer).encode()
+        if model == "embed-not-json":
+            payload = b"<html><body>502 Bad Gateway</body></html>"
+        elif model == "embed-overflow":
+            payload = payload.replace(b"0.5", b"1e999", 1)
+        elif model == "embed-huge":
+            payload = payload[:-1] + b" " * (2 * 1024 * 1024) + b"}"
+        if model == "embed-truncated":
+            writer.write(_head(200, "application/json", len(payload) + 100, keep_alive) + payload)
+            await writer.drain()
+            raise _Close
+        await _send(writer, 200, payload, "application/json", keep_alive)
 
     # -- chat completions --------------------------------------------------------------
 
