@@ -32,6 +32,7 @@ to ``EXPECTED_OUTPUT``; only if it cannot run here, to ``NOT_RUN`` with the reas
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -240,7 +241,18 @@ def tracked_files() -> list[str]:
 
 @pytest.fixture
 def clean_copy(tmp_path: Path, tracked_files: list[str]) -> Path:
-    """The repository as a clone has it, and this venv as `.venv` (scripts/setup finds it set up)."""
+    """The repository as a clone has it, and this venv as `.venv` (scripts/setup finds it set up).
+
+    The copy's `.venv` is this venv, so a snippet that runs scripts/setup must find it up to date: were
+    it older than pyproject.toml, setup would reinstall Genesis from the temporary copy and leave this
+    venv pointing at a folder that is about to be deleted. So an outdated venv fails here, with the fix.
+    """
+    stamp = VENV_BIN.parent / ".genesis-installed"
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    if not stamp.is_file() or stamp.read_text(encoding="utf-8").strip() != wanted:
+        pytest.fail(
+            f"{VENV_BIN.parent} is not set up for this pyproject.toml: run scripts/setup first (the README's scripts would reinstall it from a temporary copy)"
+        )
     copy = tmp_path / "genesis"
     for name in tracked_files:
         target = copy / name
