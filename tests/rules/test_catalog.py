@@ -12,7 +12,8 @@ from typing import Any, NamedTuple
 import pytest
 
 from pipeline.catalog import Catalog, build_catalog
-from pipeline.config import ModelConfig, parse_config
+from pipeline.config import CompatConfig, ModelConfig, parse_config
+from pipeline.providers import BUILTIN_PROVIDERS
 
 LAN = '{models: {providers: {lan: {baseUrl: "http://10.0.0.9/v1", apiKey: "lan-key-123", headers: {"X-Api-Key": "hdr-secret", "X-Team": "ml"}, models: [{id: "m"}]}}}}'
 
@@ -59,6 +60,13 @@ ROWS: dict[str, Row] = {
         lambda c: [(m.ref, m.origin, m.compat.supports_usage_in_streaming) for m in c.providers["vllm"].models],
         [("vllm/a", "discovered", True), ("vllm/b", "discovered", True)],
         (("vllm", ("a", "b")),),
+    ),
+    "builtin_carries_its_quirks": Row(
+        "a built-in provider's entry carries the quirks declared for it (applied to what it discovers or synthesizes)",
+        "{}",
+        (("VLLM_API_KEY", "k"),),
+        lambda c: {pid: c.providers[pid].builtin_compat for pid in BUILTIN_PROVIDERS},
+        {pid: CompatConfig(supports_usage_in_streaming=True) for pid in ("vllm", "sglang", "llamacpp", "lmstudio", "ollama")},
     ),
     "configured_replaces_builtin": Row(
         "merge: a configured provider replaces the built-in of the same id and turns its discovery off",
