@@ -15,12 +15,13 @@ and checks the rule, not an answer an earlier test left behind.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import Annotated, Any, NamedTuple
 
+import msgspec
 import pytest
 
 from pipeline import config as config_module
-from pipeline.config import parse_config
+from pipeline.config import CompatConfig, Cost, parse_config
 from pipeline.errors import ConfigError
 
 
@@ -122,3 +123,34 @@ def test_typed_numbers_are_finite(row: Row) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(row.text, {})
     assert [str(issue) for issue in caught.value.issues] == row.issues
+
+
+class Holds(NamedTuple):
+    rule: str
+    type: Any
+    holds: bool
+
+
+# Which field types the walk visits. Today no union of the schema has a float member (``float | UnsetType``
+# is a float type to msgspec: UNSET is not a member), so the union rows are what pins that case.
+HOLDS: dict[str, Holds] = {
+    "float": Holds("a float field is walked", float, True),
+    "positive_or_unset": Holds("a float with bounds, or UNSET, is walked", Annotated[float, msgspec.Meta(gt=0)] | msgspec.UnsetType, True),
+    "int": Holds("an int field is not (an int is always finite)", int, False),
+    "str": Holds("a str field is not", str, False),
+    "union_with_float": Holds("a union with a float member is walked", float | str, True),
+    "union_without_float": Holds("a union without one is not", int | str, False),
+    "list_of_float": Holds("a list of floats is walked", list[float], True),
+    "tuple_of_structs": Holds("a tuple of Structs with floats is walked", tuple[Cost, ...], True),
+    "list_of_str": Holds("a list of str is not", list[str], False),
+    "struct_with_floats": Holds("a Struct with a float field is walked", Cost, True),
+    "struct_without_floats": Holds("a Struct without one is not", CompatConfig, False),
+    "dict_of_structs": Holds("a dict of Structs with floats is walked", dict[str, Cost], True),
+    "dict_of_floats": Holds("a dict of plain floats is free-form, like params: not walked", dict[str, float], False),
+    "dict_of_plain_structs": Holds("a dict of Structs without floats is not", dict[str, CompatConfig], False),
+}
+
+
+@pytest.mark.parametrize("row", list(HOLDS.values()), ids=list(HOLDS))
+def test_which_fields_are_walked(row: Holds) -> None:
+    assert config_module._holds_float(msgspec.inspect.type_info(row.type)) is row.holds
