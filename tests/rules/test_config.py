@@ -120,6 +120,11 @@ REFUSED: dict[str, Refused] = {
         '{models: {providers: {p: {baseUrl: "http://10.0.0.9/v1",  models: [{id: "m", input: ["audio"]}]}}}}',
         ['models.providers.p.models[0].input[0]: expected one of "image", "text", found the string "audio"'],
     ),
+    "extract_think_tags_choice": Refused(
+        'extractThinkTags is true, false or "startsInside"',
+        '{models: {providers: {p: {baseUrl: "http://10.0.0.9/v1",  models: [{id: "m", compat: {extractThinkTags: "yes"}}]}}}}',
+        ['models.providers.p.models[0].compat.extractThinkTags: expected true, false or "startsInside", found the string "yes"'],
+    ),
     "compat_unknown_flag": Refused(
         "compat keys are strict, with the close flag (did you mean)",
         '{models: {providers: {p: {baseUrl: "http://10.0.0.9/v1",  models: [{id: "m", compat: {supportsTool: true}}]}}}}',

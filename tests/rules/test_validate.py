@@ -190,6 +190,8 @@ def test_describe_value(value: Any, described: str) -> None:
         (mi.SetType(mi.IntType()), "a list"),
         (mi.LiteralType(("a", 1)), 'one of "a", 1'),
         (mi.UnionType((mi.IntType(), mi.NoneType())), "a whole number or null"),
+        # a bool member reads as two choices (extractThinkTags: true, false or "startsInside")
+        (mi.UnionType((mi.BoolType(), mi.LiteralType(("startsInside",)))), 'true, false or "startsInside"'),
         (mi.AnyType(), "a value"),
     ],
 )
