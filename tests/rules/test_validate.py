@@ -85,6 +85,7 @@ ROWS: dict[str, tuple[str, Any, list[str]]] = {
         ],
     ),
     "list_min_length": ("min_length on a list", {"baseUrl": "u", "some": []}, ["some: expected at least 1 item(s), found none"]),
+    "list_min_length_edge": ("a list of exactly min_length items is enough", {"baseUrl": "u", "some": [1]}, []),
     "not_a_list": ("a list where a list goes", {"baseUrl": "u", "pair": {"a": 1}}, ["pair: expected a list, found an object"]),
     "nested_struct": (
         "nested objects: every issue, with the dotted path",
@@ -143,6 +144,35 @@ ROWS: dict[str, tuple[str, Any, list[str]]] = {
 @pytest.mark.parametrize(("rule", "value", "issues"), list(ROWS.values()), ids=list(ROWS))
 def test_validate(rule: str, value: Any, issues: list[str]) -> None:
     assert [str(issue) for issue in validate(value, OUTER)] == issues
+
+
+class Keyed(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    names: dict[Annotated[str, msgspec.Meta(min_length=1)], int] = {}
+
+
+KEYED = mi.type_info(Keyed)
+
+# (rule, value, quiet paths, issues): a dict's keys are checked against its key type, at the key's own path.
+KEY_ROWS: dict[str, tuple[str, Any, frozenset[str], list[str]]] = {
+    "key_checked": (
+        "a key that breaks the key type is an issue at the key's path, next to its value's issue",
+        {"names": {"": 1, "ok": "x"}},
+        frozenset(),
+        ['names."": expected a non-empty string, found the string ""', 'names.ok: expected a whole number, found the string "x"'],
+    ),
+    "key_quiet": (
+        "a key at a quiet path is not quoted",
+        {"names": {"": 1}},
+        frozenset({'names.""'}),
+        ['names."": expected a non-empty string, found a string'],
+    ),
+    "keys_fine": ("keys that match the key type give no issue", {"names": {"a": 1, "b": 2}}, frozenset(), []),
+}
+
+
+@pytest.mark.parametrize(("rule", "value", "quiet", "issues"), list(KEY_ROWS.values()), ids=list(KEY_ROWS))
+def test_dict_keys_are_checked(rule: str, value: Any, quiet: frozenset[str], issues: list[str]) -> None:
+    assert [str(issue) for issue in validate(value, KEYED, quiet=quiet)] == issues
 
 
 def test_quiet_paths_are_never_quoted() -> None:
