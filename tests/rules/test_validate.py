@@ -41,6 +41,14 @@ OUTER = mi.type_info(Outer)
 ROWS: dict[str, tuple[str, Any, list[str]]] = {
     "valid": ("a value that matches has no issues", {"baseUrl": "u", "count": 10, "ratio": 0.5, "anything": [{"x": None}]}, []),
     "missing_required": ("a required key that is missing", {}, ["baseUrl: missing; expected a non-empty string"]),
+    "unknown_key_then_more": (
+        "an unknown key does not stop the check of the keys after it",
+        {"baseUrl": "u", "zzz": 1, "count": 11},
+        [
+            "zzz: unknown key; expected one of: baseUrl, count, ratio, tags, some, pair, inner, either, maybe, headers, apiKey, anything",
+            "count: expected a whole number from 0 to 10, found the number 11",
+        ],
+    ),
     "unknown_key_close": (
         "an unknown key gets the close one",
         {"baseUrl": "u", "cuont": 1},
@@ -168,6 +176,36 @@ KEY_ROWS: dict[str, tuple[str, Any, frozenset[str], list[str]]] = {
     ),
     "keys_fine": ("keys that match the key type give no issue", {"names": {"a": 1, "b": 2}}, frozenset(), []),
 }
+
+
+# (rule, value, type, quiet paths, issues): a type checked on its own, as the top-level value.
+TYPE_ROWS: dict[str, tuple[str, Any, mi.Type, frozenset[str], list[str]]] = {
+    "null_refuses_a_number": (
+        "a null type refuses anything but null",
+        5,
+        mi.NoneType(),
+        frozenset(),
+        ["expected null, found the number 5"],
+    ),
+    "null_accepts_null": ("a null type accepts null", None, mi.NoneType(), frozenset(), []),
+    "null_quiet_string": (
+        "a string at a quiet path is not quoted",
+        "s3cret",
+        mi.NoneType(),
+        frozenset({""}),
+        ["expected null, found a string"],
+    ),
+}
+
+
+@pytest.mark.parametrize(("rule", "value", "t", "quiet", "issues"), list(TYPE_ROWS.values()), ids=list(TYPE_ROWS))
+def test_type_alone(rule: str, value: Any, t: mi.Type, quiet: frozenset[str], issues: list[str]) -> None:
+    assert [str(issue) for issue in validate(value, t, quiet=quiet)] == issues
+
+
+def test_a_type_it_was_not_taught_is_a_loud_error() -> None:
+    with pytest.raises(TypeError, match=r"^validate\(\) does not handle DateTimeType\(tz=None\)$"):
+        validate(1, mi.DateTimeType())
 
 
 @pytest.mark.parametrize(("rule", "value", "quiet", "issues"), list(KEY_ROWS.values()), ids=list(KEY_ROWS))
