@@ -466,9 +466,8 @@ def _section_repr(section: ModelConfig | ProviderConfig) -> str:
 
 
 def _default(field: msgspec.structs.FieldInfo) -> Any:
-    if field.default is not msgspec.NODEFAULT:
-        return field.default
-    return field.default_factory() if field.default_factory is not msgspec.NODEFAULT else msgspec.NODEFAULT
+    """The default of a field that is not required: it has a default value or a default factory."""
+    return field.default if field.default is not msgspec.NODEFAULT else field.default_factory()
 
 
 def _loaded_repr(loaded: LoadedConfig) -> str:

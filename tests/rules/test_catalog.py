@@ -12,7 +12,9 @@ from typing import Any, NamedTuple
 import pytest
 
 from pipeline.catalog import Catalog, build_catalog
-from pipeline.config import ModelConfig, parse_config
+from pipeline.config import CompatConfig, ModelConfig, parse_config
+from pipeline.policy import DEFAULT_POLICY, SendPolicy
+from pipeline.providers import BUILTIN_PROVIDERS
 
 LAN = '{models: {providers: {lan: {baseUrl: "http://10.0.0.9/v1", apiKey: "lan-key-123", headers: {"X-Api-Key": "hdr-secret", "X-Team": "ml"}, models: [{id: "m"}]}}}}'
 
@@ -59,6 +61,20 @@ ROWS: dict[str, Row] = {
         lambda c: [(m.ref, m.origin, m.compat.supports_usage_in_streaming) for m in c.providers["vllm"].models],
         [("vllm/a", "discovered", True), ("vllm/b", "discovered", True)],
         (("vllm", ("a", "b")),),
+    ),
+    "builtin_carries_its_quirks": Row(
+        "a built-in provider's entry carries the quirks declared for it (applied to what it discovers or synthesizes)",
+        "{}",
+        (("VLLM_API_KEY", "k"),),
+        lambda c: {pid: c.providers[pid].builtin_compat for pid in BUILTIN_PROVIDERS},
+        {pid: CompatConfig(supports_usage_in_streaming=True) for pid in ("vllm", "sglang", "llamacpp", "lmstudio", "ollama")},
+    ),
+    "configured_send_policy": Row(
+        "a configured provider's timeouts, retries and TLS become its send policy; a built-in one has the default",
+        '{models: {providers: {lan: {baseUrl: "https://10.0.0.9/v1", timeoutSeconds: 5, maxRetries: 0, tls: {verify: false}}}}}',
+        (),
+        lambda c: (c.providers["lan"].policy, c.providers["vllm"].policy),
+        (SendPolicy(connect_timeout=5, read_timeout=5, max_retries=0, tls_verify=False), DEFAULT_POLICY),
     ),
     "configured_replaces_builtin": Row(
         "merge: a configured provider replaces the built-in of the same id and turns its discovery off",

@@ -50,6 +50,21 @@ REFUSED: dict[str, Refused] = {
         '{models: {providers: {p: {baseUrl: "localhost:8000"}}}}',
         ['models.providers.p.baseUrl: expected an http(s) URL such as "http://127.0.0.1:8000/v1", found "localhost:8000"'],
     ),
+    "base_url_other_scheme": Refused(
+        "baseUrl's scheme is http or https, whatever its host",
+        '{models: {providers: {p: {baseUrl: "ftp://h/v1"}}}}',
+        ['models.providers.p.baseUrl: expected an http(s) URL such as "http://127.0.0.1:8000/v1", found "ftp://h/v1"'],
+    ),
+    "base_url_no_host": Refused(
+        "baseUrl has a host, whatever its scheme",
+        '{models: {providers: {p: {baseUrl: "http:///v1"}}}}',
+        ['models.providers.p.baseUrl: expected an http(s) URL such as "http://127.0.0.1:8000/v1", found "http:///v1"'],
+    ),
+    "base_url_control_character": Refused(
+        "baseUrl is printable: a control character anywhere refuses it (shown escaped)",
+        '{models: {providers: {p: {baseUrl: "http://h/v1\\u0007x"}}}}',
+        ['models.providers.p.baseUrl: expected an http(s) URL such as "http://127.0.0.1:8000/v1", found "http://h/v1\\u0007x"'],
+    ),
     "base_url_bad_port": Refused(
         "baseUrl's port is a number in range",
         '{models: {providers: {p: {baseUrl: "http://h:99999/v1"}}}}',
@@ -119,6 +134,11 @@ REFUSED: dict[str, Refused] = {
         'input holds "text" and "image" only',
         '{models: {providers: {p: {baseUrl: "http://10.0.0.9/v1",  models: [{id: "m", input: ["audio"]}]}}}}',
         ['models.providers.p.models[0].input[0]: expected one of "image", "text", found the string "audio"'],
+    ),
+    "extract_think_tags_choice": Refused(
+        'extractThinkTags is true, false or "startsInside"',
+        '{models: {providers: {p: {baseUrl: "http://10.0.0.9/v1",  models: [{id: "m", compat: {extractThinkTags: "yes"}}]}}}}',
+        ['models.providers.p.models[0].compat.extractThinkTags: expected true, false or "startsInside", found the string "yes"'],
     ),
     "compat_unknown_flag": Refused(
         "compat keys are strict, with the close flag (did you mean)",

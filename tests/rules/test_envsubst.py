@@ -34,6 +34,8 @@ ROWS: dict[str, Row] = {
     "escape_then_var": Row("an escape and a reference side by side", "$${TOKEN}${TOKEN}", "${TOKEN}abc", [], 1),
     "dollar_plain": Row("a $ not followed by { is plain text", "cost $5, $HOME, $$", "cost $5, $HOME, $$", [], 0),
     "trailing_dollar": Row("a $ at the very end is plain text", "pay $", "pay $", [], 0),
+    "adjacent_vars": Row("two references with nothing between them are both replaced", "${TOKEN}${_X1}", "abcu", [], 2),
+    "dollar_before_escape": Row("only $${ is the escape: a $ before it stays, so $$${NAME} is $${NAME}", "$$${TOKEN}", "$${TOKEN}", [], 0),
     "double_dollar_then_var": Row("$$ followed by a reference: the first $ is text", "$$x${TOKEN}", "$$xabc", [], 1),
     "missing": Row("a missing variable is an error naming it", "${NOPE}", "${NOPE}", ["environment variable NOPE is not set"], 0),
     "empty": Row("an empty variable is an error naming it", "${EMPTY}", "${EMPTY}", ["environment variable EMPTY is empty"], 0),

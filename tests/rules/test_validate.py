@@ -41,6 +41,14 @@ OUTER = mi.type_info(Outer)
 ROWS: dict[str, tuple[str, Any, list[str]]] = {
     "valid": ("a value that matches has no issues", {"baseUrl": "u", "count": 10, "ratio": 0.5, "anything": [{"x": None}]}, []),
     "missing_required": ("a required key that is missing", {}, ["baseUrl: missing; expected a non-empty string"]),
+    "unknown_key_then_more": (
+        "an unknown key does not stop the check of the keys after it",
+        {"baseUrl": "u", "zzz": 1, "count": 11},
+        [
+            "zzz: unknown key; expected one of: baseUrl, count, ratio, tags, some, pair, inner, either, maybe, headers, apiKey, anything",
+            "count: expected a whole number from 0 to 10, found the number 11",
+        ],
+    ),
     "unknown_key_close": (
         "an unknown key gets the close one",
         {"baseUrl": "u", "cuont": 1},
@@ -85,6 +93,7 @@ ROWS: dict[str, tuple[str, Any, list[str]]] = {
         ],
     ),
     "list_min_length": ("min_length on a list", {"baseUrl": "u", "some": []}, ["some: expected at least 1 item(s), found none"]),
+    "list_min_length_edge": ("a list of exactly min_length items is enough", {"baseUrl": "u", "some": [1]}, []),
     "not_a_list": ("a list where a list goes", {"baseUrl": "u", "pair": {"a": 1}}, ["pair: expected a list, found an object"]),
     "nested_struct": (
         "nested objects: every issue, with the dotted path",
@@ -145,6 +154,65 @@ def test_validate(rule: str, value: Any, issues: list[str]) -> None:
     assert [str(issue) for issue in validate(value, OUTER)] == issues
 
 
+class Keyed(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    names: dict[Annotated[str, msgspec.Meta(min_length=1)], int] = {}
+
+
+KEYED = mi.type_info(Keyed)
+
+# (rule, value, quiet paths, issues): a dict's keys are checked against its key type, at the key's own path.
+KEY_ROWS: dict[str, tuple[str, Any, frozenset[str], list[str]]] = {
+    "key_checked": (
+        "a key that breaks the key type is an issue at the key's path, next to its value's issue",
+        {"names": {"": 1, "ok": "x"}},
+        frozenset(),
+        ['names."": expected a non-empty string, found the string ""', 'names.ok: expected a whole number, found the string "x"'],
+    ),
+    "key_quiet": (
+        "a key at a quiet path is not quoted",
+        {"names": {"": 1}},
+        frozenset({'names.""'}),
+        ['names."": expected a non-empty string, found a string'],
+    ),
+    "keys_fine": ("keys that match the key type give no issue", {"names": {"a": 1, "b": 2}}, frozenset(), []),
+}
+
+
+# (rule, value, type, quiet paths, issues): a type checked on its own, as the top-level value.
+TYPE_ROWS: dict[str, tuple[str, Any, mi.Type, frozenset[str], list[str]]] = {
+    "null_refuses_a_number": (
+        "a null type refuses anything but null",
+        5,
+        mi.NoneType(),
+        frozenset(),
+        ["expected null, found the number 5"],
+    ),
+    "null_accepts_null": ("a null type accepts null", None, mi.NoneType(), frozenset(), []),
+    "null_quiet_string": (
+        "a string at a quiet path is not quoted",
+        "s3cret",
+        mi.NoneType(),
+        frozenset({""}),
+        ["expected null, found a string"],
+    ),
+}
+
+
+@pytest.mark.parametrize(("rule", "value", "t", "quiet", "issues"), list(TYPE_ROWS.values()), ids=list(TYPE_ROWS))
+def test_type_alone(rule: str, value: Any, t: mi.Type, quiet: frozenset[str], issues: list[str]) -> None:
+    assert [str(issue) for issue in validate(value, t, quiet=quiet)] == issues
+
+
+def test_a_type_it_was_not_taught_is_a_loud_error() -> None:
+    with pytest.raises(TypeError, match=r"^validate\(\) does not handle DateTimeType\(tz=None\)$"):
+        validate(1, mi.DateTimeType())
+
+
+@pytest.mark.parametrize(("rule", "value", "quiet", "issues"), list(KEY_ROWS.values()), ids=list(KEY_ROWS))
+def test_dict_keys_are_checked(rule: str, value: Any, quiet: frozenset[str], issues: list[str]) -> None:
+    assert [str(issue) for issue in validate(value, KEYED, quiet=quiet)] == issues
+
+
 def test_quiet_paths_are_never_quoted() -> None:
     issues = validate({"baseUrl": "u", "maybe": 5, "count": "from-env"}, OUTER, quiet=frozenset({"count"}))
     assert [str(issue) for issue in issues] == [
@@ -190,6 +258,8 @@ def test_describe_value(value: Any, described: str) -> None:
         (mi.SetType(mi.IntType()), "a list"),
         (mi.LiteralType(("a", 1)), 'one of "a", 1'),
         (mi.UnionType((mi.IntType(), mi.NoneType())), "a whole number or null"),
+        # a bool member reads as two choices (extractThinkTags: true, false or "startsInside")
+        (mi.UnionType((mi.BoolType(), mi.LiteralType(("startsInside",)))), 'true, false or "startsInside"'),
         (mi.AnyType(), "a value"),
     ],
 )
