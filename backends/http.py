@@ -49,7 +49,7 @@ import anyio
 import httpx
 
 from backends.classify import HintContext, hint_for, http_error
-from backends.transport import ProtocolLimitError, RefusedRequestError
+from backends.transport import BODY, DEADLINE_ENFORCED, DeadlineExceeded, ProtocolLimitError, RefusedRequestError
 from pipeline.errors import ErrorClass, ProviderError
 from pipeline.policy import SendPolicy
 from pipeline.types import WireRequest
@@ -264,7 +264,8 @@ def prepare(method: str, url: str, headers: Any, body: bytes, exchange: Exchange
         "write": policy.read_timeout,
         "pool": policy.connect_timeout,
     }
-    extensions: dict[str, Any] = {"timeout": timeouts}
+    # The total deadline goes along: Genesis's transport enforces it in each read's one scope (backends.transport).
+    extensions: dict[str, Any] = {"timeout": timeouts, "deadline": exchange.deadline}
     if url.startswith("https:"):
         extensions["ssl_context"] = tls_context(policy, where, url)
         if not policy.tls_verify:
@@ -433,10 +434,16 @@ class BoundedBody:
         self._decoder = _Decoder("identity", exchange)
         self._declared: int | None = None
         self._problem: ProviderError | None = None
+        self._direct = False  # the transport's own body iterator, which keeps the deadline itself
         if response.is_stream_consumed:
             self._ready = response.content
             return
-        self._raw = response.aiter_raw()
+        extensions = response.extensions
+        direct = extensions.get(BODY) if extensions.get(DEADLINE_ENFORCED) else None
+        if direct is not None:  # no httpx layers between the socket and here, and no second cancel scope per read
+            self._raw, self._direct = direct, True
+        else:
+            self._raw = response.aiter_raw()
         self._declared = _content_length(response)
         header = response.headers.get("content-encoding", "")
         codings = [coding.strip().lower() for coding in header.split(",") if coding.strip().lower() not in ("", "identity")]
@@ -484,6 +491,13 @@ class BoundedBody:
     async def _next_raw(self) -> bytes | None:
         assert self._raw is not None
         exchange = self._exchange
+        if self._direct:  # the transport waits within the deadline and raises DeadlineExceeded past it
+            try:
+                return await self._raw.__anext__()
+            except StopAsyncIteration:
+                return None
+            except Exception as exc:  # cancellation is no Exception
+                raise transport_error(exc, exchange) from None
         if anyio.current_time() >= exchange.deadline:
             raise exchange.total_timeout_error()
         raw: bytes | None = None
@@ -795,6 +809,8 @@ def transport_error(exc: BaseException, exchange: Exchange) -> ProviderError:
     The phase is ``mid_answer`` once the answer's head arrived (``exchange.status``
     is set). The error carries no status even then: the answer itself is what failed.
     """
+    if isinstance(exc, DeadlineExceeded):  # the transport kept the exchange's own deadline: it is the total timeout
+        return exchange.total_timeout_error()
     phase: Phase = "before_answer" if exchange.status is None else "mid_answer"
     rule = transport_rule(exc, phase)
     policy, where = exchange.policy, exchange.hints

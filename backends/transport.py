@@ -28,15 +28,23 @@ Rules:
   LocalProtocolError), with the OS error as the cause, so callers classify
   them as for any httpx transport (``backends.http.transport_error``).
 - Timeouts come from the request's ``timeout`` extension (connect, read,
-  write), as httpx sets them. TLS: the request's ``ssl_context`` extension
-  if present (per provider, see ``backends.http.tls_context``), else the
-  transport's context, else the default one. Idle connections are kept per
+  write), as httpx sets them. A ``deadline`` extension (anyio's clock) is
+  the exchange's total deadline: every read waits until the read timeout or
+  the deadline, whichever is first, in one cancel scope (a read per event
+  pays for one scope, not two), and the deadline passing is
+  ``DeadlineExceeded``. The response then carries ``DEADLINE_ENFORCED`` and
+  its body iterator as ``BODY`` in its extensions, so a caller can read the
+  body without httpx's layers and without a scope of its own.
+- TLS: the request's ``ssl_context`` extension if present (per provider,
+  see ``backends.http.tls_context``), else the transport's context, else
+  the default one. Idle connections are kept per
   origin and per TLS context, so a connection made without verification is
   never lent to a request that wants it.
 """
 
 from __future__ import annotations
 
+import math
 import select
 import ssl
 import time
@@ -58,6 +66,14 @@ Origin = tuple[str, str, int, ssl.SSLContext | None]
 
 class ProtocolLimitError(httpx.RemoteProtocolError):
     """The server went past a bound this transport keeps (its message names the bound)."""
+
+
+class DeadlineExceeded(httpx.TimeoutException):
+    """The exchange's total deadline (the request's ``deadline`` extension) passed while waiting for data."""
+
+
+DEADLINE_ENFORCED = "genesis.deadline_enforced"
+BODY = "genesis.body"
 
 
 class RefusedRequestError(httpx.LocalProtocolError):
@@ -113,6 +129,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
+        deadline: float | None = request.extensions.get("deadline")
         url = request.url
         context: ssl.SSLContext | None = None
         if url.scheme == "https":
@@ -123,12 +140,12 @@ class Http11Transport(httpx.AsyncBaseTransport):
         reused = await self._checkout(origin)
         if reused is not None:
             try:
-                return await self._exchange(reused, head, body, timeouts)
+                return await self._exchange(reused, head, body, timeouts, deadline)
             except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as error:
                 if not getattr(error, "before_response", False):
                     raise  # a response had begun: never send the request twice
         connection = await self._connect(origin, timeouts.get("connect"))
-        return await self._exchange(connection, head, body, timeouts)
+        return await self._exchange(connection, head, body, timeouts, deadline)
 
     async def aclose(self) -> None:
         idle, self._idle = self._idle, {}
@@ -168,8 +185,11 @@ class Http11Transport(httpx.AsyncBaseTransport):
             raise httpx.ConnectError(str(error) or type(error).__name__) from error
         return _Connection(stream, origin)
 
-    async def _exchange(self, connection: _Connection, head: h11.Request, body: bytes, timeouts: dict[str, float | None]) -> httpx.Response:
+    async def _exchange(
+        self, connection: _Connection, head: h11.Request, body: bytes, timeouts: dict[str, float | None], deadline: float | None
+    ) -> httpx.Response:
         protocol = connection.protocol
+        read_timeout = timeouts.get("read")
         refused: RefusedRequestError | None = None
         try:
             outgoing = protocol.send(head)
@@ -177,7 +197,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
                 outgoing += protocol.send(h11.Data(data=body))
             outgoing += protocol.send(h11.EndOfMessage())
             await _write(connection, outgoing, timeouts.get("write"))
-            response = await _next_event(connection, timeouts.get("read"), before_response=True)
+            response = await _next_event(connection, read_timeout, deadline, before_response=True)
             informational = 0
             while isinstance(response, h11.InformationalResponse):
                 informational += 1
@@ -185,7 +205,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
                     raise ProtocolLimitError(
                         f"the server sent more than {MAX_INFORMATIONAL_RESPONSES} informational (1xx) responses before its answer"
                     )
-                response = await _next_event(connection, timeouts.get("read"), before_response=True)
+                response = await _next_event(connection, read_timeout, deadline, before_response=True)
         except h11.LocalProtocolError:
             await connection.aclose()
             refused = RefusedRequestError("h11 refused to send the request (a header name or value is not valid HTTP/1.1)")
@@ -197,12 +217,11 @@ class Http11Transport(httpx.AsyncBaseTransport):
         if not isinstance(response, h11.Response):
             await connection.aclose()
             raise httpx.RemoteProtocolError(f"expected a response, got {type(response).__name__}")
-        return httpx.Response(
-            response.status_code,
-            headers=response.headers.raw_items(),
-            stream=_ResponseBody(self, connection, timeouts.get("read")),
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": response.reason},
-        )
+        stream = _ResponseBody(self, connection, read_timeout, deadline)
+        extensions: dict[str, Any] = {"http_version": b"HTTP/1.1", "reason_phrase": response.reason, BODY: stream}
+        if deadline is not None:
+            extensions[DEADLINE_ENFORCED] = True
+        return httpx.Response(response.status_code, headers=response.headers.raw_items(), stream=stream, extensions=extensions)
 
 
 def _request_head(request: httpx.Request) -> h11.Request:
@@ -251,10 +270,13 @@ def _default_context() -> ssl.SSLContext:
 class _ResponseBody(httpx.AsyncByteStream):
     """The body as an async iterator (a class, not a generator: nothing is left for a finalizer)."""
 
-    def __init__(self, transport: Http11Transport, connection: _Connection, read_timeout: float | None) -> None:
+    __slots__ = ("_connection", "_deadline", "_read_timeout", "_transport")
+
+    def __init__(self, transport: Http11Transport, connection: _Connection, read_timeout: float | None, deadline: float | None) -> None:
         self._transport = transport
         self._connection: _Connection | None = connection
         self._read_timeout = read_timeout
+        self._deadline = deadline
 
     def __aiter__(self) -> _ResponseBody:
         return self
@@ -265,7 +287,7 @@ class _ResponseBody(httpx.AsyncByteStream):
             raise StopAsyncIteration
         while True:
             try:
-                event = await _next_event(connection, self._read_timeout, before_response=False)
+                event = await _next_event(connection, self._read_timeout, self._deadline, before_response=False)
             except BaseException:
                 self._connection = None
                 await connection.aclose()
@@ -316,7 +338,7 @@ async def _write(connection: _Connection, data: bytes, timeout: float | None) ->
         raise _marked(httpx.WriteError(str(error) or type(error).__name__), True) from error
 
 
-async def _next_event(connection: _Connection, timeout: float | None, *, before_response: bool) -> Any:
+async def _next_event(connection: _Connection, timeout: float | None, deadline: float | None, *, before_response: bool) -> Any:
     protocol = connection.protocol
     while True:
         try:
@@ -327,15 +349,21 @@ async def _next_event(connection: _Connection, timeout: float | None, *, before_
             if event is h11.PAUSED:
                 raise httpx.RemoteProtocolError("the server sent more than one response")
             return event
+        # One scope per wait, until the read timeout or the total deadline, whichever comes first.
+        until = math.inf if timeout is None else anyio.current_time() + timeout
+        if deadline is not None and deadline < until:
+            until = deadline
         try:
-            with anyio.fail_after(timeout):
+            with anyio.CancelScope(deadline=until) as scope:
                 data = await connection.stream.receive(READ_SIZE)
-        except TimeoutError:
-            raise httpx.ReadTimeout(f"no data from the server for {timeout} s") from None
         except anyio.EndOfStream:
             data = b""
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as error:
             raise _marked(httpx.ReadError(str(error) or type(error).__name__), before_response) from error
+        if scope.cancelled_caught:
+            if until == deadline:
+                raise DeadlineExceeded("the exchange's total deadline passed while waiting for data")
+            raise httpx.ReadTimeout(f"no data from the server for {timeout} s")
         if not data and before_response and protocol.their_state is h11.SEND_RESPONSE:
             raise _marked(httpx.RemoteProtocolError("the server closed the connection without a response"), True)
         protocol.receive_data(data)
