@@ -46,11 +46,15 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import stream_fixture as F  # noqa: E402
 import workload as W  # noqa: E402
 
-LIBS = ("genesis", "openai", "litellm")
+LIBS = ("genesis", "genesis-uvloop", "openai", "litellm")
 PEERS = ("openai", "litellm")
-MODULES = {"genesis": "genesis_side", "openai": "openai_side", "litellm": "litellm_side"}
+#: Genesis again, its worker's event loop uvloop (the ``genesis[fast]`` extra): the rows where the loop matters
+UVLOOP = "genesis-uvloop"
+MODULES = {"genesis": "genesis_side", UVLOOP: "genesis_side", "openai": "openai_side", "litellm": "litellm_side"}
 #: the import that tells whether a library is installed (without importing it)
-PROBES = {"genesis": "pipeline", "openai": "openai", "litellm": "litellm"}
+PROBES = {"genesis": "pipeline", UVLOOP: "uvloop", "openai": "openai", "litellm": "litellm"}
+#: the stream rows the uvloop worker runs (the in-memory ones do no I/O: the loop barely shows)
+UVLOOP_STREAM_ROWS = ("Genesis.stream, a read per event", "Genesis.stream over loopback TCP")
 BENCHES = ("build", "stream", "cold", "concurrency")
 ALIASES = {
     "request-build": "build",
@@ -212,6 +216,8 @@ async def worker_stream(lib: str, side: Any, spec: Spec, stream_url: str | None 
     paths = dict(side.stream_paths())
     if stream_url:  # the same recording from the loopback server, one HTTP chunk per event
         paths.update(side.loopback_paths(stream_url))
+    if lib == UVLOOP:
+        paths = {name: fn for name, fn in paths.items() if name in UVLOOP_STREAM_ROWS}
     for variant, fn in paths.items():
 
         async def once(fn: Any = fn) -> tuple[float, float, list]:
@@ -364,7 +370,7 @@ async def worker_main(lib: str, spec: Spec, benches: list[str], base_url: str | 
         result["error"] = _err(exc)
         return result
     log(lib, f"{result['version']} ready in {time.perf_counter() - t0:.1f} s")
-    if "build" in benches:
+    if "build" in benches and lib != UVLOOP:
         result["results"]["build"] = await worker_build(lib, side, spec)
     if "stream" in benches:
         result["results"]["stream"] = await worker_stream(lib, side, spec, stream_url)
@@ -384,6 +390,10 @@ def run_worker_inline(args: argparse.Namespace) -> None:
     if importlib.util.find_spec("pipeline") is None:  # Genesis not installed: use the work tree
         sys.path.append(str(ROOT))
     benches = args.benches.split(",")
+    if args.worker == UVLOOP:
+        import uvloop
+
+        uvloop.install()  # every asyncio.run of this worker runs on uvloop
     result = asyncio.run(worker_main(args.worker, spec, benches, args.base_url, args.stream_url))
     sys.stdout.write("\n@@RESULT@@" + json.dumps(result) + "\n")
     sys.stdout.flush()
@@ -395,6 +405,8 @@ def run_worker_inline(args: argparse.Namespace) -> None:
 
 
 def installed(lib: str) -> bool:
+    if lib == UVLOOP:
+        return installed("genesis") and importlib.util.find_spec("uvloop") is not None
     if lib == "genesis":
         if importlib.util.find_spec("pipeline") is not None:
             return True
@@ -526,6 +538,8 @@ def cold_start(spec: Spec, libs: list[str]) -> dict[str, Any]:
     probe = "import time,sys; t=time.perf_counter(); {stmt}; sys.stdout.write(repr(time.perf_counter()-t))"
     targets: list[tuple[str, str, list[str], bool]] = [("python", "python -c pass (interpreter start)", [py, "-c", "pass"], False)]
     for lib in libs:
+        if lib == UVLOOP:
+            continue
         stmt = {"genesis": "from pipeline import Genesis", "openai": "from openai import AsyncOpenAI", "litellm": "import litellm"}[lib]
         targets.append((lib, stmt, [py, "-c", probe.format(stmt=stmt)], True))
     bindir = Path(py).parent
@@ -652,6 +666,8 @@ def body_notes(bodies: dict[str, bytes]) -> dict[str, str]:
 def report(results: dict[str, Any], spec: Spec) -> str:
     libs: dict[str, dict] = results["libraries"]
     label = {lib: f"{lib} {info.get('version', '')}".strip() for lib, info in libs.items()}
+    if UVLOOP in label:
+        label[UVLOOP] = f"genesis {libs[UVLOOP].get('version', '')} on uvloop"
     sections = []
 
     def get(lib: str, bench: str) -> dict:
@@ -878,7 +894,7 @@ def main(argv: list[str] | None = None) -> int:
     for lib in wanted:
         if installed(lib):
             libs.append(lib)
-        elif spec.smoke and lib in PEERS:
+        elif (spec.smoke and lib in PEERS) or lib == UVLOOP:  # uvloop: an extra (genesis[fast]), measured when there
             skipped.append(lib)
             print(f"skipped {lib}: not installed (smoke mode)", flush=True)
         else:
@@ -933,6 +949,8 @@ def main(argv: list[str] | None = None) -> int:
         print("cold start …", flush=True)
         results["cold"] = cold_start(spec, libs)
     for lib in libs:  # versions for libraries that ran no worker
+        if lib == UVLOOP:
+            continue
         info = results["libraries"].setdefault(lib, {"lib": lib, "results": {}})
         if "version" not in info and not info.get("error"):
             try:

@@ -7,24 +7,25 @@ through the async methods added on top of this class.
 
 from __future__ import annotations
 
-import logging
 import os
-import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from returns.result import Result
-
-from pipeline.auth_profiles import AuthProfiles
-from pipeline.catalog import Catalog, build_catalog
-from pipeline.config import LoadedConfig, load_config, parse_config
 from pipeline.errors import GenesisError, UnknownModelError, unwrap_or_raise
-from pipeline.runner import Pipeline, load_custom_stages
-from pipeline.types import Context, WireRequest
 
+# ``from pipeline import Genesis`` imports only this module and the errors: the config loader, the
+# catalog, the runner (and ``returns``, msgspec, logging with them) load when a Genesis is first made,
+# so a program that imports the facade and never uses it, or only asks for --help, does not pay for them.
 if TYPE_CHECKING:
+    from returns.result import Result
+
     from backends.audit import AuditRecord
+    from pipeline.auth_profiles import AuthProfiles
+    from pipeline.catalog import Catalog
+    from pipeline.config import LoadedConfig
     from pipeline.events import Completion, Event, Output
+    from pipeline.runner import Pipeline
+    from pipeline.types import Context, WireRequest
 
 
 class Genesis:
@@ -52,9 +53,13 @@ class Genesis:
         injectable, so tests neither wait nor guess. ``auth_profiles``: keys stored
         with ``genesis auth set``, the last key source after ``apiKey`` and the
         variable (``from_config_file`` reads them from the state folder; none otherwise)."""
+        import logging
+        import time
         from random import random as uniform
 
         from backends.retry import Cooldowns
+        from pipeline.catalog import build_catalog
+        from pipeline.runner import Pipeline, load_custom_stages
 
         self.loaded = loaded
         self.env: Mapping[str, str] = dict(os.environ if env is None else env)
@@ -78,6 +83,8 @@ class Genesis:
         """Load ``path``, or the default location (``GENESIS_CONFIG_PATH``, ``~/.genesis/genesis.json``),
         and the auth profiles of the state folder (``$GENESIS_STATE_DIR/auth-profiles.json``, else
         ``~/.genesis/auth-profiles.json``) unless ``auth_profiles=`` is given."""
+        from pipeline.config import load_config
+
         environment = dict(os.environ if env is None else env)
         loaded = load_config(path, environment)
         if "auth_profiles" not in options:
@@ -88,6 +95,8 @@ class Genesis:
 
     @classmethod
     def from_config_text(cls, text: str, *, env: Mapping[str, str] | None = None, source: str = "<config>", **options: Any) -> Genesis:
+        from pipeline.config import parse_config
+
         environment = dict(os.environ if env is None else env)
         return cls(parse_config(text, environment, source=source), env=environment, **options)
 
@@ -158,6 +167,7 @@ class Genesis:
         import anyio
 
         from backends.discovery import fetch_models
+        from pipeline.catalog import build_catalog
 
         found: dict[str, Any] = {}
 
@@ -246,8 +256,9 @@ class Genesis:
             await events.aclose()
 
     def run_sync(self, model: str | None, request: Mapping[str, Any], *, backend: str = "asyncio", **options: Any) -> Completion:
-        """``run()`` for code without an event loop; opens and closes its own connections."""
-        import anyio
+        """``run()`` for code without an event loop; opens and closes its own connections.
+        On asyncio, the loop is uvloop when it is installed (``genesis[fast]``; ``backends.eventloop``)."""
+        from backends.eventloop import run
 
         async def main() -> Completion:
             try:
@@ -255,7 +266,7 @@ class Genesis:
             finally:
                 await self.aclose()
 
-        return anyio.run(main, backend=backend)
+        return run(main, backend=backend, environ=self.env)
 
 
 async def _anyio_sleep(seconds: float) -> None:
