@@ -125,7 +125,7 @@ def tcp_run(reads: int, meter: Meter) -> None:
         for index, event in enumerate(events):
             writer.write(b"%x\r\n%s\r\n" % (len(event), event) + (b"0\r\n\r\n" if index == len(events) - 1 else b""))
             await writer.drain()
-            if 0 < index < len(events) - 2:  # wait until the caller has this event (role/finish chunks give none)
+            if index < len(events) - 2:  # wait until the caller has this event (the finish chunk is held to the end)
                 await taken.wait()
                 taken.clear()
         await reader.read()  # until the client closes the connection
