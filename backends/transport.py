@@ -57,6 +57,7 @@ Rules:
 
 from __future__ import annotations
 
+import asyncio
 import math
 import select
 import ssl
@@ -69,6 +70,7 @@ import anyio.abc
 import h11
 import httptools
 import httpx
+import sniffio
 
 from pipeline.policy import MAX_INFORMATIONAL_RESPONSES
 
@@ -221,13 +223,18 @@ class _Response:
 
 
 class _Connection:
-    __slots__ = ("idle_since", "origin", "response", "stream")
+    __slots__ = ("asyncio_loop", "idle_since", "origin", "response", "stream")
 
     def __init__(self, stream: anyio.abc.ByteStream, origin: Origin) -> None:
         self.stream = stream
         self.response = _Response()
         self.origin = origin
         self.idle_since = 0.0
+        # On asyncio each wait is bounded by asyncio's own timeout (a timer and a check), which anyio's cancel
+        # scopes on asyncio honour (Task.uncancel); trio and anything else keep anyio's scope.
+        self.asyncio_loop: asyncio.AbstractEventLoop | None = None
+        if sniffio.current_async_library() == "asyncio":
+            self.asyncio_loop = asyncio.get_running_loop()
 
     def is_reusable(self, now: float) -> bool:
         if now - self.idle_since > IDLE_EXPIRY_SECONDS:
@@ -468,17 +475,33 @@ async def _write(connection: _Connection, data: bytes, timeout: float | None) ->
 async def _receive(connection: _Connection, timeout: float | None, deadline: float | None, *, before_response: bool) -> bytes:
     """The next bytes from the server (b"" when it closed), waiting until the read timeout or the total deadline,
     whichever comes first, in one cancel scope."""
-    until = math.inf if timeout is None else anyio.current_time() + timeout
+    loop = connection.asyncio_loop
+    if loop is not None:
+        until = math.inf if timeout is None else loop.time() + timeout  # anyio's clock on asyncio is the loop's
+    else:
+        until = math.inf if timeout is None else anyio.current_time() + timeout
     if deadline is not None and deadline < until:
         until = deadline
+    expired = False
     try:
-        with anyio.CancelScope(deadline=until) as scope:
-            data = await connection.stream.receive(READ_SIZE)
+        if loop is not None:
+            guard = asyncio.timeout_at(None if until == math.inf else until)
+            try:
+                async with guard:
+                    data = await connection.stream.receive(READ_SIZE)
+            except TimeoutError:
+                if not guard.expired():  # an OS-level timeout, not ours: a broken connection (below)
+                    raise
+                expired = True
+        else:
+            with anyio.CancelScope(deadline=until) as scope:
+                data = await connection.stream.receive(READ_SIZE)
+            expired = scope.cancelled_caught
     except anyio.EndOfStream:
         return b""
     except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as error:
         raise _marked(httpx.ReadError(str(error) or type(error).__name__), before_response) from error
-    if scope.cancelled_caught:
+    if expired:
         if until == deadline:
             raise DeadlineExceeded("the exchange's total deadline passed while waiting for data")
         raise httpx.ReadTimeout(f"no data from the server for {timeout} s")

@@ -273,3 +273,32 @@ def test_importing_the_facade_defers_what_only_a_genesis_needs() -> None:
     code = f"import sys; from pipeline import Genesis; print(' '.join(m for m in {deferred!r} if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout.split()
     assert loaded == []
+
+
+@pytest.mark.anyio
+async def test_a_caller_cancelling_mid_read_is_cancellation_not_a_timeout() -> None:
+    """The wait's own timeout (asyncio's on asyncio) never turns a caller's cancellation into a timeout error."""
+    async with anyio.create_task_group() as group:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+
+        async def accept(stream: anyio.abc.ByteStream) -> None:
+            async with stream:
+                try:
+                    await stall_mid_body(stream)
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    pass
+
+        group.start_soon(listener.serve, accept)
+        transport = Http11Transport()
+        timeouts = {"connect": 10.0, "read": 20.0, "write": 10.0, "pool": 10.0}
+        request = httpx.Request("GET", f"http://127.0.0.1:{port}/", extensions={"timeout": timeouts, "deadline": anyio.current_time() + 20})
+        pieces: list[bytes] = []
+        with anyio.fail_after(10):
+            with anyio.move_on_after(0.3) as scope:
+                response = await transport.handle_async_request(request)
+                async for piece in response.extensions[BODY]:
+                    pieces.append(piece)
+        assert scope.cancelled_caught and pieces == [b"data: {}\n\n"]
+        await transport.aclose()
+        group.cancel_scope.cancel()
