@@ -34,6 +34,7 @@ Rules:
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import logging
 import math
@@ -47,6 +48,7 @@ from typing import Any, Literal, NamedTuple
 
 import anyio
 import httpx
+import sniffio
 
 from backends.classify import HintContext, hint_for, http_error
 from backends.transport import BODY, DEADLINE_ENFORCED, DeadlineExceeded, ProtocolLimitError, RefusedRequestError
@@ -435,6 +437,7 @@ class BoundedBody:
         self._declared: int | None = None
         self._problem: ProviderError | None = None
         self._direct = False  # the transport's own body iterator, which keeps the deadline itself
+        self._asyncio_loop = asyncio.get_running_loop() if sniffio.current_async_library() == "asyncio" else None
         if response.is_stream_consumed:
             self._ready = response.content
             return
@@ -484,8 +487,12 @@ class BoundedBody:
                     self._ended = True
                     return None
                 raise self._exchange.too_large_error(" on the wire")
-            piece = self._decoder.decode(raw, cap - self._body_bytes + 1)
+            decoder = self._decoder
+            piece = decoder.decode(raw, cap - self._body_bytes + 1) if decoder.decoding else raw
             if piece:
+                if self._body_bytes + len(piece) <= cap:  # the common case of _count, inline: one read per event
+                    self._body_bytes += len(piece)
+                    return piece
                 return self._count(piece, cap, truncate)
 
     async def _next_raw(self) -> bytes | None:
@@ -498,15 +505,28 @@ class BoundedBody:
                 return None
             except Exception as exc:  # cancellation is no Exception
                 raise transport_error(exc, exchange) from None
-        if anyio.current_time() >= exchange.deadline:
+        loop = self._asyncio_loop
+        if (loop.time() if loop is not None else anyio.current_time()) >= exchange.deadline:
             raise exchange.total_timeout_error()
         raw: bytes | None = None
         try:
+            if loop is not None:  # asyncio's own timeout (anyio's clock on asyncio is the loop's), lighter than a scope
+                guard = asyncio.timeout_at(exchange.deadline)
+                try:
+                    async with guard:
+                        raw = await self._raw.__anext__()
+                except TimeoutError:
+                    if not guard.expired():
+                        raise  # the transport's own, not the deadline
+                    raise exchange.total_timeout_error() from None
+                return raw
             with anyio.CancelScope(deadline=exchange.deadline) as scope:
                 raw = await self._raw.__anext__()
         except StopAsyncIteration:
             return None
         except Exception as exc:  # any transport's failure, httpx's or its own (cancellation is no Exception)
+            if isinstance(exc, ProviderError):
+                raise
             raise transport_error(exc, exchange) from None
         if scope.cancelled_caught:
             raise exchange.total_timeout_error()

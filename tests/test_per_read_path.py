@@ -302,3 +302,27 @@ async def test_a_caller_cancelling_mid_read_is_cancellation_not_a_timeout() -> N
         assert scope.cancelled_caught and pieces == [b"data: {}\n\n"]
         await transport.aclose()
         group.cancel_scope.cancel()
+
+
+@pytest.mark.anyio
+async def test_any_transport_s_body_is_cut_at_the_total_deadline() -> None:
+    """A transport that keeps no deadline (an in-memory one): the send stage's own wait ends at the total deadline."""
+    from collections.abc import AsyncIterator
+
+    from pipeline.api import Genesis
+    from pipeline.errors import ProviderError
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b'data: {"choices": [{"index": 0, "delta": {"content": "a"}}]}\n\n'
+        await anyio.sleep(30)
+        yield b"data: [DONE]\n\n"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body())
+
+    config = '{models: {mode: "replace", providers: {local: {baseUrl: "http://local.invalid/v1", totalTimeoutSeconds: 0.3, models: [{id: "m"}]}}}}'
+    genesis = Genesis.from_config_text(config, env={}, transport=httpx.MockTransport(handler))
+    with anyio.fail_after(10), pytest.raises(ProviderError) as caught:
+        async with genesis:
+            await genesis.run("local/m", {"messages": [{"role": "user", "content": "hi"}], "stream": True})
+    assert caught.value.error_class == "timeout" and "total deadline of 0.3 s" in str(caught.value)
