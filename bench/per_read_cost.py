@@ -12,6 +12,7 @@ of the answer cancel out). Paths:
   HTTP chunk) only once the caller has the last one, so every socket read carries one event. The
   event loop may still wake more than once for a read (timing decides): the fewest of ``--repeat``
   runs is shown.
+- ``tcp-uvloop``: the same, the client's event loop uvloop (``genesis[fast]``).
 
 ``--top N`` also lists the N functions that execute the most bytecodes per read on each path
 (where the per-read cost goes). C code (msgspec's decode, the socket's ``recv``, the event loop's
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import sys
 import threading
@@ -109,7 +111,7 @@ def mock_run(reads: int, meter: Meter) -> None:
     asyncio.run(main())
 
 
-def tcp_run(reads: int, meter: Meter) -> None:
+def tcp_run(reads: int, meter: Meter, uvloop: bool = False) -> None:
     events = frames(reads)
     head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
     # The server runs its own event loop in another thread: sys.settrace meters this thread only.
@@ -152,13 +154,22 @@ def tcp_run(reads: int, meter: Meter) -> None:
             await consume(g, reads, meter, taken)
 
     try:
-        asyncio.run(main())
+        if uvloop:
+            import uvloop as module
+
+            module.run(main())
+        else:
+            asyncio.run(main())
     finally:
         server_loop.call_soon_threadsafe(server_loop.stop)
         thread.join(5)
 
 
-PATHS = {"parser": parser_run, "mock": mock_run, "tcp": tcp_run}
+def tcp_uvloop_run(reads: int, meter: Meter) -> None:
+    tcp_run(reads, meter, uvloop=True)
+
+
+PATHS = {"parser": parser_run, "mock": mock_run, "tcp": tcp_run, "tcp-uvloop": tcp_uvloop_run}
 
 
 def main() -> None:
@@ -167,13 +178,15 @@ def main() -> None:
     ap.add_argument(
         "--repeat", type=int, default=5, help="tcp: the fewest of this many runs (the event loop may wake more than once per read)"
     )
-    ap.add_argument("paths", nargs="*", default=list(PATHS), help=", ".join(PATHS))
+    ap.add_argument(
+        "paths", nargs="*", default=[p for p in PATHS if p != "tcp-uvloop" or importlib.util.find_spec("uvloop")], help=", ".join(PATHS)
+    )
     args = ap.parse_args()
     for name in args.paths:
         run = PATHS[name]
         run(5, Meter())  # first use: imports and caches are not the hot path
         best: tuple[float, Meter, Meter] | None = None
-        for _ in range(args.repeat if name == "tcp" else 1):
+        for _ in range(args.repeat if name.startswith("tcp") else 1):
             small, large = Meter(), Meter()
             run(20, small)
             run(60, large)
