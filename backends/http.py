@@ -52,6 +52,7 @@ import sniffio
 
 from backends.classify import HintContext, hint_for, http_error
 from backends.transport import BODY, DEADLINE_ENFORCED, DeadlineExceeded, ProtocolLimitError, RefusedRequestError
+from backends.waits import WaitExpired, Waits
 from pipeline.errors import ErrorClass, ProviderError
 from pipeline.policy import SendPolicy
 from pipeline.types import WireRequest
@@ -437,7 +438,7 @@ class BoundedBody:
         self._declared: int | None = None
         self._problem: ProviderError | None = None
         self._direct = False  # the transport's own body iterator, which keeps the deadline itself
-        self._asyncio_loop = asyncio.get_running_loop() if sniffio.current_async_library() == "asyncio" else None
+        self._waits: Waits | None = None
         if response.is_stream_consumed:
             self._ready = response.content
             return
@@ -447,6 +448,8 @@ class BoundedBody:
             self._raw, self._direct = direct, True
         else:
             self._raw = response.aiter_raw()
+            if sniffio.current_async_library() == "asyncio":
+                self._waits = Waits(asyncio.get_running_loop())
         self._declared = _content_length(response)
         header = response.headers.get("content-encoding", "")
         codings = [coding.strip().lower() for coding in header.split(",") if coding.strip().lower() not in ("", "identity")]
@@ -505,21 +508,16 @@ class BoundedBody:
                 return None
             except Exception as exc:  # cancellation is no Exception
                 raise transport_error(exc, exchange) from None
-        loop = self._asyncio_loop
-        if (loop.time() if loop is not None else anyio.current_time()) >= exchange.deadline:
-            raise exchange.total_timeout_error()
+        waits = self._waits
         raw: bytes | None = None
         try:
-            if loop is not None:  # asyncio's own timeout (anyio's clock on asyncio is the loop's), lighter than a scope
-                guard = asyncio.timeout_at(exchange.deadline)
+            if waits is not None:  # asyncio: one timer for the body's waits (anyio's clock is the loop's)
                 try:
-                    async with guard:
-                        raw = await self._raw.__anext__()
-                except TimeoutError:
-                    if not guard.expired():
-                        raise  # the transport's own, not the deadline
+                    return await waits.wait(self._raw.__anext__(), None, exchange.deadline)
+                except WaitExpired:
                     raise exchange.total_timeout_error() from None
-                return raw
+            if anyio.current_time() >= exchange.deadline:
+                raise exchange.total_timeout_error()
             with anyio.CancelScope(deadline=exchange.deadline) as scope:
                 raw = await self._raw.__anext__()
         except StopAsyncIteration:
@@ -551,6 +549,8 @@ class BoundedBody:
         return self.received
 
     async def aclose(self) -> None:
+        if self._waits is not None:
+            self._waits.close()
         raw, self._raw = self._raw, None
         aclose = getattr(raw, "aclose", None)
         if aclose is not None:

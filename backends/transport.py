@@ -72,6 +72,7 @@ import httptools
 import httpx
 import sniffio
 
+from backends.waits import WaitExpired, Waits
 from pipeline.policy import MAX_INFORMATIONAL_RESPONSES
 
 IDLE_EXPIRY_SECONDS = 5.0
@@ -223,18 +224,18 @@ class _Response:
 
 
 class _Connection:
-    __slots__ = ("asyncio_loop", "idle_since", "origin", "response", "stream")
+    __slots__ = ("idle_since", "origin", "response", "stream", "waits")
 
     def __init__(self, stream: anyio.abc.ByteStream, origin: Origin) -> None:
         self.stream = stream
         self.response = _Response()
         self.origin = origin
         self.idle_since = 0.0
-        # On asyncio each wait is bounded by asyncio's own timeout (a timer and a check), which anyio's cancel
-        # scopes on asyncio honour (Task.uncancel); trio and anything else keep anyio's scope.
-        self.asyncio_loop: asyncio.AbstractEventLoop | None = None
+        # On asyncio the waits share one timer per connection (backends.waits), which anyio's cancel scopes
+        # on asyncio tell apart from their own (Task.uncancel); trio and anything else keep anyio's scope.
+        self.waits: Waits | None = None
         if sniffio.current_async_library() == "asyncio":
-            self.asyncio_loop = asyncio.get_running_loop()
+            self.waits = Waits(asyncio.get_running_loop())
 
     def is_reusable(self, now: float) -> bool:
         if now - self.idle_since > IDLE_EXPIRY_SECONDS:
@@ -248,6 +249,8 @@ class _Connection:
             return False
 
     async def aclose(self) -> None:
+        if self.waits is not None:
+            self.waits.close()
         with anyio.CancelScope(shield=True):
             try:
                 await self.stream.aclose()
@@ -300,6 +303,8 @@ class Http11Transport(httpx.AsyncBaseTransport):
         return None
 
     async def _release(self, connection: _Connection) -> None:
+        if connection.waits is not None:
+            connection.waits.close()  # no timer waits with an idle connection
         connections = self._idle.setdefault(connection.origin, [])
         if len(connections) >= self._max_idle:
             await connection.aclose()
@@ -475,25 +480,18 @@ async def _write(connection: _Connection, data: bytes, timeout: float | None) ->
 async def _receive(connection: _Connection, timeout: float | None, deadline: float | None, *, before_response: bool) -> bytes:
     """The next bytes from the server (b"" when it closed), waiting until the read timeout or the total deadline,
     whichever comes first, in one cancel scope."""
-    loop = connection.asyncio_loop
-    if loop is not None:
-        until = math.inf if timeout is None else loop.time() + timeout  # anyio's clock on asyncio is the loop's
-    else:
-        until = math.inf if timeout is None else anyio.current_time() + timeout
-    if deadline is not None and deadline < until:
-        until = deadline
-    expired = False
+    waits = connection.waits
+    on_deadline = expired = False
     try:
-        if loop is not None:
-            guard = asyncio.timeout_at(None if until == math.inf else until)
+        if waits is not None:  # asyncio: anyio's clock is the loop's, the deadline is in it
             try:
-                async with guard:
-                    data = await connection.stream.receive(READ_SIZE)
-            except TimeoutError:
-                if not guard.expired():  # an OS-level timeout, not ours: a broken connection (below)
-                    raise
-                expired = True
+                data = await waits.wait(connection.stream.receive(READ_SIZE), timeout, deadline)
+            except WaitExpired as passed:
+                expired, on_deadline = True, passed.deadline
         else:
+            until = math.inf if timeout is None else anyio.current_time() + timeout
+            if deadline is not None and deadline <= until:
+                until, on_deadline = deadline, True
             with anyio.CancelScope(deadline=until) as scope:
                 data = await connection.stream.receive(READ_SIZE)
             expired = scope.cancelled_caught
@@ -502,7 +500,7 @@ async def _receive(connection: _Connection, timeout: float | None, deadline: flo
     except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as error:
         raise _marked(httpx.ReadError(str(error) or type(error).__name__), before_response) from error
     if expired:
-        if until == deadline:
+        if on_deadline:
             raise DeadlineExceeded("the exchange's total deadline passed while waiting for data")
         raise httpx.ReadTimeout(f"no data from the server for {timeout} s")
     return data
