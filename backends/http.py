@@ -34,7 +34,6 @@ Rules:
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import logging
 import math
@@ -48,11 +47,10 @@ from typing import Any, Literal, NamedTuple
 
 import anyio
 import httpx
-import sniffio
 
 from backends.classify import HintContext, hint_for, http_error
 from backends.transport import BODY, DEADLINE_ENFORCED, DeadlineExceeded, ProtocolLimitError, RefusedRequestError
-from backends.waits import WaitExpired, Waits
+from backends.waits import WaitExpired, Waits, running_asyncio_loop
 from pipeline.errors import ErrorClass, ProviderError
 from pipeline.policy import SendPolicy
 from pipeline.types import WireRequest
@@ -448,8 +446,9 @@ class BoundedBody:
             self._raw, self._direct = direct, True
         else:
             self._raw = response.aiter_raw()
-            if sniffio.current_async_library() == "asyncio":
-                self._waits = Waits(asyncio.get_running_loop())
+            loop = running_asyncio_loop()
+            if loop is not None:
+                self._waits = Waits(loop)
         self._declared = _content_length(response)
         header = response.headers.get("content-encoding", "")
         codings = [coding.strip().lower() for coding in header.split(",") if coding.strip().lower() not in ("", "identity")]

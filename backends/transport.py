@@ -57,7 +57,6 @@ Rules:
 
 from __future__ import annotations
 
-import asyncio
 import math
 import select
 import ssl
@@ -70,9 +69,8 @@ import anyio.abc
 import h11
 import httptools
 import httpx
-import sniffio
 
-from backends.waits import WaitExpired, Waits
+from backends.waits import WaitExpired, Waits, running_asyncio_loop
 from pipeline.policy import MAX_INFORMATIONAL_RESPONSES
 
 IDLE_EXPIRY_SECONDS = 5.0
@@ -233,9 +231,8 @@ class _Connection:
         self.idle_since = 0.0
         # On asyncio the waits share one timer per connection (backends.waits), which anyio's cancel scopes
         # on asyncio tell apart from their own (Task.uncancel); trio and anything else keep anyio's scope.
-        self.waits: Waits | None = None
-        if sniffio.current_async_library() == "asyncio":
-            self.waits = Waits(asyncio.get_running_loop())
+        loop = running_asyncio_loop()
+        self.waits: Waits | None = None if loop is None else Waits(loop)
 
     def is_reusable(self, now: float) -> bool:
         if now - self.idle_since > IDLE_EXPIRY_SECONDS:

@@ -27,6 +27,14 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+def running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    """The asyncio loop this code runs on, or None (trio, or no loop)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 class WaitExpired(Exception):
     """A wait passed its bound; ``deadline`` is True when that bound was the total deadline."""
 
