@@ -49,7 +49,8 @@ import anyio
 import httpx
 
 from backends.classify import HintContext, hint_for, http_error
-from backends.transport import ProtocolLimitError, RefusedRequestError
+from backends.transport import BODY, DEADLINE_ENFORCED, DeadlineExceeded, ProtocolLimitError, RefusedRequestError
+from backends.waits import WaitExpired, Waits, running_asyncio_loop
 from pipeline.errors import ErrorClass, ProviderError
 from pipeline.policy import SendPolicy
 from pipeline.types import WireRequest
@@ -264,7 +265,8 @@ def prepare(method: str, url: str, headers: Any, body: bytes, exchange: Exchange
         "write": policy.read_timeout,
         "pool": policy.connect_timeout,
     }
-    extensions: dict[str, Any] = {"timeout": timeouts}
+    # The total deadline goes along: Genesis's transport enforces it in each read's one scope (backends.transport).
+    extensions: dict[str, Any] = {"timeout": timeouts, "deadline": exchange.deadline}
     if url.startswith("https:"):
         extensions["ssl_context"] = tls_context(policy, where, url)
         if not policy.tls_verify:
@@ -433,10 +435,20 @@ class BoundedBody:
         self._decoder = _Decoder("identity", exchange)
         self._declared: int | None = None
         self._problem: ProviderError | None = None
+        self._direct = False  # the transport's own body iterator, which keeps the deadline itself
+        self._waits: Waits | None = None
         if response.is_stream_consumed:
             self._ready = response.content
             return
-        self._raw = response.aiter_raw()
+        extensions = response.extensions
+        direct = extensions.get(BODY) if extensions.get(DEADLINE_ENFORCED) else None
+        if direct is not None:  # no httpx layers between the socket and here, and no second cancel scope per read
+            self._raw, self._direct = direct, True
+        else:
+            self._raw = response.aiter_raw()
+            loop = running_asyncio_loop()
+            if loop is not None:
+                self._waits = Waits(loop)
         self._declared = _content_length(response)
         header = response.headers.get("content-encoding", "")
         codings = [coding.strip().lower() for coding in header.split(",") if coding.strip().lower() not in ("", "identity")]
@@ -477,22 +489,41 @@ class BoundedBody:
                     self._ended = True
                     return None
                 raise self._exchange.too_large_error(" on the wire")
-            piece = self._decoder.decode(raw, cap - self._body_bytes + 1)
+            decoder = self._decoder
+            piece = decoder.decode(raw, cap - self._body_bytes + 1) if decoder.decoding else raw
             if piece:
+                if self._body_bytes + len(piece) <= cap:  # the common case of _count, inline: one read per event
+                    self._body_bytes += len(piece)
+                    return piece
                 return self._count(piece, cap, truncate)
 
     async def _next_raw(self) -> bytes | None:
         assert self._raw is not None
         exchange = self._exchange
-        if anyio.current_time() >= exchange.deadline:
-            raise exchange.total_timeout_error()
+        if self._direct:  # the transport waits within the deadline and raises DeadlineExceeded past it
+            try:
+                return await self._raw.__anext__()
+            except StopAsyncIteration:
+                return None
+            except Exception as exc:  # cancellation is no Exception
+                raise transport_error(exc, exchange) from None
+        waits = self._waits
         raw: bytes | None = None
         try:
+            if waits is not None:  # asyncio: one timer for the body's waits (anyio's clock is the loop's)
+                try:
+                    return await waits.wait(self._raw.__anext__(), None, exchange.deadline)
+                except WaitExpired:
+                    raise exchange.total_timeout_error() from None
+            if anyio.current_time() >= exchange.deadline:
+                raise exchange.total_timeout_error()
             with anyio.CancelScope(deadline=exchange.deadline) as scope:
                 raw = await self._raw.__anext__()
         except StopAsyncIteration:
             return None
         except Exception as exc:  # any transport's failure, httpx's or its own (cancellation is no Exception)
+            if isinstance(exc, ProviderError):
+                raise
             raise transport_error(exc, exchange) from None
         if scope.cancelled_caught:
             raise exchange.total_timeout_error()
@@ -517,6 +548,8 @@ class BoundedBody:
         return self.received
 
     async def aclose(self) -> None:
+        if self._waits is not None:
+            self._waits.close()
         raw, self._raw = self._raw, None
         aclose = getattr(raw, "aclose", None)
         if aclose is not None:
@@ -795,6 +828,8 @@ def transport_error(exc: BaseException, exchange: Exchange) -> ProviderError:
     The phase is ``mid_answer`` once the answer's head arrived (``exchange.status``
     is set). The error carries no status even then: the answer itself is what failed.
     """
+    if isinstance(exc, DeadlineExceeded):  # the transport kept the exchange's own deadline: it is the total timeout
+        return exchange.total_timeout_error()
     phase: Phase = "before_answer" if exchange.status is None else "mid_answer"
     rule = transport_rule(exc, phase)
     policy, where = exchange.policy, exchange.hints

@@ -24,7 +24,10 @@ Rules (the WHATWG event-stream format, as servers really send it):
 - ``close()`` ends the input: a last line without its terminator still
   counts, and pending data is dispatched.
 
-Fast path (``pack_json_runs=True``): a run of complete frames that are all
+Fast paths (``pack_json_runs=True``): a piece that is exactly one plain frame
+(``data: <one line>`` plus a blank line, LF or CRLF ends), fed between frames,
+is decoded without the line scan: one event per read is how a server that
+writes each token as it comes is read. And a run of complete frames that are all
 exactly ``data: <one line>`` plus a blank line (LF or CRLF ends) is handed out
 as one ``DataRun`` of payloads, cut with one split, instead of one event per
 frame. The run is taken only when no payload holds a CR or LF after the split
@@ -103,6 +106,11 @@ class SSEDecoder:
             return out
         if type(data) is not bytes:
             data = bytes(data)
+        if self._pack and not self._pending and not self._skip_lf and not self._data and not self._event:
+            frame = self._one_frame(data)
+            if frame is not None:
+                out.append(frame)
+                return out
         start = 0
         if self._skip_lf:
             self._skip_lf = False  # a CR ended the last piece, so no line is pending
@@ -126,6 +134,30 @@ class SSEDecoder:
             self._pending_size = len(tail)
             self._check_line(len(tail), out)
         return out
+
+    def _one_frame(self, data: bytes) -> Item | None:
+        """The item of a piece that is exactly one plain frame (``data: <line>`` and a blank line, LF or
+        CRLF ends), the decoder being between frames; None for anything else (the line rules decide).
+
+        The one-event-per-read fast path: a server that writes each token as it comes is read a frame at
+        a time. It gives the items the line rules give for the same bytes, and keeps their limit.
+        """
+        if not data.startswith(_DATA_PREFIX):
+            return None
+        if data.endswith(b"\r\n\r\n"):
+            end = len(data) - 4
+        elif data.endswith(b"\n\n"):
+            end = len(data) - 2
+        else:
+            return None
+        # One line (no other CR or LF before the end), no longer than the limit the line rules keep.
+        if end > self._max or _find(data, b"\n", 6, end) >= 0 or _find(data, b"\r", 6, end) >= 0:
+            return None
+        payload = data[6:end]
+        if payload == DONE:
+            self.done = True
+            return SSEEvent("message", DONE)
+        return DataRun([payload])
 
     def close(self) -> list[Item]:
         out: list[Item] = []

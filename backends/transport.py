@@ -1,4 +1,4 @@
-"""An HTTP/1.1 transport for httpx with O(1) connection reuse.
+"""An HTTP/1.1 transport for httpx with O(1) connection reuse; responses parsed by llhttp (httptools).
 
 httpcore's pool re-scans every connection for every queued request; with
 hundreds of concurrent streams that scan cost more CPU than the streams
@@ -6,13 +6,26 @@ themselves (measured: about 80% of client CPU at 100 streams). This
 transport keeps idle connections in a list per origin: taking one and giving
 one back are O(1), and nothing is scanned per request.
 
+The request is serialized by h11 (its checks refuse what HTTP/1.1 cannot
+carry); the response is parsed by llhttp through httptools, a C parser: a
+streamed answer arrives one HTTP chunk per token, and h11's Python chunked
+reader was a fifth of the Python run per read (bench/per_read_cost.py).
+
 Rules:
 - One request per connection at a time. A connection goes back to the idle
-  list only after a complete exchange (h11 ``start_next_cycle``): either the
-  body was read to its end, or the caller stopped early and the rest of the
-  body, up to and including its end (the chunked terminator), was already
-  buffered. A connection with unread body bytes, or closed on any error or
-  cancellation, is never reused.
+  list only after a complete exchange: either the body was read to its end,
+  or the caller stopped early and the rest of the body, up to and including
+  its end (the chunked terminator), had already arrived. A connection with
+  unread body bytes, whose response said ``Connection: close`` or ended with
+  the connection, that received anything after its response, or closed on
+  any error or cancellation, is never reused.
+- A body with neither Content-Length nor chunked framing ends when the
+  server closes the connection; any other body cut short by the close is a
+  ``RemoteProtocolError``.
+- At most ``MAX_BYTES_WITHOUT_BODY`` bytes in a row may arrive that carry no
+  body byte (a response head, 1xx heads, chunk framing, trailers): more is a
+  ``ProtocolLimitError``, so a head or a chunk header that never ends is
+  bounded in memory and time by bytes, not only by the deadline.
 - An idle connection is reused only if it has not expired (5 s) and its
   socket is not readable (a readable idle socket means the server closed it
   or sent garbage); the check is ``poll``, which works for any fd number
@@ -28,29 +41,41 @@ Rules:
   LocalProtocolError), with the OS error as the cause, so callers classify
   them as for any httpx transport (``backends.http.transport_error``).
 - Timeouts come from the request's ``timeout`` extension (connect, read,
-  write), as httpx sets them. TLS: the request's ``ssl_context`` extension
-  if present (per provider, see ``backends.http.tls_context``), else the
-  transport's context, else the default one. Idle connections are kept per
+  write), as httpx sets them. A ``deadline`` extension (anyio's clock) is
+  the exchange's total deadline: every read waits until the read timeout or
+  the deadline, whichever is first, in one cancel scope (a read per event
+  pays for one scope, not two), and the deadline passing is
+  ``DeadlineExceeded``. The response then carries ``DEADLINE_ENFORCED`` and
+  its body iterator as ``BODY`` in its extensions, so a caller can read the
+  body without httpx's layers and without a scope of its own.
+- TLS: the request's ``ssl_context`` extension if present (per provider,
+  see ``backends.http.tls_context``), else the transport's context, else
+  the default one. Idle connections are kept per
   origin and per TLS context, so a connection made without verification is
   never lent to a request that wants it.
 """
 
 from __future__ import annotations
 
+import math
 import select
 import ssl
 import time
+from collections import deque
 from typing import Any
 
 import anyio
 import anyio.abc
 import h11
+import httptools
 import httpx
 
+from backends.waits import WaitExpired, Waits, running_asyncio_loop
 from pipeline.policy import MAX_INFORMATIONAL_RESPONSES
 
 IDLE_EXPIRY_SECONDS = 5.0
 READ_SIZE = 64 * 1024
+MAX_BYTES_WITHOUT_BODY = 64 * 1024
 _FORBIDDEN_IN_VALUES = (b"\r", b"\n", b"\x00")
 
 Origin = tuple[str, str, int, ssl.SSLContext | None]
@@ -58,6 +83,14 @@ Origin = tuple[str, str, int, ssl.SSLContext | None]
 
 class ProtocolLimitError(httpx.RemoteProtocolError):
     """The server went past a bound this transport keeps (its message names the bound)."""
+
+
+class DeadlineExceeded(httpx.TimeoutException):
+    """The exchange's total deadline (the request's ``deadline`` extension) passed while waiting for data."""
+
+
+DEADLINE_ENFORCED = "genesis.deadline_enforced"
+BODY = "genesis.body"
 
 
 class RefusedRequestError(httpx.LocalProtocolError):
@@ -75,14 +108,131 @@ def socket_is_readable(sock: Any) -> bool:
     return bool(poller.poll(0))
 
 
+class _Response:
+    """One response as llhttp parses it (httptools calls the ``on_*`` methods from C): its head, the body
+    pieces not yet read, and how it ended."""
+
+    __slots__ = (
+        "body",
+        "body_bytes",
+        "complete",
+        "extra",
+        "framing",
+        "headers",
+        "in_informational",
+        "informational",
+        "keep_alive",
+        "parser",
+        "reason",
+        "started",
+        "status",
+        "without_body",
+    )
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.started = False  # a byte of a response came
+        self.status: int | None = None  # the final (non-1xx) response's, once its head is complete
+        self.reason = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.informational = 0
+        self.in_informational = False
+        self.body: deque[bytes] = deque()  # pieces parsed and not yet taken by the reader
+        self.body_bytes = 0
+        self.complete = False  # the final response ended (its framing said so)
+        self.extra = False  # something came after it: the connection cannot be reused
+        self.keep_alive = False
+        self.framing = "close"  # "length", "chunked", or "close" (the body ends with the connection)
+        self.without_body = 0  # bytes in a row that carried no body byte
+
+    def feed(self, data: bytes) -> None:
+        """Parse one read; a malformed response is a RemoteProtocolError, past a bound a ProtocolLimitError."""
+        self.started = True
+        before = self.body_bytes
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if not self.complete:
+                raise httpx.RemoteProtocolError("the server switched protocols (101) instead of answering") from None
+            self.extra = True
+        except httptools.HttpParserError as error:
+            if not self.complete:
+                raise httpx.RemoteProtocolError(f"malformed HTTP response: {error}") from None
+            self.extra = True  # garbage after a complete response: the response stands, the connection goes
+        if self.body_bytes != before or self.complete:
+            self.without_body = 0
+            return
+        self.without_body += len(data)
+        if self.without_body > MAX_BYTES_WITHOUT_BODY:
+            raise ProtocolLimitError(f"the server sent more than {MAX_BYTES_WITHOUT_BODY} bytes of HTTP framing without a body byte")
+
+    def eof(self) -> None:
+        """The server closed the connection: the end of a body framed by the close, else a cut-short response."""
+        if self.complete:
+            return
+        if self.status is not None and self.framing == "close":
+            self.complete, self.keep_alive = True, False
+            return
+        raise httpx.RemoteProtocolError("the server closed the connection before the end of the response")
+
+    # -- httptools' callbacks --
+
+    def on_message_begin(self) -> None:
+        if self.complete:
+            self.extra = True  # a second response to one request
+        self.headers = []
+        self.reason = b""
+
+    def on_status(self, status: bytes) -> None:
+        self.reason += status
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        if self.complete:
+            return
+        status = self.parser.get_status_code()
+        if 100 <= status < 200:
+            self.informational += 1
+            self.in_informational = True
+            return
+        self.status = status
+        for name, value in self.headers:
+            lowered = name.lower()
+            if lowered == b"transfer-encoding" and b"chunked" in value.lower():
+                self.framing = "chunked"
+            elif lowered == b"content-length" and self.framing == "close":
+                self.framing = "length"
+        if status in (204, 304):
+            self.framing = "length"
+
+    def on_body(self, body: bytes) -> None:
+        if body and not self.complete and not self.in_informational:
+            self.body.append(body)
+            self.body_bytes += len(body)
+
+    def on_message_complete(self) -> None:
+        if self.in_informational:
+            self.in_informational = False
+            return
+        if not self.complete:
+            self.complete = True
+            self.keep_alive = self.parser.should_keep_alive()
+
+
 class _Connection:
-    __slots__ = ("idle_since", "origin", "protocol", "stream")
+    __slots__ = ("idle_since", "origin", "response", "stream", "waits")
 
     def __init__(self, stream: anyio.abc.ByteStream, origin: Origin) -> None:
         self.stream = stream
-        self.protocol = h11.Connection(h11.CLIENT)
+        self.response = _Response()
         self.origin = origin
         self.idle_since = 0.0
+        # On asyncio the waits share one timer per connection (backends.waits), which anyio's cancel scopes
+        # on asyncio tell apart from their own (Task.uncancel); trio and anything else keep anyio's scope.
+        loop = running_asyncio_loop()
+        self.waits: Waits | None = None if loop is None else Waits(loop)
 
     def is_reusable(self, now: float) -> bool:
         if now - self.idle_since > IDLE_EXPIRY_SECONDS:
@@ -96,6 +246,8 @@ class _Connection:
             return False
 
     async def aclose(self) -> None:
+        if self.waits is not None:
+            self.waits.close()
         with anyio.CancelScope(shield=True):
             try:
                 await self.stream.aclose()
@@ -113,6 +265,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
+        deadline: float | None = request.extensions.get("deadline")
         url = request.url
         context: ssl.SSLContext | None = None
         if url.scheme == "https":
@@ -123,12 +276,12 @@ class Http11Transport(httpx.AsyncBaseTransport):
         reused = await self._checkout(origin)
         if reused is not None:
             try:
-                return await self._exchange(reused, head, body, timeouts)
+                return await self._exchange(reused, head, body, timeouts, deadline)
             except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as error:
                 if not getattr(error, "before_response", False):
                     raise  # a response had begun: never send the request twice
         connection = await self._connect(origin, timeouts.get("connect"))
-        return await self._exchange(connection, head, body, timeouts)
+        return await self._exchange(connection, head, body, timeouts, deadline)
 
     async def aclose(self) -> None:
         idle, self._idle = self._idle, {}
@@ -147,6 +300,8 @@ class Http11Transport(httpx.AsyncBaseTransport):
         return None
 
     async def _release(self, connection: _Connection) -> None:
+        if connection.waits is not None:
+            connection.waits.close()  # no timer waits with an idle connection
         connections = self._idle.setdefault(connection.origin, [])
         if len(connections) >= self._max_idle:
             await connection.aclose()
@@ -168,24 +323,30 @@ class Http11Transport(httpx.AsyncBaseTransport):
             raise httpx.ConnectError(str(error) or type(error).__name__) from error
         return _Connection(stream, origin)
 
-    async def _exchange(self, connection: _Connection, head: h11.Request, body: bytes, timeouts: dict[str, float | None]) -> httpx.Response:
-        protocol = connection.protocol
+    async def _exchange(
+        self, connection: _Connection, head: h11.Request, body: bytes, timeouts: dict[str, float | None], deadline: float | None
+    ) -> httpx.Response:
+        read_timeout = timeouts.get("read")
         refused: RefusedRequestError | None = None
+        response = connection.response = _Response()
         try:
-            outgoing = protocol.send(head)
+            writer = h11.Connection(h11.CLIENT)  # h11 serializes the request, with its checks
+            outgoing = writer.send(head)
             if body:
-                outgoing += protocol.send(h11.Data(data=body))
-            outgoing += protocol.send(h11.EndOfMessage())
+                outgoing += writer.send(h11.Data(data=body))
+            outgoing += writer.send(h11.EndOfMessage())
             await _write(connection, outgoing, timeouts.get("write"))
-            response = await _next_event(connection, timeouts.get("read"), before_response=True)
-            informational = 0
-            while isinstance(response, h11.InformationalResponse):
-                informational += 1
-                if informational > MAX_INFORMATIONAL_RESPONSES:
+            while response.status is None:
+                data = await _receive(connection, read_timeout, deadline, before_response=True)
+                if not data:
+                    if not response.started:
+                        raise _marked(httpx.RemoteProtocolError("the server closed the connection without a response"), True)
+                    raise httpx.RemoteProtocolError("the server closed the connection in the middle of the response head")
+                response.feed(data)
+                if response.informational > MAX_INFORMATIONAL_RESPONSES:
                     raise ProtocolLimitError(
                         f"the server sent more than {MAX_INFORMATIONAL_RESPONSES} informational (1xx) responses before its answer"
                     )
-                response = await _next_event(connection, timeouts.get("read"), before_response=True)
         except h11.LocalProtocolError:
             await connection.aclose()
             refused = RefusedRequestError("h11 refused to send the request (a header name or value is not valid HTTP/1.1)")
@@ -194,15 +355,13 @@ class Http11Transport(httpx.AsyncBaseTransport):
             raise
         if refused is not None:  # raised outside the handler: h11's message (which quotes the value) is not chained
             raise refused
-        if not isinstance(response, h11.Response):
-            await connection.aclose()
-            raise httpx.RemoteProtocolError(f"expected a response, got {type(response).__name__}")
-        return httpx.Response(
-            response.status_code,
-            headers=response.headers.raw_items(),
-            stream=_ResponseBody(self, connection, timeouts.get("read")),
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": response.reason},
-        )
+        stream = _ResponseBody(self, connection, read_timeout, deadline)
+        extensions: dict[str, Any] = {"http_version": b"HTTP/1.1", "reason_phrase": response.reason, BODY: stream}
+        if deadline is not None:
+            extensions[DEADLINE_ENFORCED] = True
+        status = response.status
+        assert status is not None  # the loop above ends only with the final response's head
+        return httpx.Response(status, headers=response.headers, stream=stream, extensions=extensions)
 
 
 def _request_head(request: httpx.Request) -> h11.Request:
@@ -251,10 +410,13 @@ def _default_context() -> ssl.SSLContext:
 class _ResponseBody(httpx.AsyncByteStream):
     """The body as an async iterator (a class, not a generator: nothing is left for a finalizer)."""
 
-    def __init__(self, transport: Http11Transport, connection: _Connection, read_timeout: float | None) -> None:
+    __slots__ = ("_connection", "_deadline", "_read_timeout", "_transport")
+
+    def __init__(self, transport: Http11Transport, connection: _Connection, read_timeout: float | None, deadline: float | None) -> None:
         self._transport = transport
         self._connection: _Connection | None = connection
         self._read_timeout = read_timeout
+        self._deadline = deadline
 
     def __aiter__(self) -> _ResponseBody:
         return self
@@ -263,44 +425,40 @@ class _ResponseBody(httpx.AsyncByteStream):
         connection = self._connection
         if connection is None:
             raise StopAsyncIteration
+        response = connection.response
         while True:
+            body = response.body
+            if body:  # one piece per HTTP chunk, as the server framed it
+                return body.popleft()
+            if response.complete:
+                self._connection = None
+                await self._finish(connection)
+                raise StopAsyncIteration
             try:
-                event = await _next_event(connection, self._read_timeout, before_response=False)
+                data = await _receive(connection, self._read_timeout, self._deadline, before_response=False)
+                if data:
+                    response.feed(data)
+                else:
+                    response.eof()
             except BaseException:
                 self._connection = None
                 await connection.aclose()
                 raise
-            if isinstance(event, h11.Data):
-                if event.data:
-                    return bytes(event.data)
-            elif isinstance(event, h11.EndOfMessage):
-                self._connection = None
-                await self._finish(connection)
-                raise StopAsyncIteration
 
     async def aclose(self) -> None:
-        """Closed before the end was read: reuse only if the rest, up to the end, is already buffered and empty."""
+        """Closed before the end was read: reuse only if the end has already arrived and nothing of the body is left unread."""
         connection, self._connection = self._connection, None
         if connection is None:
             return
-        protocol = connection.protocol
-        try:
-            while True:
-                event = protocol.next_event()
-                if isinstance(event, h11.Data) and not event.data:
-                    continue
-                break
-        except h11.RemoteProtocolError:
-            event = None
-        if isinstance(event, h11.EndOfMessage):
+        response = connection.response
+        if response.complete and not response.body:
             await self._finish(connection)
         else:  # unread body bytes, or the end not yet received: the connection cannot be reused
             await connection.aclose()
 
     async def _finish(self, connection: _Connection) -> None:
-        protocol = connection.protocol
-        if protocol.our_state is h11.DONE and protocol.their_state is h11.DONE:
-            protocol.start_next_cycle()
+        response = connection.response
+        if response.complete and response.keep_alive and not response.extra:
             await self._transport._release(connection)
         else:
             await connection.aclose()
@@ -316,29 +474,33 @@ async def _write(connection: _Connection, data: bytes, timeout: float | None) ->
         raise _marked(httpx.WriteError(str(error) or type(error).__name__), True) from error
 
 
-async def _next_event(connection: _Connection, timeout: float | None, *, before_response: bool) -> Any:
-    protocol = connection.protocol
-    while True:
-        try:
-            event = protocol.next_event()
-        except h11.RemoteProtocolError as error:
-            raise httpx.RemoteProtocolError(str(error)) from error
-        if event is not h11.NEED_DATA:
-            if event is h11.PAUSED:
-                raise httpx.RemoteProtocolError("the server sent more than one response")
-            return event
-        try:
-            with anyio.fail_after(timeout):
+async def _receive(connection: _Connection, timeout: float | None, deadline: float | None, *, before_response: bool) -> bytes:
+    """The next bytes from the server (b"" when it closed), waiting until the read timeout or the total deadline,
+    whichever comes first, in one cancel scope."""
+    waits = connection.waits
+    on_deadline = expired = False
+    try:
+        if waits is not None:  # asyncio: anyio's clock is the loop's, the deadline is in it
+            try:
+                data = await waits.wait(connection.stream.receive(READ_SIZE), timeout, deadline)
+            except WaitExpired as passed:
+                expired, on_deadline = True, passed.deadline
+        else:
+            until = math.inf if timeout is None else anyio.current_time() + timeout
+            if deadline is not None and deadline <= until:
+                until, on_deadline = deadline, True
+            with anyio.CancelScope(deadline=until) as scope:
                 data = await connection.stream.receive(READ_SIZE)
-        except TimeoutError:
-            raise httpx.ReadTimeout(f"no data from the server for {timeout} s") from None
-        except anyio.EndOfStream:
-            data = b""
-        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as error:
-            raise _marked(httpx.ReadError(str(error) or type(error).__name__), before_response) from error
-        if not data and before_response and protocol.their_state is h11.SEND_RESPONSE:
-            raise _marked(httpx.RemoteProtocolError("the server closed the connection without a response"), True)
-        protocol.receive_data(data)
+            expired = scope.cancelled_caught
+    except anyio.EndOfStream:
+        return b""
+    except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as error:
+        raise _marked(httpx.ReadError(str(error) or type(error).__name__), before_response) from error
+    if expired:
+        if on_deadline:
+            raise DeadlineExceeded("the exchange's total deadline passed while waiting for data")
+        raise httpx.ReadTimeout(f"no data from the server for {timeout} s")
+    return data
 
 
 def _marked(error: httpx.HTTPError, before_response: bool) -> httpx.HTTPError:

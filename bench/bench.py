@@ -46,11 +46,15 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import stream_fixture as F  # noqa: E402
 import workload as W  # noqa: E402
 
-LIBS = ("genesis", "openai", "litellm")
+LIBS = ("genesis", "genesis-uvloop", "openai", "litellm")
 PEERS = ("openai", "litellm")
-MODULES = {"genesis": "genesis_side", "openai": "openai_side", "litellm": "litellm_side"}
+#: Genesis again, its worker's event loop uvloop (the ``genesis[fast]`` extra): the rows where the loop matters
+UVLOOP = "genesis-uvloop"
+MODULES = {"genesis": "genesis_side", UVLOOP: "genesis_side", "openai": "openai_side", "litellm": "litellm_side"}
 #: the import that tells whether a library is installed (without importing it)
-PROBES = {"genesis": "pipeline", "openai": "openai", "litellm": "litellm"}
+PROBES = {"genesis": "pipeline", UVLOOP: "uvloop", "openai": "openai", "litellm": "litellm"}
+#: the stream rows the uvloop worker runs (the in-memory ones do no I/O: the loop barely shows)
+UVLOOP_STREAM_ROWS = ("Genesis.stream, a read per event", "Genesis.stream over loopback TCP")
 BENCHES = ("build", "stream", "cold", "concurrency")
 ALIASES = {
     "request-build": "build",
@@ -205,11 +209,16 @@ async def worker_build(lib: str, side: Any, spec: Spec) -> dict[str, Any]:
     return out
 
 
-async def worker_stream(lib: str, side: Any, spec: Spec) -> dict[str, Any]:
+async def worker_stream(lib: str, side: Any, spec: Spec, stream_url: str | None = None) -> dict[str, Any]:
     rec = F.recording(spec.chunks, piece_size=spec.piece_size)
     expected = W.expected_summary(rec.payloads)
     out: dict[str, Any] = {}
-    for variant, fn in side.stream_paths().items():
+    paths = dict(side.stream_paths())
+    if stream_url:  # the same recording from the loopback server, one HTTP chunk per event
+        paths.update(side.loopback_paths(stream_url))
+    if lib == UVLOOP:
+        paths = {name: fn for name, fn in paths.items() if name in UVLOOP_STREAM_ROWS}
+    for variant, fn in paths.items():
 
         async def once(fn: Any = fn) -> tuple[float, float, list]:
             r = fn(rec.pieces)
@@ -349,7 +358,7 @@ async def worker_concurrency(lib: str, side: Any, spec: Spec, base_url: str) -> 
     return out
 
 
-async def worker_main(lib: str, spec: Spec, benches: list[str], base_url: str | None) -> dict[str, Any]:
+async def worker_main(lib: str, spec: Spec, benches: list[str], base_url: str | None, stream_url: str | None = None) -> dict[str, Any]:
     result: dict[str, Any] = {"lib": lib, "results": {}}
     t0 = time.perf_counter()
     try:
@@ -361,10 +370,10 @@ async def worker_main(lib: str, spec: Spec, benches: list[str], base_url: str | 
         result["error"] = _err(exc)
         return result
     log(lib, f"{result['version']} ready in {time.perf_counter() - t0:.1f} s")
-    if "build" in benches:
+    if "build" in benches and lib != UVLOOP:
         result["results"]["build"] = await worker_build(lib, side, spec)
     if "stream" in benches:
-        result["results"]["stream"] = await worker_stream(lib, side, spec)
+        result["results"]["stream"] = await worker_stream(lib, side, spec, stream_url)
     if "concurrency" in benches and base_url:
         result["results"]["concurrency"] = await worker_concurrency(lib, side, spec, base_url)
     try:
@@ -381,7 +390,11 @@ def run_worker_inline(args: argparse.Namespace) -> None:
     if importlib.util.find_spec("pipeline") is None:  # Genesis not installed: use the work tree
         sys.path.append(str(ROOT))
     benches = args.benches.split(",")
-    result = asyncio.run(worker_main(args.worker, spec, benches, args.base_url))
+    if args.worker == UVLOOP:
+        import uvloop
+
+        uvloop.install()  # every asyncio.run of this worker runs on uvloop
+    result = asyncio.run(worker_main(args.worker, spec, benches, args.base_url, args.stream_url))
     sys.stdout.write("\n@@RESULT@@" + json.dumps(result) + "\n")
     sys.stdout.flush()
 
@@ -392,6 +405,8 @@ def run_worker_inline(args: argparse.Namespace) -> None:
 
 
 def installed(lib: str) -> bool:
+    if lib == UVLOOP:
+        return installed("genesis") and importlib.util.find_spec("uvloop") is not None
     if lib == "genesis":
         if importlib.util.find_spec("pipeline") is not None:
             return True
@@ -406,7 +421,7 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def spawn_worker(lib: str, spec: Spec, benches: list[str], base_url: str | None) -> dict[str, Any]:
+def spawn_worker(lib: str, spec: Spec, benches: list[str], base_url: str | None, stream_url: str | None = None) -> dict[str, Any]:
     cmd = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -419,6 +434,8 @@ def spawn_worker(lib: str, spec: Spec, benches: list[str], base_url: str | None)
     ]
     if base_url:
         cmd += ["--base-url", base_url]
+    if stream_url:
+        cmd += ["--stream-url", stream_url]
     try:
         proc = subprocess.run(
             cmd, stdout=subprocess.PIPE, stderr=None, env=child_env(), cwd=str(HERE), timeout=spec.worker_timeout, text=True
@@ -433,7 +450,10 @@ def spawn_worker(lib: str, spec: Spec, benches: list[str], base_url: str | None)
 
 
 class SSEServer:
-    def __init__(self, spec: Spec) -> None:
+    def __init__(self, spec: Spec, *, recording: int = 0) -> None:
+        """The concurrency server (``spec.tokens`` per stream, ``spec.tick_ms``), or with ``recording``
+        the stream benchmark's recording of that many chunks, written as fast as the loop turns (tick 0)."""
+        pacing = ["--recording", str(recording), "--tick-ms", "0"] if recording else ["--tick-ms", str(spec.tick_ms)]
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -442,8 +462,7 @@ class SSEServer:
                 "0",
                 "--tokens",
                 str(spec.tokens),
-                "--tick-ms",
-                str(spec.tick_ms),
+                *pacing,
                 "--max-seconds",
                 str(spec.worker_timeout * 4),
             ],
@@ -472,6 +491,9 @@ class SSEServer:
                     self.proc.kill()
 
 
+FLOOR_DECODE = "msgspec.json.decode (untyped)"
+
+
 def floor(spec: Spec) -> dict[str, Any]:
     """Bare msgspec.json.decode of the same payloads: no framing, no events."""
     import msgspec
@@ -492,7 +514,7 @@ def floor(spec: Spec) -> dict[str, Any]:
     Chunk = msgspec.defstruct("Chunk", [("choices", list[Choice]), ("usage", opt(Usage), None)])
 
     typed = msgspec.json.Decoder(Chunk).decode
-    for name, fn in (("msgspec.json.decode (untyped)", decode), ("msgspec typed Struct decode", typed)):
+    for name, fn in ((FLOOR_DECODE, decode), ("msgspec typed Struct decode", typed)):
         for p in payloads:
             fn(p)
         rates = []
@@ -516,6 +538,8 @@ def cold_start(spec: Spec, libs: list[str]) -> dict[str, Any]:
     probe = "import time,sys; t=time.perf_counter(); {stmt}; sys.stdout.write(repr(time.perf_counter()-t))"
     targets: list[tuple[str, str, list[str], bool]] = [("python", "python -c pass (interpreter start)", [py, "-c", "pass"], False)]
     for lib in libs:
+        if lib == UVLOOP:
+            continue
         stmt = {"genesis": "from pipeline import Genesis", "openai": "from openai import AsyncOpenAI", "litellm": "import litellm"}[lib]
         targets.append((lib, stmt, [py, "-c", probe.format(stmt=stmt)], True))
     bindir = Path(py).parent
@@ -642,6 +666,8 @@ def body_notes(bodies: dict[str, bytes]) -> dict[str, str]:
 def report(results: dict[str, Any], spec: Spec) -> str:
     libs: dict[str, dict] = results["libraries"]
     label = {lib: f"{lib} {info.get('version', '')}".strip() for lib, info in libs.items()}
+    if UVLOOP in label:
+        label[UVLOOP] = f"genesis {libs[UVLOOP].get('version', '')} on uvloop"
     sections = []
 
     def get(lib: str, bench: str) -> dict:
@@ -685,13 +711,15 @@ def report(results: dict[str, Any], spec: Spec) -> str:
     if "stream" in results["benches"]:
         rows = []
         ref = get("genesis", "stream").get("Genesis.stream")
+        fl = results.get("floor", {})
+        decode = fl.get(FLOOR_DECODE)
         for lib in libs:
             entries = get(lib, "stream")
             if not entries and libs[lib].get("error"):
-                rows.append([label[lib], "—", "—", "—", "—", "—", libs[lib]["error"][:90]])
+                rows.append([label[lib], "—", "—", "—", "—", "—", "—", "—", libs[lib]["error"][:90]])
             for variant, e in entries.items():
                 if "median" not in e:
-                    rows.append([label[lib], variant, "—", "—", "—", "—", "ERROR " + e.get("error", "")[:90]])
+                    rows.append([label[lib], variant, "—", "—", "—", "—", "—", "—", "ERROR " + e.get("error", "")[:90]])
                     continue
                 note = ("ERROR " + e["error"][:90]) if e.get("error") else f"verified; {e['items_out']} items out"
                 rows.append(
@@ -700,12 +728,13 @@ def report(results: dict[str, Any], spec: Spec) -> str:
                         variant,
                         fmt_rate(e["median"]),
                         f"{fmt_rate(e['p10'])}–{fmt_rate(e['p90'])}",
+                        fmt_time(1 / e["median"]),
                         fmt_ratio(cost_ratio(e, ref)),
+                        fmt_ratio(cost_ratio(e, decode)),
                         fmt_time(e["tail"]["median"]),
                         note,
                     ]
                 )
-        fl = results.get("floor", {})
         for variant, e in fl.items():
             if variant.startswith("_"):
                 continue
@@ -715,7 +744,9 @@ def report(results: dict[str, Any], spec: Spec) -> str:
                     variant,
                     fmt_rate(e["median"]),
                     f"{fmt_rate(e['p10'])}–{fmt_rate(e['p90'])}",
+                    fmt_time(1 / e["median"]),
                     fmt_ratio(cost_ratio(e, ref)),
+                    fmt_ratio(cost_ratio(e, decode)),
                     "—",
                     "payloads only: no SSE framing, no events",
                 ]
@@ -723,9 +754,10 @@ def report(results: dict[str, Any], spec: Spec) -> str:
         sections.append(
             table(
                 f"2. Stream parse: {spec.chunks} vLLM chunks in {spec.piece_size // 1024 or spec.piece_size} "
-                f"{'KiB' if spec.piece_size >= 1024 else 'B'} reads; chunks per second "
-                f"(median of {spec.stream_rounds} rounds; vs genesis = Genesis.stream)",
-                ["library", "path", "median", "p10–p90", "vs genesis", "tail", "notes"],
+                f'{"KiB" if spec.piece_size >= 1024 else "B"} reads, one event per read ("per event"/"per feed"), or from '
+                f"the loopback server; chunks per second (median of {spec.stream_rounds} rounds; vs genesis = Genesis.stream; "
+                f"vs decode = the untyped msgspec floor)",
+                ["library", "path", "median", "p10–p90", "per chunk", "vs genesis", "vs decode", "tail", "notes"],
                 rows,
             )
         )
@@ -832,6 +864,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spec", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--benches", default="", help=argparse.SUPPRESS)
     ap.add_argument("--base-url", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--stream-url", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.worker:
@@ -861,7 +894,7 @@ def main(argv: list[str] | None = None) -> int:
     for lib in wanted:
         if installed(lib):
             libs.append(lib)
-        elif spec.smoke and lib in PEERS:
+        elif (spec.smoke and lib in PEERS) or lib == UVLOOP:  # uvloop: an extra (genesis[fast]), measured when there
             skipped.append(lib)
             print(f"skipped {lib}: not installed (smoke mode)", flush=True)
         else:
@@ -886,23 +919,29 @@ def main(argv: list[str] | None = None) -> int:
         "cold": {},
     }
 
-    server = None
+    server = stream_server = None
     worker_benches = [b for b in benches if b in ("build", "stream", "concurrency")]
     try:
         if "concurrency" in benches:
             server = SSEServer(spec)
             print(f"loopback SSE server at {server.base_url} ({spec.tokens} tokens per stream)", flush=True)
+        if "stream" in benches:
+            stream_server = SSEServer(spec, recording=spec.chunks)
+            print(f"loopback SSE server at {stream_server.base_url} (the {spec.chunks}-chunk recording, unpaced)", flush=True)
         if worker_benches:
             for lib in libs:
                 print(f"{lib}: {', '.join(worker_benches)} …", flush=True)
-                results["libraries"][lib] = spawn_worker(lib, spec, worker_benches, server.base_url if server else None)
+                results["libraries"][lib] = spawn_worker(
+                    lib, spec, worker_benches, server.base_url if server else None, stream_server.base_url if stream_server else None
+                )
                 if results["libraries"][lib].get("error"):
                     print(f"  [{lib}] ERROR {results['libraries'][lib]['error']}", flush=True)
         else:
             results["libraries"] = {lib: {"lib": lib, "results": {}} for lib in libs}
     finally:
-        if server:
-            server.close()
+        for running in (server, stream_server):
+            if running:
+                running.close()
     if "stream" in benches:
         print("floor: msgspec decode of the same payloads …", flush=True)
         results["floor"] = floor(spec)
@@ -910,6 +949,8 @@ def main(argv: list[str] | None = None) -> int:
         print("cold start …", flush=True)
         results["cold"] = cold_start(spec, libs)
     for lib in libs:  # versions for libraries that ran no worker
+        if lib == UVLOOP:
+            continue
         info = results["libraries"].setdefault(lib, {"lib": lib, "results": {}})
         if "version" not in info and not info.get("error"):
             try:

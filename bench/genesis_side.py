@@ -114,6 +114,7 @@ class Side:
         # (one event): the per-read cost of the run (send, parse_stream, answer-side steps) shows in full.
         return {
             "StreamParser.feed (parser only)": self.parse_only,
+            "StreamParser.feed, one event per feed": lambda pieces: self.parse_only(per_event(pieces)),
             "Genesis.stream": self.stream_async,
             "Genesis.stream + answer stage, step passes all": lambda pieces: self.stream_async(pieces, self.g_stream_step),
             "Genesis.stream, a read per event": lambda pieces: self.stream_async(per_event(pieces)),
@@ -124,6 +125,11 @@ class Side:
                 per_event(pieces), self.g_stream_step
             ),
         }
+
+    def loopback_paths(self, base_url: str) -> dict[str, Any]:
+        """The recording from the loopback server (one HTTP chunk per event), through Genesis's own transport."""
+        self.loopback = self.Genesis.from_config_text(W.genesis_config(base_url), env=W.GENESIS_ENV)
+        return {"Genesis.stream over loopback TCP": lambda pieces: self.stream_async(pieces, self.loopback)}
 
     def parse_only(self, pieces: list[bytes]) -> tuple[float, float, list]:
         out: list = []
@@ -186,18 +192,13 @@ class Side:
         await self.live.aclose()
 
     async def aclose(self) -> None:
-        for g in (self.g_call, self.g_stream, self.g_stream_off, self.g_stream_step):
+        for g in (self.g_call, self.g_stream, self.g_stream_off, self.g_stream_step, getattr(self, "loopback", None)):
             close = getattr(g, "aclose", None)
             if close is not None:
                 await close()
 
 
-def per_event(pieces: list[bytes]) -> list[bytes]:
-    """The same body, one read per SSE frame (cut after each blank line)."""
-    body = b"".join(pieces)
-    frames = body.split(b"\n\n")
-    out = [frame + b"\n\n" for frame in frames[:-1]]
-    return out + ([frames[-1]] if frames[-1] else [])
+per_event = W.per_event
 
 
 def _no_step(ctx: Any) -> None:

@@ -84,16 +84,23 @@ class Side:
 
     # -- 2. stream parse -----------------------------------------------------------------
     def stream_paths(self) -> dict[str, Any]:
-        return {"acompletion stream": self.stream_async}
+        return {
+            "acompletion stream": self.stream_async,
+            "acompletion stream, a read per event": lambda pieces: self.stream_async(W.per_event(pieces)),
+        }
 
-    async def stream_async(self, pieces: list[bytes]) -> tuple[float, float, list]:
+    def loopback_paths(self, base_url: str) -> dict[str, Any]:
+        """The recording from the loopback server, through LiteLLM's default client for the provider."""
+        where = {"model": W.LITELLM_MODEL, "api_base": base_url, "api_key": W.API_KEY, "timeout": 120.0}
+        return {"acompletion stream over loopback TCP": lambda pieces: self.stream_async(pieces, where)}
+
+    async def stream_async(self, pieces: list[bytes], where: dict[str, Any] | None = None) -> tuple[float, float, list]:
         self.pieces = pieces
         out: list = []
         append = out.append
+        how = {**self.common, "client": self.stream_client} if where is None else where
         t0 = time.perf_counter()
-        stream = await litellm.acompletion(
-            **self.common, messages=W.SHORT_MESSAGES, stream=True, stream_options={"include_usage": True}, client=self.stream_client
-        )
+        stream = await litellm.acompletion(**how, messages=W.SHORT_MESSAGES, stream=True, stream_options={"include_usage": True})
         t_last = t0
         async for chunk in stream:
             append(chunk)

@@ -82,7 +82,16 @@ class Side:
 
     # -- 2. stream parse -----------------------------------------------------------------
     def stream_paths(self) -> dict[str, Any]:
-        return {"AsyncOpenAI stream": self.stream_async, "OpenAI stream (sync)": self.stream_sync}
+        return {
+            "AsyncOpenAI stream": self.stream_async,
+            "OpenAI stream (sync)": self.stream_sync,
+            "AsyncOpenAI stream, a read per event": lambda pieces: self.stream_async(W.per_event(pieces)),
+        }
+
+    def loopback_paths(self, base_url: str) -> dict[str, Any]:
+        """The recording from the loopback server, through the SDK's default HTTP client (httpx2)."""
+        self.loopback = AsyncOpenAI(base_url=base_url, api_key=W.API_KEY, max_retries=0, timeout=120.0)
+        return {"AsyncOpenAI stream over loopback TCP": lambda pieces: self.stream_async(pieces, self.loopback)}
 
     def stream_sync(self, pieces: list[bytes]) -> tuple[float, float, list]:
         self.pieces = pieces
@@ -99,12 +108,12 @@ class Side:
         t_end = time.perf_counter()
         return t_end - t0, t_end - t_last, out
 
-    async def stream_async(self, pieces: list[bytes]) -> tuple[float, float, list]:
+    async def stream_async(self, pieces: list[bytes], client: Any = None) -> tuple[float, float, list]:
         self.pieces = pieces
         out: list = []
         append = out.append
         t0 = time.perf_counter()
-        stream = await self.async_stream_client.chat.completions.create(
+        stream = await (client or self.async_stream_client).chat.completions.create(
             model=W.MODEL, messages=W.SHORT_MESSAGES, stream=True, stream_options={"include_usage": True}
         )
         t_last = t0
@@ -140,3 +149,5 @@ class Side:
         self.sync_stream_client.close()
         await self.call_client.close()
         await self.async_stream_client.close()
+        if getattr(self, "loopback", None) is not None:
+            await self.loopback.close()

@@ -11,6 +11,9 @@ It prints ``PORT <n>`` on stdout once listening on 127.0.0.1 (only), then serves
   chunks (role chunk, tokens, finish ``stop``, usage chunk, ``data: [DONE]``),
   HTTP/1.1 chunked transfer-encoding with one HTTP chunk per SSE event, as uvicorn
   sends it. Requests with ``"stream": false`` get the whole completion as JSON.
+  With ``--recording N`` the streamed answer is instead the stream benchmark's
+  recording of N chunks (``stream_fixture.make_payloads``), same framing: the
+  loopback rows of the stream benchmark use it with ``--tick-ms 0``.
 - ``GET /health``, ``GET /v1/models``, and ``GET /stats`` (streams started and
   finished, non-streamed completions) so the harness can check that every client
   really streamed.
@@ -37,7 +40,7 @@ import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from stream_fixture import content_stream_payloads, sse_events
+from stream_fixture import content_stream_payloads, make_payloads, sse_events
 
 _HEAD_STREAM = (
     b"HTTP/1.1 200 OK\r\n"
@@ -70,8 +73,9 @@ def _fixed(status: str, body: bytes, ctype: bytes = b"application/json") -> byte
 
 
 class Server:
-    def __init__(self, tokens: int, tick: float) -> None:
-        self.events = [_chunked(e) for e in sse_events(content_stream_payloads(tokens))]
+    def __init__(self, tokens: int, tick: float, recording: int = 0) -> None:
+        payloads = make_payloads(recording) if recording else content_stream_payloads(tokens)
+        self.events = [_chunked(e) for e in sse_events(payloads)]
         self.events[-1] += b"0\r\n\r\n"  # the last event carries the chunked terminator
         self.tick = tick
         self.active: list[list] = []  # [protocol, next event index]
@@ -80,6 +84,7 @@ class Server:
         self.streams_started = 0
         self.completions = 0
         text = "".join(json.loads(p)["choices"][0]["delta"].get("content", "") for p in content_stream_payloads(tokens)[1:-1])
+        # (with --recording the streamed answer is the benchmark's recording; the whole answer stays the plain one)
         self.completion = _fixed(
             "200 OK",
             json.dumps(
@@ -210,9 +215,9 @@ def _raise_nofile() -> None:
             pass
 
 
-async def serve(port: int, tokens: int, tick_ms: float, max_seconds: float) -> None:
+async def serve(port: int, tokens: int, tick_ms: float, max_seconds: float, recording: int = 0) -> None:
     loop = asyncio.get_running_loop()
-    server = Server(tokens, tick_ms / 1000.0)
+    server = Server(tokens, tick_ms / 1000.0, recording)
     srv = await loop.create_server(lambda: Conn(server), "127.0.0.1", port, backlog=4096, reuse_address=True)
     print(f"PORT {srv.sockets[0].getsockname()[1]}", flush=True)
     stop = asyncio.Event()
@@ -247,9 +252,10 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=50)
     ap.add_argument("--tick-ms", type=float, default=5.0)
     ap.add_argument("--max-seconds", type=float, default=1800.0)
+    ap.add_argument("--recording", type=int, default=0, help="stream the benchmark's recording of this many chunks instead")
     args = ap.parse_args()
     _raise_nofile()
-    asyncio.run(serve(args.port, args.tokens, args.tick_ms, args.max_seconds))
+    asyncio.run(serve(args.port, args.tokens, args.tick_ms, args.max_seconds, args.recording))
 
 
 if __name__ == "__main__":

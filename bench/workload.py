@@ -159,6 +159,15 @@ class StreamSummary:
         return out
 
 
+def per_event(pieces: list[bytes]) -> list[bytes]:
+    """The same body, one read per SSE frame (cut after each blank line): what a client that keeps
+    up with a server writing one event per token reads."""
+    body = b"".join(pieces)
+    frames = body.split(b"\n\n")
+    out = [frame + b"\n\n" for frame in frames[:-1]]
+    return out + ([frames[-1]] if frames[-1] else [])
+
+
 def stream_text(tokens: int) -> str:
     """The text of the loopback server's answer (what each concurrent stream must deliver)."""
     from stream_fixture import content_stream_payloads

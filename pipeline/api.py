@@ -7,26 +7,27 @@ through the async methods added on top of this class.
 
 from __future__ import annotations
 
-import logging
 import os
-import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from returns.result import Result
-
-from pipeline.auth_profiles import AuthProfiles
-from pipeline.catalog import Catalog, build_catalog
-from pipeline.config import LoadedConfig, load_config, parse_config
 from pipeline.errors import GenesisError, UnknownModelError, unwrap_or_raise
-from pipeline.runner import Pipeline, load_custom_stages
-from pipeline.types import Context, WireRequest
 
+# ``from pipeline import Genesis`` imports only this module and the errors: the config loader, the
+# catalog, the runner (and ``returns``, msgspec, logging with them) load when a Genesis is first made,
+# so a program that imports the facade and never uses it, or only asks for --help, does not pay for them.
 if TYPE_CHECKING:
+    from returns.result import Result
+
     from backends.audit import AuditRecord
+    from pipeline.auth_profiles import AuthProfiles
     from pipeline.blocking import BlockingIterator
+    from pipeline.catalog import Catalog
+    from pipeline.config import LoadedConfig
     from pipeline.embeddings import EmbeddingInput, Embeddings
     from pipeline.events import Completion, Event, Output
+    from pipeline.runner import Pipeline
+    from pipeline.types import Context, WireRequest
 
 
 class Genesis:
@@ -54,9 +55,13 @@ class Genesis:
         injectable, so tests neither wait nor guess. ``auth_profiles``: keys stored
         with ``genesis auth set``, the last key source after ``apiKey`` and the
         variable (``from_config_file`` reads them from the state folder; none otherwise)."""
+        import logging
+        import time
         from random import random as uniform
 
         from backends.retry import Cooldowns
+        from pipeline.catalog import build_catalog
+        from pipeline.runner import Pipeline, load_custom_stages
 
         self.loaded = loaded
         self.env: Mapping[str, str] = dict(os.environ if env is None else env)
@@ -80,6 +85,8 @@ class Genesis:
         """Load ``path``, or the default location (``GENESIS_CONFIG_PATH``, ``~/.genesis/genesis.json``),
         and the auth profiles of the state folder (``$GENESIS_STATE_DIR/auth-profiles.json``, else
         ``~/.genesis/auth-profiles.json``) unless ``auth_profiles=`` is given."""
+        from pipeline.config import load_config
+
         environment = dict(os.environ if env is None else env)
         loaded = load_config(path, environment)
         if "auth_profiles" not in options:
@@ -90,6 +97,8 @@ class Genesis:
 
     @classmethod
     def from_config_text(cls, text: str, *, env: Mapping[str, str] | None = None, source: str = "<config>", **options: Any) -> Genesis:
+        from pipeline.config import parse_config
+
         environment = dict(os.environ if env is None else env)
         return cls(parse_config(text, environment, source=source), env=environment, **options)
 
@@ -160,6 +169,7 @@ class Genesis:
         import anyio
 
         from backends.discovery import fetch_models
+        from pipeline.catalog import build_catalog
 
         found: dict[str, Any] = {}
 
@@ -301,7 +311,7 @@ class Genesis:
             finally:
                 await self._settle(local)
 
-        return call_blocking(main, backend=backend)
+        return call_blocking(main, backend=backend, backend_options=self._loop_options(backend))
 
     def embed_sync(self, model: str | None, request: EmbeddingInput, *, backend: str = "asyncio", **options: Any) -> Embeddings:
         """``embed()`` for code without an event loop, as ``run_sync()`` is for ``run()``."""
@@ -316,7 +326,7 @@ class Genesis:
             finally:
                 await self._settle(local)
 
-        return call_blocking(main, backend=backend)
+        return call_blocking(main, backend=backend, backend_options=self._loop_options(backend))
 
     def stream_sync(
         self,
@@ -344,8 +354,16 @@ class Genesis:
             lambda: local.stream(model, request, headers=headers, audit=audit, fallbacks=fallbacks),
             cleanup=lambda: self._settle(local),
             backend=backend,
+            backend_options=self._loop_options(backend),
             refusal=("stream_sync", "async for event in Genesis.stream(...)"),
         )
+
+    def _loop_options(self, backend: str) -> dict[str, Any]:
+        """anyio's options for a loop this Genesis starts itself: uvloop on asyncio when installed
+        (``genesis[fast]``, ``GENESIS_UVLOOP=0`` turns it off; ``backends.eventloop``)."""
+        from backends.eventloop import backend_options
+
+        return backend_options(backend, self.env)
 
     def _loop_local(self) -> Genesis:
         """This Genesis for one private loop: the same catalog, stages, cooldowns and hooks, but

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from concurrent.futures import Future
 from queue import SimpleQueue
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -91,7 +91,7 @@ def refuse_inside_loop(method: str, instead: str) -> None:
 class PrivateLoop:
     """An anyio event loop in a daemon thread, driven through a ``BlockingPortal``; ``stop()`` joins it."""
 
-    def __init__(self, backend: str) -> None:
+    def __init__(self, backend: str, backend_options: Mapping[str, Any] | None = None) -> None:
         import anyio
         from anyio.from_thread import BlockingPortal
 
@@ -104,7 +104,7 @@ class PrivateLoop:
 
         def main() -> None:
             try:
-                anyio.run(serve, backend=backend)
+                anyio.run(serve, backend=backend, backend_options=dict(backend_options or {}))
             except BaseException as error:  # a backend that is not installed: reported to the caller
                 if not ready.done():
                     ready.set_exception(error)
@@ -126,7 +126,9 @@ class PrivateLoop:
             self._thread.join()
 
 
-def call_blocking(function: Callable[[], Awaitable[T]], *, backend: str = "asyncio") -> T:
+def call_blocking(
+    function: Callable[[], Awaitable[T]], *, backend: str = "asyncio", backend_options: Mapping[str, Any] | None = None
+) -> T:
     """Run ``function()`` to completion on a fresh loop in this thread (rules 1, 2 and 4).
 
     A call needs no thread of its own: nothing is suspended between calls, so ``anyio.run`` here
@@ -137,7 +139,7 @@ def call_blocking(function: Callable[[], Awaitable[T]], *, backend: str = "async
     async def main() -> T:
         return await function()
 
-    return anyio.run(main, backend=backend)
+    return anyio.run(main, backend=backend, backend_options=dict(backend_options or {}))
 
 
 class BlockingIterator(Generic[T]):
@@ -158,12 +160,14 @@ class BlockingIterator(Generic[T]):
         *,
         cleanup: Callable[[], Awaitable[None]] | None = None,
         backend: str = "asyncio",
+        backend_options: Mapping[str, Any] | None = None,
         refusal: tuple[str, str] = ("iteration", "async for"),
         read_ahead: int = READ_AHEAD,
     ) -> None:
         self._feed: _Feed[T] = _Feed(events, cleanup, read_ahead)
         self._refusal = refusal  # (this method, the async one to use instead): rule 1 at the first next()
         self._backend = backend
+        self._backend_options = backend_options  # anyio's, for the private loop (the facade chooses uvloop)
         self._loop: PrivateLoop | None = None
         self._taken = 0  # items taken since room was last given back to the producer
         self._closed = False
@@ -184,7 +188,7 @@ class BlockingIterator(Generic[T]):
         try:
             if self._loop is None:
                 refuse_inside_loop(*self._refusal)
-                self._loop = PrivateLoop(self._backend)
+                self._loop = PrivateLoop(self._backend, self._backend_options)
                 self._loop.portal.call(feed.open)
                 feed.producer = self._loop.portal.start_task_soon(feed.produce)
             item = feed.items.get()  # a plain thread wait: no hop through the loop per item
