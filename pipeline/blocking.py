@@ -126,9 +126,7 @@ class PrivateLoop:
             self._thread.join()
 
 
-def call_blocking(
-    function: Callable[[], Awaitable[T]], *, backend: str = "asyncio", backend_options: Mapping[str, Any] | None = None
-) -> T:
+def call_blocking(function: Callable[[], Awaitable[T]], *, backend: str = "asyncio", backend_options: Mapping[str, Any] | None = None) -> T:
     """Run ``function()`` to completion on a fresh loop in this thread (rules 1, 2 and 4).
 
     A call needs no thread of its own: nothing is suspended between calls, so ``anyio.run`` here
