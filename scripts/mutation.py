@@ -128,17 +128,47 @@ def prepare(group: Group) -> None:
     digest_file.write_text(digest)
 
 
-def run(group: Group, modules: list[str], children: str) -> float:
+def to_run(group: Group, modules: list[str], mode: str) -> list[str]:
+    """What to hand mutmut: the modules' patterns (every mutant of them), or the names of some of their mutants.
+
+    mutmut reruns every mutant it is given by name or pattern, and only those; so by default (``resume``) a
+    group that has verdicts gets the names of its mutants not checked yet, ``survivors`` adds every mutant
+    not killed (to re-check them after adding rows), and ``rerun`` (or a group never run) gets the patterns.
+    """
+    verdicts = results(group) if mode != "rerun" else {}
+    if not verdicts:
+        return [f"{module}.*" for module in modules]
+    return [
+        name
+        for name, status in verdicts.items()
+        if _in(_module_of(name), modules) and (status == "not checked" or (mode == "survivors" and status not in KILLED))
+    ]
+
+
+def _module_of(mutant: str) -> str:
+    return mutant.split("__mutmut_")[0].rsplit(".", 1)[0]
+
+
+def _in(module: str, modules: list[str]) -> bool:
+    return any(module == wanted or module.startswith(wanted + ".") for wanted in modules)
+
+
+def run(group: Group, modules: list[str], children: str, mode: str) -> float:
     prepare(group)
+    targets = to_run(group, modules, mode)
+    if not targets:
+        print(f"[{group.name}] nothing to run: every mutant of {' '.join(modules)} has a verdict (--survivors, --rerun)", file=sys.stderr)
+        return 0.0
     log = group.workdir / "run.log"
+    what = " ".join(targets) if all(target.endswith(".*") for target in targets) else f"{len(targets)} mutants of {' '.join(modules)}"
     print(
-        f"[{group.name}] mutmut run over {' '.join(modules)}; tests: {' '.join(group.selection)} (console output: {log.relative_to(ROOT)})",
+        f"[{group.name}] mutmut run over {what}; tests: {' '.join(group.selection)} (console output: {log.relative_to(ROOT)})",
         file=sys.stderr,
     )
     started = time.monotonic()
     with log.open("wb") as out:
         status = subprocess.call(
-            [str(MUTMUT), "run", "--max-children", children, *(f"{module}.*" for module in modules)],
+            [str(MUTMUT), "run", "--max-children", children, *targets],
             cwd=group.workdir,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -175,8 +205,8 @@ def report(groups: list[Group], wanted: dict[str, list[str]], elapsed: dict[str,
             continue
         counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for name, status in results(group).items():
-            module = name.split("__mutmut_")[0].rsplit(".", 1)[0]
-            if any(module == w or module.startswith(w + ".") for w in wanted[group.name]):
+            module = _module_of(name)
+            if _in(module, wanted[group.name]):
                 counts[module][status] += 1
                 if status not in KILLED:
                     survivors[module].append(f"{name} ({status})")
@@ -211,6 +241,11 @@ def main() -> None:
     parser.add_argument("modules", nargs="*", help="pipeline/envsubst, backends/sse.py, pipeline.refs, transforms/ (default: every group)")
     parser.add_argument("--report", action="store_true", help="only the table, from the last run's verdicts")
     parser.add_argument("--groups", action="store_true", help="list the groups, their modules and tests, and stop")
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument(
+        "--survivors", action="store_true", help="run again every mutant not killed (after adding rows), and those not run yet"
+    )
+    how.add_argument("--rerun", action="store_true", help="run every mutant of the modules again (default: only those without a verdict)")
     args = parser.parse_args()
     groups = load_groups()
     if args.groups:
@@ -221,9 +256,10 @@ def main() -> None:
     elapsed = {}
     if not args.report:
         children = os.environ.get("MUTATION_CHILDREN", "1")
+        mode = "survivors" if args.survivors else "rerun" if args.rerun else "resume"
         for group in groups:
             if group.name in wanted:
-                elapsed[group.name] = run(group, wanted[group.name], children)
+                elapsed[group.name] = run(group, wanted[group.name], children, mode)
     report(groups, wanted, elapsed)
 
 

@@ -1,0 +1,281 @@
+"""Rule table for what a run records and hands on (``backends.session``), beside test_session_rules.py.
+
+- send's note of each try in ``Completion.answer_trace``: which model, which try,
+  the status (or "no response"), the timings it has (or "no timings"), how it ended.
+- the audit record of each attempt: an answer, a failed try, a cooldown skip.
+- the facts of the config that each error's hint names (``hints_for``): the
+  model's context window, where the model is configured, where the key comes from.
+- how an answer is read: an empty body still goes through parse_stream (picked
+  by the content type), and an answer-side step is never fed an empty list.
+
+Like test_session_rules.py, rows go through ``Genesis.run`` over an
+``httpx.MockTransport`` (real sender, parser and classifier), except the step
+row, which plugs a stage in with ``Pipeline.insert_after``. No row asserts a
+duration: the note rows check where the timings go and what they are called.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import httpx
+import pytest
+
+from backends.audit import AuditRecord
+from pipeline.answer import AnswerStep
+from pipeline.api import Genesis
+from pipeline.errors import ProviderError
+from pipeline.events import Completion, Event
+from pipeline.types import Context
+from tests.rules.test_session_rules import REFUSED, Reply, World, attempts, ok, status, stream
+
+pytestmark = pytest.mark.anyio
+
+MS = r"\d+(\.\d+)? ms"  # a duration, whatever it is
+
+# --- send's note of each try ---------------------------------------------------------------------
+
+
+class NoteRow(NamedTuple):
+    rule: str
+    script: dict[str, list[Reply]]
+    a_extra: str
+    notes: list[str]  # regular expressions, one per send note, in order
+
+
+NOTE_ROWS: list[NoteRow] = [
+    NoteRow(
+        "an answered try: the model, try 1, its status, its timings by name, answered",
+        {"m1": [ok()]},
+        "",
+        [rf"a/m1 try 1: HTTP 200, first byte {MS}, total {MS}; answered"],
+    ),
+    NoteRow(
+        "a retried try says (retry), and a failed one its class",
+        {"m1": [status(503), ok()]},
+        "",
+        [rf"a/m1 try 1: HTTP 503, total {MS}; failed: overloaded", r"a/m1 try 2 \(retry\): HTTP 200, .*; answered"],
+    ),
+    NoteRow(
+        "a try that got no response says so, and that it has no timings",
+        {"m1": [REFUSED], "m2": [ok()]},
+        "maxRetries: 0,",
+        [r"a/m1 try 1: no response, no timings; failed: unreachable", r"b/m2 try 1: HTTP 200, .*; answered"],
+    ),
+]
+
+
+@pytest.mark.parametrize("row", NOTE_ROWS, ids=[row.rule for row in NOTE_ROWS])
+async def test_send_note_rule(row: NoteRow) -> None:
+    world = World(row.script, a_extra=row.a_extra)
+    completion = await world.outcome()
+    assert isinstance(completion, Completion)
+    notes = [note.note for note in completion.answer_trace if note.stage == "send"]
+    assert len(notes) == len(row.notes), notes
+    for note, pattern in zip(notes, row.notes, strict=True):
+        assert re.fullmatch(pattern, note), (note, pattern)
+
+
+# --- the audit record of each attempt ------------------------------------------------------------
+
+# The fields of a record a row states (time, timing and the request's body vary or are pinned elsewhere).
+AuditFields = tuple[
+    str, bool, bool, int, int | None, int | None, str | None, str | None
+]  # model, ok, sent, retry, delay_ms, status, class, finish
+
+
+def fields(record: AuditRecord) -> AuditFields:
+    return (
+        record.model,
+        record.ok,
+        record.request is not None,
+        record.retry,
+        record.delay_ms,
+        record.status,
+        record.error_class,
+        record.finish_reason,
+    )
+
+
+class AuditRow(NamedTuple):
+    rule: str
+    runs: list[dict[str, list[Reply]]]  # one script per run of the same Genesis
+    a_extra: str
+    records: list[AuditFields]  # of the last run
+
+
+AUDIT_ROWS: list[AuditRow] = [
+    AuditRow(
+        "an answer is audited as ok, sent, with its status and finish_reason",
+        [{"m1": [ok()]}],
+        "",
+        [("m1", True, True, 0, None, 200, None, "stop")],
+    ),
+    AuditRow(
+        "a failed try that is retried is audited as not ok, with its class and the backoff it waits (250 ms: the first backoff at the injected draw 0.5)",
+        [{"m1": [status(503), ok()]}],
+        "",
+        [("m1", False, True, 0, 250, 503, "overloaded", None), ("m1", True, True, 1, None, 200, None, "stop")],
+    ),
+    AuditRow(
+        "a cooldown skip is audited as not ok and not sent",
+        [{"m1": [status(503)], "m2": [ok()]}, {"m2": [ok()]}],
+        "maxRetries: 0,",
+        [("m1", False, False, 0, None, None, "cooldown", None), ("m2", True, True, 0, None, 200, None, "stop")],
+    ),
+]
+
+
+@pytest.mark.parametrize("row", AUDIT_ROWS, ids=[row.rule for row in AUDIT_ROWS])
+async def test_audit_rule(row: AuditRow) -> None:
+    world = World({}, a_extra=row.a_extra)
+    records: list[AuditRecord] = []
+    for script in row.runs:
+        world.add(script)
+        records.clear()
+        await world.genesis.run("a/m1", {"messages": [{"role": "user", "content": "hi"}]}, audit=records.append)
+    assert [fields(record) for record in records] == row.records
+    assert all(record.usage is not None for record in records if record.ok)  # the answer's usage goes with it
+
+
+# --- what the config says, in an error's hint ----------------------------------------------------
+
+HINT_CONFIG = """{{
+  models: {{ providers: {{
+    {provider}: {{ baseUrl: "http://h.invalid/v1", maxRetries: 0, {extra} models: [{{ id: "m", {model_extra} }}] }},
+  }} }},
+}}"""
+
+
+class HintRow(NamedTuple):
+    rule: str
+    provider: str
+    extra: str
+    model_extra: str
+    env: dict[str, str]
+    reply: Reply
+    error_class: str
+    hint: str
+
+
+HINT_ROWS: list[HintRow] = [
+    HintRow(
+        "a context overflow names the model's context window",
+        "p",
+        "",
+        "contextWindow: 4096,",
+        {},
+        status(400, "This model's maximum context length is 4096 tokens. However, you requested 5000 tokens."),
+        "context_overflow",
+        "the prompt does not fit the model's context window of 4096 tokens: shorten it or lower max_tokens",
+    ),
+    HintRow(
+        "a hint about a model's compat names where the model is configured",
+        "p",
+        "",
+        "",
+        {},
+        status(400, "1 validation error: {'type': 'literal_error', 'input': 'developer'}"),
+        "format",
+        'set compat.supportsDeveloperRole: false on the model (models.providers.p.models (id "m").compat)',
+    ),
+    HintRow(
+        "a refused key from the config names it, and the built-in provider's variable it overrides",
+        "llamacpp",
+        'apiKey: "sk-config-key",',
+        "",
+        {"LLAMACPP_API_KEY": "sk-env-key"},
+        status(401, "invalid api key"),
+        "auth",
+        "the server refused the key from the config (models.providers.llamacpp.apiKey): set it to the server's key"
+        " (its --api-key); LLAMACPP_API_KEY is not used while apiKey is set",
+    ),
+    HintRow(
+        "a refused key from the environment names the variable",
+        "llamacpp",
+        "",
+        "",
+        {"LLAMACPP_API_KEY": "sk-env-key"},
+        status(401, "invalid api key"),
+        "auth",
+        "the server refused the key from the environment variable LLAMACPP_API_KEY: set LLAMACPP_API_KEY to the"
+        " server's key (its --api-key), or set models.providers.llamacpp.apiKey",
+    ),
+]
+
+
+@pytest.mark.parametrize("row", HINT_ROWS, ids=[row.rule for row in HINT_ROWS])
+async def test_hint_rule(row: HintRow) -> None:
+    reply = row.reply
+    genesis = Genesis.from_config_text(
+        HINT_CONFIG.format(provider=row.provider, extra=row.extra, model_extra=row.model_extra),
+        env=row.env,
+        transport=httpx.MockTransport(reply.response),
+        sleep=_no_sleep,
+    )
+    with pytest.raises(ProviderError) as caught:
+        await genesis.run(f"{row.provider}/m", {"messages": [{"role": "user", "content": "hi"}]})
+    assert (caught.value.error_class, caught.value.hint) == (row.error_class, row.hint)
+
+
+async def _no_sleep(seconds: float) -> None:
+    return None
+
+
+# --- how an answer is read -----------------------------------------------------------------------
+
+
+class EmptyRow(NamedTuple):
+    rule: str
+    content_type: str
+    error_class: str
+    message: str
+
+
+EMPTY_ROWS: list[EmptyRow] = [
+    EmptyRow("an empty event stream ends without a finish_reason", "text/event-stream", "protocol", "without a finish_reason"),
+    EmptyRow("an empty JSON answer is read as one JSON answer: malformed", "application/json", "protocol", "malformed response"),
+]
+
+
+@pytest.mark.parametrize("row", EMPTY_ROWS, ids=[row.rule for row in EMPTY_ROWS])
+async def test_an_empty_body_still_goes_through_parse_stream(row: EmptyRow) -> None:
+    world = World({"m1": [Reply(body=b"", headers=(("content-type", row.content_type),))]}, fallbacks="")
+    outcome = await world.outcome()
+    assert isinstance(outcome, ProviderError)
+    assert (outcome.error_class, attempts(outcome)) == (row.error_class, [("m1", row.error_class, 0)])
+    assert row.message in outcome.server_message
+
+
+class _Recording:
+    """An answer-side step that passes every event on and records the size of each list it is fed."""
+
+    def __init__(self, fed: list[int]) -> None:
+        self.fed = fed
+
+    def feed(self, events: Sequence[Event]) -> Sequence[Event]:
+        self.fed.append(len(events))
+        return events
+
+    def finish(self) -> Sequence[Event]:
+        return ()
+
+    def notes(self) -> tuple[str, ...]:
+        return ()
+
+
+async def test_an_answer_side_step_is_never_fed_an_empty_list() -> None:
+    """Rule: a step gets the events of each read that gave some, and what parse_stream still held at the end."""
+    body = b'data: {"choices":[{"index":0,"delta":{"content":"Hi"}}]}\n\n: ping\n\ndata: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+    world = World({"m1": [stream(body)]})
+    fed: list[int] = []
+
+    def recording(ctx: Context) -> AnswerStep | None:
+        return _Recording(fed)
+
+    world.genesis.pipeline = world.genesis.pipeline.insert_after("parse_stream", "recording", recording)
+    completion = await world.outcome()
+    assert isinstance(completion, Completion) and completion.text == "Hi"
+    assert fed and 0 not in fed, fed
