@@ -27,9 +27,9 @@ from backends.audit import AuditRecord
 from pipeline.answer import AnswerStep
 from pipeline.api import Genesis
 from pipeline.errors import ProviderError
-from pipeline.events import Completion, Event
+from pipeline.events import Attempt, AttemptFailed, Completion, Event
 from pipeline.types import Context
-from tests.rules.test_session_rules import REFUSED, Reply, World, attempts, ok, status, stream
+from tests.rules.test_session_rules import REFUSED, Reply, World, attempts, ok, sse, status, stream
 
 pytestmark = pytest.mark.anyio
 
@@ -279,3 +279,139 @@ async def test_an_answer_side_step_is_never_fed_an_empty_list() -> None:
     completion = await world.outcome()
     assert isinstance(completion, Completion) and completion.text == "Hi"
     assert fed and 0 not in fed, fed
+
+
+# --- every attempt, as recorded and as yielded ---------------------------------------------------
+
+# provider, model, ok, class, a piece of its message (None: no message)
+AttemptFields = tuple[str, str, bool, str | None, str | None]
+
+
+class AttemptRow(NamedTuple):
+    rule: str
+    runs: list[dict[str, list[Reply]]]  # one script per run of the same Genesis; the last one is checked
+    fallbacks: str
+    a_extra: str
+    b_extra: str
+    attempts: list[AttemptFields]  # of the last run
+    yielded: int  # how many of them were yielded as AttemptFailed while the run went on
+
+
+ATTEMPT_ROWS: list[AttemptRow] = [
+    AttemptRow(
+        "a fallback ref that does not resolve is a failed attempt named by its ref, with the resolve error's text",
+        [{"m1": [status(503)], "m2": [ok()]}],
+        '"nope/x", "b/m2"',
+        "maxRetries: 0,",
+        "",
+        [
+            ("a", "m1", False, "overloaded", "scripted"),
+            ("nope", "x", False, "unknown_model", "nope/x"),
+            ("b", "m2", True, None, None),
+        ],
+        2,
+    ),
+    AttemptRow(
+        "a fallback without a slash that does not resolve has no provider, and the ref as its model",
+        [{"m1": [status(503)], "m2": [ok()]}],
+        '"ghost", "b/m2"',
+        "maxRetries: 0,",
+        "",
+        [
+            ("a", "m1", False, "overloaded", "scripted"),
+            ("", "ghost", False, "unknown_model", "ghost"),
+            ("b", "m2", True, None, None),
+        ],
+        2,
+    ),
+    AttemptRow(
+        "a cooldown skip is a failed attempt of its provider and model that says how long",
+        [{"m1": [status(503)], "m2": [ok()]}, {"m2": [ok()]}],
+        '"b/m2"',
+        "maxRetries: 0,",
+        "",
+        [("a", "m1", False, "cooldown", "30 s"), ("b", "m2", True, None, None)],
+        1,
+    ),
+    AttemptRow(
+        "when the last candidate fails too, its attempt ends the run: raised, not yielded",
+        [{"m1": [status(503)], "m2": [status(503)]}],
+        '"b/m2"',
+        "maxRetries: 0,",
+        "maxRetries: 0,",
+        [("a", "m1", False, "overloaded", "scripted"), ("b", "m2", False, "overloaded", "scripted")],
+        1,
+    ),
+]
+
+
+@pytest.mark.parametrize("row", ATTEMPT_ROWS, ids=[row.rule for row in ATTEMPT_ROWS])
+async def test_attempt_rule(row: AttemptRow) -> None:
+    world = World({}, fallbacks=row.fallbacks, a_extra=row.a_extra, b_extra=row.b_extra)
+    yielded: list[Attempt] = []
+    for script in row.runs:
+        world.add(script)
+        yielded.clear()
+        try:
+            outcome: Completion | ProviderError = await world.genesis.run(
+                "a/m1", {"messages": [{"role": "user", "content": "hi"}]}, on_event=lambda e: _collect(e, yielded)
+            )
+        except ProviderError as error:
+            outcome = error
+    recorded = list(outcome.attempts)
+    assert [(a.provider, a.model, a.ok, a.error_class) for a in recorded] == [row_attempt[:4] for row_attempt in row.attempts]
+    for attempt, (*_, message) in zip(recorded, row.attempts, strict=True):
+        assert (attempt.message is None) if message is None else (message in (attempt.message or "")), attempt
+    assert yielded == recorded[: row.yielded]
+
+
+def _collect(event: Event, into: list[Attempt]) -> None:
+    if isinstance(event, AttemptFailed):
+        into.append(event.attempt)
+
+
+# --- what the caller passes on, and what an answer without timings has ----------------------------
+
+
+async def test_the_callers_headers_reach_every_try() -> None:
+    seen: list[str | None] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("x-trace"))
+        return (status(503) if len(seen) == 1 else ok()).response(request)
+
+    genesis = Genesis.from_config_text(
+        HINT_CONFIG.replace("maxRetries: 0", "maxRetries: 1").format(provider="p", extra="", model_extra=""),
+        env={},
+        transport=httpx.MockTransport(server),
+        sleep=_no_sleep,
+    )
+    await genesis.run("p/m", {"messages": [{"role": "user", "content": "hi"}]}, headers=[("X-Trace", "t-1")])
+    assert seen == ["t-1", "t-1"]
+
+
+async def test_an_answer_without_timings_has_none() -> None:
+    completion = await World({"m1": [ok()]}).outcome()
+    assert isinstance(completion, Completion) and completion.timings is None
+
+
+# --- secrets: a server that echoes the key never gets it into the error --------------------------
+
+KEY = "sk-config-key-0123456789"
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [status(400, f"bad request for key {KEY}"), stream(sse({"error": {"message": f"key {KEY} is over quota"}}))],
+    ids=["in an HTTP error body", "in an in-stream error"],
+)
+async def test_a_key_the_server_echoes_is_hidden_in_the_error(reply: Reply) -> None:
+    genesis = Genesis.from_config_text(
+        HINT_CONFIG.format(provider="p", extra=f'apiKey: "{KEY}",', model_extra=""),
+        env={},
+        transport=httpx.MockTransport(reply.response),
+        sleep=_no_sleep,
+    )
+    with pytest.raises(ProviderError) as caught:
+        await genesis.run("p/m", {"messages": [{"role": "user", "content": "hi"}]})
+    assert KEY not in str(caught.value) and KEY not in caught.value.server_message and KEY not in repr(caught.value)
