@@ -7,6 +7,12 @@
   model's context window, where the model is configured, where the key comes from.
 - how an answer is read: an empty body still goes through parse_stream (picked
   by the content type), and an answer-side step is never fed an empty list.
+- every attempt's fields, as recorded and as yielded (AttemptFailed), for the
+  kinds test_session_rules.py counts only by model and class: a fallback that
+  does not resolve, a cooldown skip, the last candidate's failure.
+- the caller's headers on every try; no Timings event means no timings; a key
+  or a secret header the server echoes never reaches the error.
+- ``default_events`` (the probe's reader): the default send and parse_stream.
 
 Like test_session_rules.py, rows go through ``Genesis.run`` over an
 ``httpx.MockTransport`` (real sender, parser and classifier), except the step
@@ -24,10 +30,12 @@ import httpx
 import pytest
 
 from backends.audit import AuditRecord
+from backends.http import Timing
+from backends.session import default_events, hints_for
 from pipeline.answer import AnswerStep
 from pipeline.api import Genesis
 from pipeline.errors import ProviderError
-from pipeline.events import Attempt, AttemptFailed, Completion, Event
+from pipeline.events import Attempt, AttemptFailed, Completion, Event, Finish, TextDelta
 from pipeline.types import Context
 from tests.rules.test_session_rules import REFUSED, Reply, World, attempts, ok, sse, status, stream
 
@@ -104,6 +112,7 @@ class AuditRow(NamedTuple):
     runs: list[dict[str, list[Reply]]]  # one script per run of the same Genesis
     a_extra: str
     records: list[AuditFields]  # of the last run
+    b_extra: str = ""
 
 
 AUDIT_ROWS: list[AuditRow] = [
@@ -125,19 +134,34 @@ AUDIT_ROWS: list[AuditRow] = [
         "maxRetries: 0,",
         [("m1", False, False, 0, None, None, "cooldown", None), ("m2", True, True, 0, None, 200, None, "stop")],
     ),
+    AuditRow(
+        "when every candidate cools down, the one back first is tried, and audited too",
+        [{"m1": [status(503)], "m2": [status(503)]}, {"m1": [ok()]}],
+        "maxRetries: 0,",
+        [
+            ("m1", False, False, 0, None, None, "cooldown", None),
+            ("m2", False, False, 0, None, None, "cooldown", None),
+            ("m1", True, True, 0, None, 200, None, "stop"),
+        ],
+        "maxRetries: 0,",
+    ),
 ]
 
 
 @pytest.mark.parametrize("row", AUDIT_ROWS, ids=[row.rule for row in AUDIT_ROWS])
 async def test_audit_rule(row: AuditRow) -> None:
-    world = World({}, a_extra=row.a_extra)
+    world = World({}, a_extra=row.a_extra, b_extra=row.b_extra)
     records: list[AuditRecord] = []
     for script in row.runs:
         world.add(script)
         records.clear()
-        await world.genesis.run("a/m1", {"messages": [{"role": "user", "content": "hi"}]}, audit=records.append)
+        try:
+            await world.genesis.run("a/m1", {"messages": [{"role": "user", "content": "hi"}]}, audit=records.append)
+        except ProviderError:
+            pass  # an earlier run that fails only sets the scene (cooldowns)
     assert [fields(record) for record in records] == row.records
     assert all(record.usage is not None for record in records if record.ok)  # the answer's usage goes with it
+    assert all(record.message for record in records if not record.ok)  # and a failure or a skip says why
 
 
 # --- what the config says, in an error's hint ----------------------------------------------------
@@ -415,3 +439,52 @@ async def test_a_key_the_server_echoes_is_hidden_in_the_error(reply: Reply) -> N
     with pytest.raises(ProviderError) as caught:
         await genesis.run("p/m", {"messages": [{"role": "user", "content": "hi"}]})
     assert KEY not in str(caught.value) and KEY not in caught.value.server_message and KEY not in repr(caught.value)
+
+
+async def test_a_header_that_holds_a_secret_is_hidden_whole_in_an_echo() -> None:
+    """Rule (pipeline.secrets.secrets_in_headers): a header marked secret (its value holds a known secret) is hidden whole."""
+    genesis = Genesis.from_config_text(
+        HINT_CONFIG.format(provider="p", extra=f'apiKey: "{KEY}", headers: {{ "X-Org": "org-{KEY}" }},', model_extra=""),
+        env={},
+        transport=httpx.MockTransport(status(400, f"unknown organisation org-{KEY}").response),
+        sleep=_no_sleep,
+    )
+    with pytest.raises(ProviderError) as caught:
+        await genesis.run("p/m", {"messages": [{"role": "user", "content": "hi"}]})
+    assert "org-" not in caught.value.server_message and KEY not in str(caught.value), caught.value.server_message
+
+
+# --- outside a run: the default send and parse_stream, one list of events per read -----------------
+
+
+async def test_default_events_reads_an_answer_with_the_default_send_and_parse_stream() -> None:
+    """``default_events`` (``backends.probe``'s reader): the same reading loop as a run, with the default stages, no run rules."""
+    async with Genesis.from_config_text(
+        HINT_CONFIG.format(provider="p", extra="", model_extra=""), env={}, transport=httpx.MockTransport(ok("Hi").response)
+    ) as genesis:
+        wire = genesis.build("p/m", {"messages": [{"role": "user", "content": "hi"}], "stream": True})
+        assert wire.target is not None
+        timing = Timing()
+        reads = [events async for events in default_events(genesis.client(), wire, hints_for(wire.target), timing)]
+    events = [event for events in reads for event in events]
+    assert all(reads)  # no read gives an empty list
+    assert [event for event in events if isinstance(event, TextDelta)] == [TextDelta("Hi")]
+    assert [event.reason for event in events if isinstance(event, Finish)] == ["stop"]
+    assert (timing.status, timing.content_type) == (200, "text/event-stream")
+
+
+async def test_default_events_raises_a_server_failure_as_a_provider_error() -> None:
+    async with Genesis.from_config_text(
+        HINT_CONFIG.format(provider="p", extra="", model_extra=""),
+        env={},
+        transport=httpx.MockTransport(status(404, "no such model").response),
+    ) as genesis:
+        wire = genesis.build("p/m", {"messages": [{"role": "user", "content": "hi"}]})
+        assert wire.target is not None
+        with pytest.raises(ProviderError) as caught:
+            async for _ in default_events(genesis.client(), wire, hints_for(wire.target), Timing()):
+                pass
+    assert (caught.value.error_class, caught.value.hint) == (
+        "model_not_found",
+        "the server does not serve this model id; curl http://h.invalid/v1/models lists the ones it does",
+    )
