@@ -23,10 +23,11 @@ duration: the note rows check where the timings go and what they are called.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import httpx
+import msgspec
 import pytest
 
 from backends.audit import AuditRecord
@@ -34,7 +35,7 @@ from backends.http import Timing
 from backends.session import default_events, hints_for
 from pipeline.answer import AnswerStep
 from pipeline.api import Genesis
-from pipeline.errors import ProviderError
+from pipeline.errors import ProviderError, StageError
 from pipeline.events import Attempt, AttemptFailed, Completion, Event, Finish, TextDelta
 from pipeline.types import Context
 from tests.rules.test_session_rules import REFUSED, Reply, World, attempts, ok, sse, status, stream
@@ -162,6 +163,7 @@ async def test_audit_rule(row: AuditRow) -> None:
     assert [fields(record) for record in records] == row.records
     assert all(record.usage is not None for record in records if record.ok)  # the answer's usage goes with it
     assert all(record.message for record in records if not record.ok)  # and a failure or a skip says why
+    assert all("total_ms" in record.timing for record in records if record.request is not None)  # a sent try has its timings
 
 
 # --- what the config says, in an error's hint ----------------------------------------------------
@@ -488,3 +490,85 @@ async def test_default_events_raises_a_server_failure_as_a_provider_error() -> N
         "model_not_found",
         "the server does not serve this model id; curl http://h.invalid/v1/models lists the ones it does",
     )
+
+
+# --- what a failure says: where it happened ----------------------------------------------------
+
+
+class FailureRow(NamedTuple):
+    rule: str
+    reply: Reply
+    error_class: str
+    message: str  # the server message, whole
+    status: int | None
+
+
+FAILURE_ROWS: list[FailureRow] = [
+    FailureRow(
+        "an in-stream error names the request's URL and ref, with the stream's status",
+        stream(sse({"error": {"message": "boom"}})),
+        "server_error",
+        "boom",
+        200,
+    ),
+    FailureRow(
+        "an answer that ends without a finish_reason is a protocol error, with its URL, ref and status",
+        stream(sse({"choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": None}]}, "[DONE]")),
+        "protocol",
+        "the answer ended without a finish_reason",
+        200,
+    ),
+]
+
+
+@pytest.mark.parametrize("row", FAILURE_ROWS, ids=[row.rule for row in FAILURE_ROWS])
+async def test_failure_rule(row: FailureRow) -> None:
+    outcome = await World({"m1": [row.reply]}, fallbacks="").outcome()
+    assert isinstance(outcome, ProviderError)
+    assert (outcome.error_class, outcome.server_message, outcome.status, outcome.url, outcome.ref) == (
+        row.error_class,
+        row.message,
+        row.status,
+        "http://a.invalid/v1/chat/completions",
+        "a/m1",
+    )
+
+
+# --- a wire request the session did not build as usual --------------------------------------------
+
+
+class _Rebuilt(Genesis):
+    """A Genesis whose builds are changed by ``change`` before the session runs them."""
+
+    change: Any = None
+
+    def build_result(self, model: str | None, request: Mapping[str, Any], *, headers: Sequence[tuple[str, str]] = ()) -> Any:
+        return super().build_result(model, request, headers=headers).map(self.change)
+
+
+def _rebuilt(change: Any) -> _Rebuilt:
+    genesis = _Rebuilt.from_config_text(
+        HINT_CONFIG.format(provider="p", extra="", model_extra=""), env={}, transport=httpx.MockTransport(ok().response)
+    )
+    assert isinstance(genesis, _Rebuilt)
+    genesis.change = change
+    return genesis
+
+
+async def test_a_wire_request_without_a_target_cannot_be_run() -> None:
+    """A hand-made WireRequest (no context, so no resolved target) is refused before anything is sent."""
+    genesis = _rebuilt(lambda wire: msgspec.structs.replace(wire, context=None))
+    with pytest.raises(StageError) as caught:
+        await genesis.run("p/m", {"messages": [{"role": "user", "content": "hi"}]})
+    assert (caught.value.stage, str(caught.value)) == (
+        "resolve_ref",
+        "stage 'resolve_ref': the wire request has no resolved model; build it with Genesis.build",
+    )
+
+
+async def test_the_timings_a_server_sends_are_the_completions() -> None:
+    timings = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "timings": {"predicted_ms": 12.5, "prompt_n": 3}}
+    body = sse({"choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": None}]}, timings, "[DONE]")
+    completion = await World({"m1": [stream(body)]}).outcome()
+    assert isinstance(completion, Completion)
+    assert completion.timings is not None and completion.timings.get("predicted_ms") == 12.5
