@@ -209,7 +209,7 @@ def report(groups: list[Group], wanted: dict[str, list[str]], elapsed: dict[str,
             if _in(module, wanted[group.name]):
                 counts[module][status] += 1
                 if status not in KILLED:
-                    survivors[module].append(f"{name} ({status})")
+                    survivors[f"{module} (group {group.name}: cd mutants/groups/{group.name})"].append(f"{name} ({status})")
         for module in wanted[group.name]:
             if not any(m == module or m.startswith(module + ".") for m in counts):
                 print(f"no mutants found for {module} in group {group.name} (never run?)", file=sys.stderr)
@@ -231,7 +231,7 @@ def report(groups: list[Group], wanted: dict[str, list[str]], elapsed: dict[str,
             took = f" (this run: {elapsed[group.name] / 60:.1f} min)" if group.name in elapsed else ""
             print(f"  {group.name}{took}: {' '.join(group.selection)}\n    why: {group.why}")
     for module in sorted(survivors):
-        print(f"\nnot killed in {module} (read one with: cd mutants/groups/GROUP && {MUTMUT.relative_to(ROOT)} show NAME):")
+        print(f"\nnot killed in {module}, read one there with ../../../{MUTMUT.relative_to(ROOT)} show NAME:")
         for entry in survivors[module]:
             print(f"  {entry}")
 
