@@ -23,7 +23,7 @@ duration: the note rows check where the timings go and what they are called.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import httpx
@@ -33,7 +33,7 @@ import pytest
 from backends.audit import AuditRecord
 from backends.http import Timing
 from backends.session import default_events, hints_for
-from pipeline.answer import AnswerStep
+from pipeline.answer import AnswerStep, SendRecord
 from pipeline.api import Genesis
 from pipeline.errors import ProviderError, StageError
 from pipeline.events import Attempt, AttemptFailed, Completion, Event, Finish, TextDelta
@@ -572,3 +572,31 @@ async def test_the_timings_a_server_sends_are_the_completions() -> None:
     completion = await World({"m1": [stream(body)]}).outcome()
     assert isinstance(completion, Completion)
     assert completion.timings is not None and completion.timings.get("predicted_ms") == 12.5
+
+
+class SilentRow(NamedTuple):
+    rule: str
+    content_type: str
+    message: str  # a piece of the server message
+
+
+SILENT_ROWS: list[SilentRow] = [
+    SilentRow("a send that gives no bytes at all, for an event stream: no finish_reason", "text/event-stream", "without a finish_reason"),
+    SilentRow("a send that gives no bytes at all, for a JSON answer: malformed", "application/json", "malformed response"),
+]
+
+
+@pytest.mark.parametrize("row", SILENT_ROWS, ids=[row.rule for row in SILENT_ROWS])
+async def test_a_send_that_gives_no_bytes_still_goes_through_parse_stream(row: SilentRow) -> None:
+    """Rule: parse_stream is picked by the content type even when no read came (a replaced send may give nothing)."""
+
+    async def silent(client: Any, wire: Any, hints: Any, record: SendRecord) -> AsyncGenerator[bytes, None]:
+        record.status, record.content_type = 200, row.content_type
+        return
+        yield b""  # an async generator that yields nothing
+
+    world = World({}, fallbacks="")
+    world.genesis.pipeline = world.genesis.pipeline.replace("send", silent)
+    outcome = await world.outcome()
+    assert isinstance(outcome, ProviderError) and outcome.error_class == "protocol"
+    assert row.message in outcome.server_message, outcome.server_message
