@@ -327,6 +327,21 @@ def test_a_partial_line_fails_exactly_where_the_whole_line_would(split: int | No
         decoder.feed(b"x")
 
 
+def test_a_partial_line_over_the_limit_carries_the_events_decoded_before_it_in_the_same_piece() -> None:
+    """Rule: the SSEError carries the events decoded before it, also when the line over the limit is still open."""
+    decoder = SSEDecoder(max_event_bytes=LIMIT)
+    with pytest.raises(SSEError, match="a line is larger") as caught:
+        decoder.feed(b"data: a\n\n: " + b"x" * LIMIT)
+    assert caught.value.events == [SSEEvent(M, b"a")]
+
+
+def test_done_is_a_bool_from_the_start() -> None:
+    decoder = SSEDecoder()
+    assert decoder.done is False
+    decoder.feed(b"data: [DONE]\n\n")
+    assert decoder.done is True
+
+
 def test_a_partial_line_over_the_limit_fails_at_close_too() -> None:
     decoder = SSEDecoder(max_event_bytes=LIMIT)
     with pytest.raises(SSEError, match="a line is larger"):
