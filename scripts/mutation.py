@@ -76,7 +76,7 @@ def wanted_by_group(groups: list[Group], args: list[str]) -> dict[str, list[str]
         return {group.name: group.dotted for group in groups}
     wanted: dict[str, list[str]] = defaultdict(list)
     for arg in args:
-        name = _dotted(arg)
+        name = _module_of(arg) if "__mutmut_" in arg else _dotted(arg)  # a mutant's name stands for its module here
         found = False
         for group in groups:
             for module in group.dotted:
@@ -153,9 +153,9 @@ def _in(module: str, modules: list[str]) -> bool:
     return any(module == wanted or module.startswith(wanted + ".") for wanted in modules)
 
 
-def run(group: Group, modules: list[str], children: str, mode: str) -> float:
+def run(group: Group, modules: list[str], children: str, mode: str, mutants: list[str]) -> float:
     prepare(group)
-    targets = to_run(group, modules, mode)
+    targets = [mutant for mutant in mutants if _in(_module_of(mutant), modules)] or to_run(group, modules, mode)
     if not targets:
         print(f"[{group.name}] nothing to run: every mutant of {' '.join(modules)} has a verdict (--survivors, --rerun)", file=sys.stderr)
         return 0.0
@@ -238,7 +238,11 @@ def report(groups: list[Group], wanted: dict[str, list[str]], elapsed: dict[str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="scripts/mutation", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("modules", nargs="*", help="pipeline/envsubst, backends/sse.py, pipeline.refs, transforms/ (default: every group)")
+    parser.add_argument(
+        "modules",
+        nargs="*",
+        help="pipeline/envsubst, backends/sse.py, pipeline.refs, transforms/ (default: every group); or mutants by name, run again whatever their verdict",
+    )
     parser.add_argument("--report", action="store_true", help="only the table, from the last run's verdicts")
     parser.add_argument("--groups", action="store_true", help="list the groups, their modules and tests, and stop")
     how = parser.add_mutually_exclusive_group()
@@ -259,7 +263,7 @@ def main() -> None:
         mode = "survivors" if args.survivors else "rerun" if args.rerun else "resume"
         for group in groups:
             if group.name in wanted:
-                elapsed[group.name] = run(group, wanted[group.name], children, mode)
+                elapsed[group.name] = run(group, wanted[group.name], children, mode, [arg for arg in args.modules if "__mutmut_" in arg])
     report(groups, wanted, elapsed)
 
 
