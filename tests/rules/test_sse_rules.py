@@ -166,6 +166,26 @@ RUN_ROWS: list[tuple[str, bytes, list[Item]]] = [
     ("a stray CR in a payload sends it through the line rules", b"data: 1\r\n\ndata: 2\n\n", [SSEEvent(M, b"1"), SSEEvent(M, b"2")]),
     ("a frame still open at the end is not part of the run", b"data: 1\n\ndata: 2\n", [DataRun([b"1"]), SSEEvent(M, b"2")]),
     ("data: without the space is not the run's shape", b"data:1\n\ndata:2\n\n", [SSEEvent(M, b"1"), SSEEvent(M, b"2")]),
+    # which line end a run has is read from its own first line, not from a line before it
+    ("LF frames after a CRLF comment make one run", b": c\r\ndata: 1\n\ndata: 2\n\n", [DataRun([b"1", b"2"])]),
+    ("CRLF frames after an LF comment make one run", b": c\ndata: 1\r\n\r\ndata: 2\r\n\r\n", [DataRun([b"1", b"2"])]),
+    # a CR or LF left in ANY payload after the split sends the frames through the line rules
+    ("a stray CR in a later payload sends it through the line rules", b"data: 1\n\ndata: 2\rx\n\n", [SSEEvent(M, b"1"), SSEEvent(M, b"2")]),
+    (
+        "a second data: line in a later frame sends it through the line rules",
+        b"data: 1\n\ndata: 2\ndata: 3\n\n",
+        [SSEEvent(M, b"1"), SSEEvent(M, b"2\n3")],
+    ),
+    ("a stray CR inside an LF frame sends it through the line rules", b"data: 1\rx\n\ndata: 2\n\n", [SSEEvent(M, b"1"), SSEEvent(M, b"2")]),
+    ("an empty data: line then another line is not a run (LF first in the payload)", b"data: \ndata: x\n\n", [SSEEvent(M, b"\nx")]),
+    ("an empty data: line ended by a CR is not a run (CR first in the payload)", b"data: \rx\n\n", [SSEEvent(M, b"")]),
+    # the run ends exactly after its last frame end: nothing of the last frame is read twice
+    (
+        "a CRLF run's last payload is read once, whatever it ends with",
+        b"data: 1\r\n\r\ndata: metadata\r\n\r\n",
+        [DataRun([b"1", b"metadata"])],
+    ),
+    ("an LF run's last payload is read once, whatever it ends with", b"data: 1\n\ndata: x:\n\n", [DataRun([b"1", b"x:"])]),
 ]
 
 
@@ -173,6 +193,36 @@ RUN_ROWS: list[tuple[str, bytes, list[Item]]] = [
 def test_run_rule(rule: str, data: bytes, expected: list[Item]) -> None:
     assert decode([data], pack=True) == expected
     assert flatten(decode([data], pack=False)) == flatten(expected)  # the run hands out what the line rules give
+
+
+@pytest.mark.parametrize("pack", [False, True], ids=["line rules", "run fast path"])
+def test_done_in_one_piece_with_the_frames_before_it_ends_the_stream(pack: bool) -> None:
+    """Rule: [DONE] sets ``done`` as soon as its frame is complete, also when a run of frames brought it."""
+    decoder = SSEDecoder(pack_json_runs=pack)
+    items = decoder.feed(b"data: 1\n\ndata: [DONE]\n\n")
+    assert flatten(items) == [SSEEvent(M, b"1"), SSEEvent(M, DONE)] and decoder.done
+    assert decoder.feed(b"data: 2\n\n") == [] and decoder.close() == []
+
+
+# (rule, bytes in, items out with pack_json_runs=True and max_event_bytes=LIMIT_FOR_RUNS)
+LIMIT_FOR_RUNS = 16
+RUN_LIMIT_ROWS: list[tuple[str, bytes, list[Item]]] = [
+    (
+        "frames of exactly the limit, from the first to the last frame end, are still one run",
+        b"data: 1\n\ndata: 2\n\n",  # the last frame end starts 16 bytes after the run
+        [DataRun([b"1", b"2"])],
+    ),
+    (
+        "a run is measured from where it starts, not from the start of the piece",
+        b": comment\ndata: 1\n\ndata: 2\n\n",
+        [DataRun([b"1", b"2"])],
+    ),
+]
+
+
+@pytest.mark.parametrize(("rule", "data", "expected"), RUN_LIMIT_ROWS, ids=[row[0] for row in RUN_LIMIT_ROWS])
+def test_run_limit_rule(rule: str, data: bytes, expected: list[Item]) -> None:
+    assert decode([data], pack=True, max_event_bytes=LIMIT_FOR_RUNS) == expected
 
 
 def test_runs_are_off_unless_asked_for() -> None:
@@ -275,6 +325,21 @@ def test_a_partial_line_fails_exactly_where_the_whole_line_would(split: int | No
         assert decoder.feed(piece) == []
     with pytest.raises(SSEError, match="a line is larger"):
         decoder.feed(b"x")
+
+
+def test_a_partial_line_over_the_limit_carries_the_events_decoded_before_it_in_the_same_piece() -> None:
+    """Rule: the SSEError carries the events decoded before it, also when the line over the limit is still open."""
+    decoder = SSEDecoder(max_event_bytes=LIMIT)
+    with pytest.raises(SSEError, match="a line is larger") as caught:
+        decoder.feed(b"data: a\n\n: " + b"x" * LIMIT)
+    assert caught.value.events == [SSEEvent(M, b"a")]
+
+
+def test_done_is_a_bool_from_the_start() -> None:
+    decoder = SSEDecoder()
+    assert decoder.done is False
+    decoder.feed(b"data: [DONE]\n\n")
+    assert decoder.done is True
 
 
 def test_a_partial_line_over_the_limit_fails_at_close_too() -> None:
