@@ -339,11 +339,20 @@ def open_sync(options: _Options, method: str, path: str, body: bytes) -> tuple[H
     )
     try:
         head = next(items)
+    except GenesisError as error:  # refused before the run began (a thread that runs an event loop): answered like a run's
+        record.error = error
+        head, data = error_answer(error)
+        record.status = head.status
+        return head, SyncBody(_once(data), lambda: options.ended(record))
     except BaseException:
         items.close()
         options.ended(record)
         raise
     return cast(Head, head), SyncBody(items, lambda: options.ended(record))
+
+
+def _once(data: bytes) -> Iterator[bytes]:
+    yield data
 
 
 class AsyncBody:
