@@ -33,6 +33,9 @@ class OpenAITransport(_Options, httpx2.BaseTransport):
         head, body = open_sync(self, request.method, request.url.path, request.read())
         return httpx2.Response(head.status, headers=list(head.headers), stream=_SyncStream(body), request=request)
 
+    def close(self) -> None:
+        self.close_private_loop()
+
 
 class _AsyncStream(httpx2.AsyncByteStream):
     def __init__(self, body: AsyncBody) -> None:

@@ -31,6 +31,8 @@ Rules:
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
     from backends.session import AnswerChain, AnswerSide
     from pipeline.answer import ParseStream, Send, SendRecord
     from pipeline.api import Genesis
+    from pipeline.blocking import PrivateLoop
     from pipeline.catalog import Catalog
     from pipeline.events import Attempt, Completion, StageNote
     from pipeline.trace import Change
@@ -300,6 +303,28 @@ class _Options:
         self.fallbacks = fallbacks
         self.backend = backend
         self.last_exchange: Exchange | None = None
+        self._loop_lock = threading.Lock()
+        self._loop: tuple[PrivateLoop, Genesis] | None = None
+        self._stop_loop: weakref.finalize[Any, Any] | None = None
+
+    def private_loop(self) -> tuple[PrivateLoop, Genesis]:
+        """The sync transports' event loop, in a thread of its own, and the Genesis that runs on it (its HTTP client,
+        so its connections, are that loop's): started by the first request, shared by all, stopped by ``close()``,
+        or when the transport is garbage collected."""
+        from pipeline.blocking import PrivateLoop
+
+        with self._loop_lock:
+            if self._loop is None:
+                loop, local = PrivateLoop(self.backend), self.genesis._loop_local()
+                self._loop = (loop, local)
+                self._stop_loop = weakref.finalize(self, _stop, loop, self.genesis, local)
+            return self._loop
+
+    def close_private_loop(self) -> None:
+        with self._loop_lock:
+            stop, self._loop, self._stop_loop = self._stop_loop, None, None
+        if stop is not None:
+            stop()
 
     def begin(self) -> Exchange:
         record = Exchange()
@@ -309,6 +334,14 @@ class _Options:
     def ended(self, record: Exchange) -> None:
         if self.on_exchange is not None:
             self.on_exchange(record)
+
+
+def _stop(loop: PrivateLoop, genesis: Genesis, local: Genesis) -> None:
+    """Close ``local``'s HTTP client on its loop, then stop the loop and join its thread."""
+    try:
+        loop.portal.call(genesis._settle, local)
+    finally:
+        loop.stop()
 
 
 async def open_async(options: _Options, method: str, path: str, body: bytes) -> tuple[Head, AsyncBody]:
@@ -325,30 +358,33 @@ async def open_async(options: _Options, method: str, path: str, body: bytes) -> 
 
 
 def open_sync(options: _Options, method: str, path: str, body: bytes) -> tuple[Head, SyncBody]:
-    """The head of one exchange and its body, run on a private loop (``pipeline.blocking``)."""
-    from pipeline.blocking import BlockingIterator
+    """The head of one exchange and its body, run on the transport's private loop (``pipeline.blocking``)."""
+    from pipeline.blocking import BlockingIterator, refuse_inside_loop
 
     record = options.begin()
-    genesis = options.genesis
-    local = genesis._loop_local()
-    items: BlockingIterator[Head | bytes] = BlockingIterator(
-        lambda: exchange(local, method, path, body, record, audit=options.audit, fallbacks=options.fallbacks),
-        cleanup=lambda: genesis._settle(local),
-        backend=options.backend,
-        refusal=("the sync OpenAI transport", "openai.AsyncOpenAI with AsyncOpenAITransport"),
-    )
+    refusal = ("the sync OpenAI transport", "openai.AsyncOpenAI with AsyncOpenAITransport")
     try:
-        head = next(items)
-    except GenesisError as error:  # refused before the run began (a thread that runs an event loop): answered like a run's
+        refuse_inside_loop(*refusal)
+    except GenesisError as error:  # a thread that runs an event loop: answered as a run's failure would be
         record.error = error
         head, data = error_answer(error)
         record.status = head.status
         return head, SyncBody(_once(data), lambda: options.ended(record))
+    loop, local = options.private_loop()
+    audit, fallbacks = options.audit, options.fallbacks  # the loop's tasks must not keep the transport alive: its finalizer stops the loop
+    items: BlockingIterator[Head | bytes] = BlockingIterator(
+        lambda: exchange(local, method, path, body, record, audit=audit, fallbacks=fallbacks),
+        backend=options.backend,
+        refusal=refusal,
+        loop=loop,
+    )
+    try:
+        first = next(items)
     except BaseException:
         items.close()
         options.ended(record)
         raise
-    return cast(Head, head), SyncBody(items, lambda: options.ended(record))
+    return cast(Head, first), SyncBody(items, lambda: options.ended(record))
 
 
 def _once(data: bytes) -> Iterator[bytes]:
@@ -415,12 +451,16 @@ class AsyncOpenAITransport(_Options, httpx.AsyncBaseTransport):
 class OpenAITransport(_Options, httpx.BaseTransport):
     """For ``openai.OpenAI(http_client=httpx.Client(transport=OpenAITransport(genesis)))``.
 
-    Each request runs on a private event loop (``Genesis.stream_sync``'s rules): refused in a thread
-    that runs a loop; one HTTP client per request, closed with its response."""
+    Requests run on a private event loop in a thread of the transport's own (``Genesis.stream_sync``'s
+    rules), started by the first and stopped by ``close()`` (the SDK client's); its HTTP connections are
+    reused from one request to the next. Refused in a thread that runs an event loop."""
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         head, body = open_sync(self, request.method, request.url.path, request.read())
         return httpx.Response(head.status, headers=list(head.headers), stream=_HttpxSyncStream(body), request=request)
+
+    def close(self) -> None:
+        self.close_private_loop()
 
 
 class _HttpxAsyncStream(httpx.AsyncByteStream):

@@ -8,8 +8,11 @@ async (async ones on asyncio and trio). The real servers are in tests/test_opena
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +74,17 @@ Transport = openai_transport.OpenAITransport | openai_httpx2.OpenAITransport
 AsyncTransport = openai_transport.AsyncOpenAITransport | openai_httpx2.AsyncOpenAITransport
 
 
+OPENED: list[openai.OpenAI] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_sync_clients() -> Iterator[None]:
+    """Each sync client closes at the end of its test: that stops its transport's loop and thread."""
+    yield
+    while OPENED:
+        OPENED.pop().close()
+
+
 def sync_client(library: str, genesis: Genesis, **options: Any) -> tuple[openai.OpenAI, Transport]:
     transport: Transport
     if library == "httpx2":
@@ -79,7 +93,9 @@ def sync_client(library: str, genesis: Genesis, **options: Any) -> tuple[openai.
     else:
         transport = openai_transport.OpenAITransport(genesis, **options)
         http = httpx.Client(transport=transport)
-    return openai.OpenAI(api_key=SDK_KEY, base_url="http://sdk.invalid/v1", http_client=http), transport
+    client = openai.OpenAI(api_key=SDK_KEY, base_url="http://sdk.invalid/v1", http_client=http)
+    OPENED.append(client)
+    return client, transport
 
 
 def async_client(library: str, genesis: Genesis, **options: Any) -> tuple[openai.AsyncOpenAI, AsyncTransport]:
@@ -376,3 +392,47 @@ def test_importing_genesis_imports_no_sdk() -> None:
     code = "import sys, pipeline, pipeline.api, pipeline.openai_transport; print('openai' in sys.modules, 'httpx2' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["False", "False"]
+
+
+# ---- the sync transports' private loop: one per transport, its connections reused, stopped on close ----
+
+
+def loop_threads() -> int:
+    return sum(1 for thread in threading.enumerate() if thread.name == "genesis-sync")
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_the_sync_transport_keeps_one_loop_until_closed(library: str) -> None:
+    before = loop_threads()
+    genesis, _ = configured(Recording.sse(STREAM), Recording.whole(WHOLE), Recording.sse(STREAM))
+    client, _ = sync_client(library, genesis)
+    assert loop_threads() == before  # nothing starts before the first request
+    list(client.chat.completions.create(model="a/m", messages=HI, stream=True))
+    client.chat.completions.create(model="a/m", messages=HI)
+    with client.chat.completions.create(model="a/m", messages=HI, stream=True) as stream:
+        next(iter(stream))  # left after the first chunk: the response closes, the loop stays
+    assert loop_threads() == before + 1
+    client.close()
+    assert loop_threads() == before
+
+
+def test_a_sync_transport_dropped_unclosed_stops_its_loop() -> None:
+    before = loop_threads()
+    genesis, _ = configured(Recording.sse(STREAM))
+    transport = openai_httpx2.OpenAITransport(genesis)
+    client = openai.OpenAI(api_key=SDK_KEY, base_url="http://sdk.invalid/v1", http_client=httpx2.Client(transport=transport))
+    client.chat.completions.create(model="a/m", messages=HI)
+    assert loop_threads() == before + 1
+    del client, transport
+    gc.collect()
+    assert loop_threads() == before
+
+
+def test_the_sync_transport_reuses_its_connection(fault_server: Any) -> None:
+    """``breaks-after-first`` answers the first request of a connection and fails every later one on it:
+    the second request fails only if it went over the first one's connection."""
+    text = f'{{models: {{providers: {{fault: {{baseUrl: "{fault_server.base_url}", maxRetries: 0, models: [{{id: "breaks-after-first"}}]}}}}}}}}'
+    client, _ = sync_client("httpx2", Genesis.from_config_text(text, env={}))
+    assert client.chat.completions.create(model="fault/breaks-after-first", messages=HI).choices[0].finish_reason == "stop"
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(model="fault/breaks-after-first", messages=HI)
