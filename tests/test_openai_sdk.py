@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import httpx
 import httpx2
 import msgspec
@@ -436,3 +437,22 @@ def test_the_sync_transport_reuses_its_connection(fault_server: Any) -> None:
     assert client.chat.completions.create(model="fault/breaks-after-first", messages=HI).choices[0].finish_reason == "stop"
     with pytest.raises(openai.InternalServerError):
         client.chat.completions.create(model="fault/breaks-after-first", messages=HI)
+
+
+@pytest.mark.anyio
+async def test_concurrent_requests_each_get_their_own_answer() -> None:
+    first = sse_of([TextDelta("first"), Finish("stop")], done=True)
+    second = sse_of([TextDelta("second"), Finish("stop")], done=True)
+    genesis, _ = configured(Recording.sse(first, piece_size=4), Recording.sse(second, piece_size=4))
+    client, _ = async_client("httpx2", genesis)
+    bodies: list[bytes] = []
+
+    async def one() -> None:
+        async with client.chat.completions.with_streaming_response.create(model="a/m", messages=HI, stream=True) as response:
+            bodies.append(b"".join([piece async for piece in response.iter_bytes()]))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(one)
+        group.start_soon(one)
+    assert sorted(bodies) == sorted([first, second])
+    await client.close()
