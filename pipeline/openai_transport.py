@@ -25,6 +25,9 @@ Rules:
   "hint"}}``, and ``x-should-retry: false`` (Genesis has retried already; an SDK retry would run the
   failover again). The typed error itself is ``exchange.error``. A failure after the answer began
   is raised from the response's byte stream as the typed ``GenesisError``.
+- Of the server's headers, the content type goes back (the SDK parses by it); the send stage's record
+  carries no other. A sync transport runs its requests on one private event loop of its own
+  (``pipeline.blocking``), its connections reused, until ``close()``.
 - Each request's record (``Exchange``: the wire request sent, its trace, attempts, answer trace,
   completion or error) is ``transport.last_exchange`` and is passed to ``on_exchange``.
 """
@@ -269,7 +272,19 @@ _BODY = msgspec.json.Decoder(dict[str, Any])
 
 
 def _chat_request(body: bytes) -> tuple[str | None, dict[str, Any]]:
-    """The ref (the body's ``model``) and the rest of the body: the request Genesis shapes."""
+    """The ref (the body's ``model``) and the rest of the body: the request Genesis shapes.
+
+    >>> _chat_request(b'{"model": "vllm/m", "messages": []}')
+    ('vllm/m', {'messages': []})
+    >>> _chat_request(b'[1]')
+    Traceback (most recent call last):
+    ...
+    pipeline.errors.RequestError: the SDK's request body is not a JSON object: Expected `object`, got `array`
+    >>> _chat_request(b'{"model": 7}')
+    Traceback (most recent call last):
+    ...
+    pipeline.errors.RequestError: model must be a string (a Genesis ref such as vllm/MODEL), got int
+    """
     from pipeline.errors import RequestError
 
     try:

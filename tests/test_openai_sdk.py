@@ -312,6 +312,19 @@ def test_a_failure_after_the_answer_began_is_raised_from_the_stream(library: str
 
 
 @pytest.mark.anyio
+async def test_a_failure_after_the_answer_began_is_raised_from_the_stream_async() -> None:
+    genesis, replay = configured(Recording(200, SSE, (sse_of([TextDelta("Hel")]),), error=BROKEN), Recording.sse(STREAM))
+    client, _ = async_client("httpx", genesis)
+    stream = await client.chat.completions.create(model="a/m", messages=HI, stream=True)
+    texts: list[str] = []
+    with pytest.raises(ProviderError) as caught:
+        async for chunk in stream:
+            texts += [choice.delta.content or "" for choice in chunk.choices]
+    assert (texts, caught.value.error_class, len(replay.sent)) == (["Hel"], "unreachable", 1)
+    await client.close()
+
+
+@pytest.mark.anyio
 async def test_the_sync_transport_inside_an_event_loop_answers_with_the_refusal() -> None:
     genesis, replay = configured(Recording.sse(STREAM))
     client, _ = sync_client("httpx2", genesis)
