@@ -161,8 +161,12 @@ class BlockingIterator(Generic[T]):
         backend_options: Mapping[str, Any] | None = None,
         refusal: tuple[str, str] = ("iteration", "async for"),
         read_ahead: int = READ_AHEAD,
+        loop: PrivateLoop | None = None,
     ) -> None:
+        """``loop``: a private loop shared by many iterators (``pipeline.openai_transport``), which this one
+        runs on but neither starts nor stops; None: a loop of its own."""
         self._feed: _Feed[T] = _Feed(events, cleanup, read_ahead)
+        self._shared = loop
         self._refusal = refusal  # (this method, the async one to use instead): rule 1 at the first next()
         self._backend = backend
         self._backend_options = backend_options  # anyio's, for the private loop (the facade chooses uvloop)
@@ -186,7 +190,7 @@ class BlockingIterator(Generic[T]):
         try:
             if self._loop is None:
                 refuse_inside_loop(*self._refusal)
-                self._loop = PrivateLoop(self._backend, self._backend_options)
+                self._loop = self._shared or PrivateLoop(self._backend, self._backend_options)
                 self._loop.portal.call(feed.open)
                 feed.producer = self._loop.portal.start_task_soon(feed.produce)
             item = feed.items.get()  # a plain thread wait: no hop through the loop per item
@@ -218,7 +222,8 @@ class BlockingIterator(Generic[T]):
         try:
             loop.portal.call(self._feed.finish)
         finally:
-            loop.stop()
+            if loop is not self._shared:
+                loop.stop()
 
     def __del__(self) -> None:
         try:

@@ -66,6 +66,7 @@ NEEDS: dict[str, str] = {
     'Adding your own stage :: completion = Genesis.from_config_file(pipeline=pipeline).run_sync("vllm/tiny-model", {"messa...': "vllm",
     "Providers and discovery :: VLLM_API_KEY=test-key genesis models list --provider vllm": "vllm",
     "Without an event loop :: from pipeline import Genesis": "vllm",
+    "The OpenAI SDK, through Genesis :: import anyio": "vllm",
 }
 
 EXPECTED_OUTPUT: dict[str, tuple[str, ...]] = {
@@ -73,6 +74,7 @@ EXPECTED_OUTPUT: dict[str, tuple[str, ...]] = {
         'http://127.0.0.1:8080/v1/embeddings {"model":"tiny-model","input":["first text","second text"]}',
         "compat_shaping: (stage) removed: not run for an embeddings request: it shapes chat requests",
     ),
+    "The OpenAI SDK, through Genesis :: import httpx2": ("404 unknown_model",),
     "Without an event loop :: import anyio": ("this thread runs an event loop (asyncio)", "use `async for event in Genesis.stream(...)`"),
     "Adding your own stage :: from returns.result import Success": ('"seed":7', "seed added: reproducible runs"),
     "Adding your own stage :: async def replay(client, wire, hints, record):": ("Call ###-####",),
