@@ -88,8 +88,10 @@ def test_explicit_provider_turns_discovery_off(vllm_url: str, tmp_path: Path) ->
 def test_wrong_key_is_one_warning_and_an_empty_list(vllm_url: str) -> None:
     done = genesis_cli("models", "list", "--provider", "vllm", "--json", env={"VLLM_API_KEY": "wrong-key"}, vllm_at=vllm_url)
     assert done.returncode == 0 and json.loads(done.stdout) == []
-    [warning] = done.stderr.strip().splitlines()
+    # the discovery failure, then why the list is empty (it points back at that warning)
+    warning, empty = done.stderr.strip().splitlines()
     assert warning.startswith("genesis: warning: discovery of vllm models failed") and "auth" in warning
+    assert "no models to list" in empty and "discovery found none on vllm" in empty
     assert "wrong-key" not in done.stderr
 
 

@@ -354,6 +354,9 @@ def test_an_interrupt_while_waiting_cancels_the_read(fault_server: Any) -> None:
     genesis = fault_genesis(fault_server)
     events = genesis.stream_sync("fault/slow", HI)
     # A real SIGINT to the main thread, as Ctrl-C sends (``_thread.interrupt_main`` would not wake a blocked wait).
+    # Python's own handler is installed for the test: a process started in the background by a shell
+    # without job control (a CI runner, ``cmd &``) inherits SIGINT ignored, and Python then installs none.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(1.0, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))
     timer.start()
     try:
@@ -361,6 +364,7 @@ def test_an_interrupt_while_waiting_cancels_the_read(fault_server: Any) -> None:
             next(events)
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert (genesis_threads(), client_connections(fault_server.port)) == (0, 0)
 
 
