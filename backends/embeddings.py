@@ -25,7 +25,7 @@ import msgspec
 from backends.audit import AuditRecord, make_record
 from backends.http import Timing
 from backends.retry import RETRY_CLASSES, backoff_delay
-from backends.session import hints_for
+from backends.session import failed_try, hints_for
 from pipeline.embeddings import Embeddings, decode_embeddings, input_count
 from pipeline.errors import ProviderError, RequestError
 from pipeline.events import Attempt
@@ -51,31 +51,7 @@ async def fetch_embeddings(host: Any, wire: WireRequest, *, audit: Callable[[Aud
             retried = failure.error_class in RETRY_CLASSES and retry < retries
             delay = backoff_delay(retry + 1, host.random(), retry_after=failure.retry_after) if retried else None
             delay_ms = None if delay is None else round(delay * 1000)
-            attempts.append(
-                Attempt(
-                    wire.provider,
-                    wire.model,
-                    ok=False,
-                    error_class=failure.error_class,
-                    message=failure.server_message,
-                    status=failure.status,
-                    retry=retry,
-                    delay_ms=delay_ms,
-                )
-            )
-            if audit is not None:
-                audit(
-                    make_record(
-                        wire,
-                        ok=False,
-                        retry=retry,
-                        delay_ms=delay_ms,
-                        status=failure.status,
-                        error_class=failure.error_class,
-                        message=failure.server_message,
-                        timing=timing.as_ms(),
-                    )
-                )
+            attempts.append(failed_try(wire, failure, retry=retry, delay_ms=delay_ms, timing=timing, audit=audit))
             if delay is None:
                 failure.attempts = list(attempts)
                 raise

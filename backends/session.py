@@ -247,30 +247,8 @@ async def _tries(
         retryable = failure.error_class in RETRY_CLASSES and not state.answered
         delay = backoff_delay(retry + 1, host.random(), retry_after=failure.retry_after) if retryable and retry < retries else None
         delay_ms = None if delay is None else round(delay * 1000)
-        attempt = Attempt(
-            wire.provider,
-            wire.model,
-            ok=False,
-            error_class=failure.error_class,
-            message=failure.server_message,
-            status=failure.status,
-            retry=retry,
-            delay_ms=delay_ms,
-        )
+        attempt = failed_try(wire, failure, retry=retry, delay_ms=delay_ms, timing=timing, audit=audit)
         state.attempts.append(attempt)
-        if audit is not None:
-            audit(
-                make_record(
-                    wire,
-                    ok=False,
-                    retry=retry,
-                    delay_ms=delay_ms,
-                    status=failure.status,
-                    error_class=failure.error_class,
-                    message=failure.server_message,
-                    timing=timing.as_ms(),
-                )
-            )
         if delay is None:
             if retryable:
                 host.cooldowns.failed(key, started=started, error_class=failure.error_class, retry_after=failure.retry_after)
@@ -278,6 +256,36 @@ async def _tries(
             raise failure
         yield AttemptFailed(attempt)
         await host.sleep(delay)
+
+
+def failed_try(
+    wire: WireRequest, failure: ProviderError, *, retry: int, delay_ms: int | None, timing: Timing, audit: Audit | None
+) -> Attempt:
+    """A failed try's attempt, and its audit record when there is a hook: the one record every
+    request kind (chat here, embeddings in ``backends.embeddings``) makes of a try that failed."""
+    if audit is not None:
+        audit(
+            make_record(
+                wire,
+                ok=False,
+                retry=retry,
+                delay_ms=delay_ms,
+                status=failure.status,
+                error_class=failure.error_class,
+                message=failure.server_message,
+                timing=timing.as_ms(),
+            )
+        )
+    return Attempt(
+        wire.provider,
+        wire.model,
+        ok=False,
+        error_class=failure.error_class,
+        message=failure.server_message,
+        status=failure.status,
+        retry=retry,
+        delay_ms=delay_ms,
+    )
 
 
 async def _answer(

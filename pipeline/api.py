@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pipeline.errors import GenesisError, UnknownModelError, unwrap_or_raise
 
@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from pipeline.events import Completion, Event, Output
     from pipeline.runner import Pipeline
     from pipeline.types import Context, WireRequest
+
+
+T = TypeVar("T")
 
 
 class Genesis:
@@ -300,29 +303,23 @@ class Genesis:
         loops. Called from a thread that runs an event loop it raises ``SyncInsideLoopError``
         (``await run()`` there). Failures are the same typed errors ``run()`` raises.
         """
-        from pipeline.blocking import call_blocking, refuse_inside_loop
-
-        refuse_inside_loop("run_sync", "await Genesis.run(...)")
-        local = self._loop_local()
-
-        async def main() -> Completion:
-            try:
-                return await local.run(model, request, **options)
-            finally:
-                await self._settle(local)
-
-        return call_blocking(main, backend=backend, backend_options=self._loop_options(backend))
+        return self._blocking("run_sync", "await Genesis.run(...)", backend, lambda local: local.run(model, request, **options))
 
     def embed_sync(self, model: str | None, request: EmbeddingInput, *, backend: str = "asyncio", **options: Any) -> Embeddings:
         """``embed()`` for code without an event loop, as ``run_sync()`` is for ``run()``."""
+        return self._blocking("embed_sync", "await Genesis.embed(...)", backend, lambda local: local.embed(model, request, **options))
+
+    def _blocking(self, method: str, instead: str, backend: str, call: Callable[[Genesis], Awaitable[T]]) -> T:
+        """``call`` on a copy of this Genesis (``_loop_local``) in a private loop in this thread; refused
+        (``SyncInsideLoopError`` naming ``instead``) in a thread that runs a loop."""
         from pipeline.blocking import call_blocking, refuse_inside_loop
 
-        refuse_inside_loop("embed_sync", "await Genesis.embed(...)")
+        refuse_inside_loop(method, instead)
         local = self._loop_local()
 
-        async def main() -> Embeddings:
+        async def main() -> T:
             try:
-                return await local.embed(model, request, **options)
+                return await call(local)
             finally:
                 await self._settle(local)
 
