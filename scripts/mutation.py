@@ -6,6 +6,12 @@ and a pyproject.toml whose [tool.mutmut] is the repository's with the group's on
 selection. mutmut works in ./mutants of that copy, so each group keeps its own stats and verdicts.
 A group whose mutated source files changed since its last run starts over (mutmut never recopies a
 file it already has). Then one table: per module killed / total / score, the group and its tests.
+
+Equivalent mutants (no test can tell them from the code) are data too:
+scripts/mutation_equivalents.toml, each by name with the reason. The table shows the raw score,
+killed / total, and the mutation score in its usual sense, killed / (total - equivalent), where
+only a listed mutant that was not killed counts as equivalent; a listed mutant that was killed, or
+that no longer exists (its code changed), is reported as a stale listing to remove or re-check.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 GROUPS_FILE = ROOT / "scripts" / "mutation_groups.toml"
+EQUIVALENTS_FILE = ROOT / "scripts" / "mutation_equivalents.toml"
 SCRATCH = ROOT / "mutants" / "groups"
 MUTMUT = ROOT / ".venv" / "bin" / "mutmut"
 # Killed, timed out (a mutant that loops forever) and caught by the type check all count as killed;
@@ -197,42 +204,71 @@ def results(group: Group) -> dict[str, str]:
     return verdicts
 
 
+def load_equivalents() -> dict[str, str]:
+    """Mutant name -> why it is equivalent (scripts/mutation_equivalents.toml: [equivalent] "name" = "why")."""
+    if not EQUIVALENTS_FILE.exists():
+        return {}
+    return dict(tomllib.loads(EQUIVALENTS_FILE.read_text("utf-8")).get("equivalent", {}))
+
+
 def report(groups: list[Group], wanted: dict[str, list[str]], elapsed: dict[str, float]) -> None:
+    equivalents = load_equivalents()
     rows = []
     survivors: dict[str, list[str]] = defaultdict(list)
+    stale: list[str] = []
     for group in groups:
         if group.name not in wanted:
             continue
         counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for name, status in results(group).items():
+        listed: dict[str, int] = defaultdict(int)
+        verdicts = results(group)
+        for name, status in verdicts.items():
             module = _module_of(name)
             if _in(module, wanted[group.name]):
                 counts[module][status] += 1
-                if status not in KILLED:
+                if name in equivalents:
+                    if status in KILLED:
+                        stale.append(f"{name}: listed as equivalent but {status} (remove it from the list)")
+                    elif status == "survived":
+                        listed[module] += 1
+                elif status not in KILLED:
                     survivors[f"{module} (group {group.name}: cd mutants/groups/{group.name})"].append(f"{name} ({status})")
+        for name in equivalents:
+            if _in(_module_of(name), wanted[group.name]) and name not in verdicts and verdicts:
+                stale.append(f"{name}: listed as equivalent but no such mutant (its code changed: re-check)")
         for module in wanted[group.name]:
             if not any(m == module or m.startswith(module + ".") for m in counts):
                 print(f"no mutants found for {module} in group {group.name} (never run?)", file=sys.stderr)
         for module in sorted(counts):
             total = sum(counts[module].values())
             killed = sum(n for status, n in counts[module].items() if status in KILLED)
-            rows.append((module, killed, total, counts[module].get("not checked", 0), group.name))
+            rows.append((module, killed, total, listed[module], counts[module].get("not checked", 0), group.name))
     width = max([len(row[0]) for row in rows] + [6])
-    print(f"{'module':<{width}}  {'killed':>6}  {'total':>5}  {'score':>7}  {'not checked':>11}  group")
-    for module, killed, total, unchecked, group_name in rows:
-        score = f"{100 * killed / total:5.1f} %" if total else "-"
-        print(f"{module:<{width}}  {killed:>6}  {total:>5}  {score:>7}  {unchecked:>11}  {group_name}")
-    all_killed, all_total = sum(row[1] for row in rows), sum(row[2] for row in rows)
+    print(f"{'module':<{width}}  {'killed':>6}  {'total':>5}  {'raw':>7}  {'equivalent':>10}  {'score':>7}  {'not checked':>11}  group")
+    for module, killed, total, equivalent, unchecked, group_name in rows:
+        raw = f"{100 * killed / total:5.1f} %" if total else "-"
+        score = f"{100 * killed / (total - equivalent):5.1f} %" if total > equivalent else "-"
+        print(f"{module:<{width}}  {killed:>6}  {total:>5}  {raw:>7}  {equivalent:>10}  {score:>7}  {unchecked:>11}  {group_name}")
+    all_killed, all_total, all_equivalent = sum(row[1] for row in rows), sum(row[2] for row in rows), sum(row[3] for row in rows)
     if all_total:
-        print(f"{'all':<{width}}  {all_killed:>6}  {all_total:>5}  {100 * all_killed / all_total:5.1f} %")
+        print(
+            f"{'all':<{width}}  {all_killed:>6}  {all_total:>5}  {100 * all_killed / all_total:5.1f} %  {all_equivalent:>10}  "
+            f"{100 * all_killed / (all_total - all_equivalent):5.1f} %"
+        )
+    print("\nraw = killed / total; score = killed / (total - equivalent): equivalent mutants are listed, each with")
+    print(f"its reason, in {EQUIVALENTS_FILE.relative_to(ROOT)}")
     print("\ntests per group (pytest arguments; with pyproject.toml [tool.mutmut] pytest_add_cli_args):")
     for group in groups:
         if group.name in wanted:
             took = f" (this run: {elapsed[group.name] / 60:.1f} min)" if group.name in elapsed else ""
             print(f"  {group.name}{took}: {' '.join(group.selection)}\n    why: {group.why}")
     for module in sorted(survivors):
-        print(f"\nnot killed in {module}, read one there with ../../../{MUTMUT.relative_to(ROOT)} show NAME:")
+        print(f"\nnot killed and not listed as equivalent in {module}, read one there with ../../../{MUTMUT.relative_to(ROOT)} show NAME:")
         for entry in survivors[module]:
+            print(f"  {entry}")
+    if stale:
+        print("\nstale listings in " + str(EQUIVALENTS_FILE.relative_to(ROOT)) + ":")
+        for entry in stale:
             print(f"  {entry}")
 
 

@@ -250,6 +250,13 @@ def test_first_key_source_wins_config_then_env_then_profile(row: Precedence) -> 
     assert (provider.api_key, provider.key_source, provider.shadowed_keys) == (row.key, row.source, row.shadowed)
 
 
+def test_a_builtin_left_out_of_the_config_records_the_key_it_shadows() -> None:
+    """A built-in activated by its variable (not configured) keeps the same record as a configured
+    one: the profile key the variable wins over is listed (``models status`` shows it)."""
+    provider = catalog_with(env=True, profile=True, configured=False).providers["vllm"]
+    assert (provider.api_key, provider.key_source, provider.shadowed_keys) == (ENV_KEY, ENV_SOURCE, (PROFILE_SOURCE,))
+
+
 class Activation(NamedTuple):
     rule: str
     env: bool

@@ -281,6 +281,12 @@ ROWS: dict[str, Row] = {
         [{"role": "user", "content": [TXT]}, USER, {"role": "user", "content": [TXT]}],
         ["messages[2].content[0] removed: model input is text only"],
     ),
+    "images_in_two_messages": Row(
+        "the removals of every message are traced, not only the last one's",
+        [{"role": "user", "content": [IMG, TXT]}, USER, {"role": "user", "content": [TXT, IMG]}],
+        [{"role": "user", "content": [TXT]}, USER, {"role": "user", "content": [TXT]}],
+        ["messages[0].content[0] removed: model input is text only", "messages[2].content[1] removed: model input is text only"],
+    ),
     "images_kept_for_vision_model": Row(
         "a model whose input has image keeps image parts",
         [{"role": "user", "content": [TXT, IMG]}],

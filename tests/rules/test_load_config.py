@@ -179,3 +179,13 @@ def test_config_refused(row: Refused, tmp_path: Path) -> None:
     error = caught.value
     assert (error.source, [str(issue) for issue in error.issues]) == (str(tmp_path / row.file), [row.problem])
     assert str(error) == f"config error in {tmp_path / row.file}: {row.problem}"
+
+
+def test_the_folder_of_the_file_read_is_kept_resolved(tmp_path: Path) -> None:
+    """``folder`` is the absolute, resolved folder of the file read (``use:`` modules are looked for
+    there), through a symlinked folder too; a default config that is absent has none."""
+    real = tmp_path / "real"
+    _lay_out(real, {"g.json5": VALID.encode()})
+    (tmp_path / "link").symlink_to(real, target_is_directory=True)
+    assert load_config(tmp_path / "link" / "g.json5", {}).folder == str(real.resolve())
+    assert load_config(None, {"GENESIS_STATE_DIR": str(tmp_path / "none")}).folder is None

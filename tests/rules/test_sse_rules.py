@@ -405,3 +405,32 @@ def test_a_run_longer_than_the_limit_is_measured_frame_by_frame() -> None:
     assert flatten(decode([frames], pack=True, max_event_bytes=LIMIT)) == [SSEEvent(M, b"abcdefgh")] * 4
     with pytest.raises(SSEError, match="a line is larger"):
         decode([frames + b"data: " + b"x" * LIMIT + b"\n\n"], pack=True, max_event_bytes=LIMIT)
+
+
+# The one-frame fast path is taken only between frames: a piece that looks like a whole frame but
+# continues a line, an event's fields or a pending CR belongs to what came before it.
+# (rule, the pieces, items out with pack_json_runs=True)
+BETWEEN_FRAMES_ROWS: list[tuple[str, list[bytes], list[Item]]] = [
+    (
+        "a frame-like piece after an open line ends that line",
+        [b"data: a", b"data: b\n\n"],
+        [DataRun([b"adata: b"])],
+    ),
+    (
+        "a frame-like piece after a data line joins the same event",
+        [b"data: a\n", b"data: b\n\n"],
+        [SSEEvent("message", b"a\nb")],
+    ),
+    (
+        "a frame-like piece after an event: line is that event's data",
+        [b"event: ping\n", b"data: b\n\n"],
+        [SSEEvent("ping", b"b")],
+    ),
+]
+
+
+@pytest.mark.parametrize(("rule", "pieces", "expected"), BETWEEN_FRAMES_ROWS, ids=[row[0] for row in BETWEEN_FRAMES_ROWS])
+def test_the_one_frame_path_only_between_frames(rule: str, pieces: list[bytes], expected: list[Item]) -> None:
+    decoder = SSEDecoder(pack_json_runs=True)
+    items = [item for piece in pieces for item in decoder.feed(piece)]
+    assert items + decoder.close() == expected
