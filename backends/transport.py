@@ -337,7 +337,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
             outgoing += writer.send(h11.EndOfMessage())
             await _write(connection, outgoing, timeouts.get("write"))
             while response.status is None:
-                data = await _receive(connection, read_timeout, deadline, before_response=True)
+                data = await _receive(connection, read_timeout, deadline, before_response=not response.started)
                 if not data:
                     if not response.started:
                         raise _marked(httpx.RemoteProtocolError("the server closed the connection without a response"), True)

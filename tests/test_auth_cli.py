@@ -125,6 +125,16 @@ def test_auth_set_reads_stdin(row: Input, env: Env, monkeypatch: pytest.MonkeyPa
         assert stored(env) == {"version": 1, "profiles": {"vllm": {"apiKey": row.stored}}}
 
 
+def test_a_text_stdin_without_a_byte_buffer_is_read_too(
+    env: Env, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A caller embedding the CLI may put a text stream (no ``.buffer``) in place of stdin."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO(KEY + "\n"))
+    assert main(["auth", "set", "vllm"]) == 0
+    assert stored(env) == {"version": 1, "profiles": {"vllm": {"apiKey": KEY}}}
+    assert KEY not in capsys.readouterr().out
+
+
 def test_the_file_is_0600_the_new_folder_0700_and_no_temp_file_is_left(
     env: Env, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

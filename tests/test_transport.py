@@ -287,3 +287,29 @@ async def test_refused_headers_never_echo_the_value(name: str, value: str, said:
         assert error.__context__ is None and error.__cause__ is None  # h11's message, which quotes the value, is not chained
         assert connections == []  # nothing was sent
         group.cancel_scope.cancel()
+
+
+async def test_a_reset_after_part_of_the_head_never_sends_the_request_twice() -> None:
+    """Rule: once any byte of the response has come, the request is never sent again, even on a
+    reused connection (the server may have acted on it: a second POST would run the prompt twice)."""
+    import socket
+    import struct
+
+    async def reset_inside_the_second_head(stream: anyio.abc.ByteStream, connections: list[int]) -> None:
+        await read_request(stream)
+        await stream.send(RESPONSE)
+        if len(connections) == 1:
+            await read_request(stream)
+            await stream.send(b"HTTP/1.1 200 OK\r\nContent-")
+            await anyio.sleep(0.2)  # the client reads these bytes before the reset comes
+            raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
+
+    async with anyio.create_task_group() as group:
+        port, connections = await serve(reset_inside_the_second_head, group)
+        async with httpx.AsyncClient(transport=Http11Transport()) as client:
+            assert (await client.post(f"http://127.0.0.1:{port}/", content=b"{}")).text == "ok"
+            with pytest.raises((httpx.ReadError, httpx.RemoteProtocolError)):
+                await client.post(f"http://127.0.0.1:{port}/", content=b"{}")
+        assert len(connections) == 1
+        group.cancel_scope.cancel()

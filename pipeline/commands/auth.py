@@ -135,11 +135,16 @@ def read_key(provider_id: str) -> str:
             return getpass.getpass(f"API key for {provider_id} (not shown): ")
         except EOFError:
             return ""
-    data = sys.stdin.buffer.read(MAX_KEY_CHARS * 4 + 3)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RequestError(f"the key for {provider_id} on stdin is not valid UTF-8 (byte {exc.start + 1}); nothing was stored") from None
+    buffer = getattr(sys.stdin, "buffer", None)  # a text stream put in place of stdin (an embedding caller) has none
+    if buffer is None:
+        text = sys.stdin.read(MAX_KEY_CHARS + 3)
+    else:
+        try:
+            text = buffer.read(MAX_KEY_CHARS * 4 + 3).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RequestError(
+                f"the key for {provider_id} on stdin is not valid UTF-8 (byte {exc.start + 1}); nothing was stored"
+            ) from None
     for ending in ("\r\n", "\n"):
         if text.endswith(ending):
             return text[: -len(ending)]
