@@ -177,17 +177,22 @@ class _Response:
 
     # -- httptools' callbacks --
 
+    # Rule: once the final response is complete, nothing after it (a second response to one request,
+    # in the same read) touches its head: it only marks the connection as not reusable.
     def on_message_begin(self) -> None:
         if self.complete:
             self.extra = True  # a second response to one request
+            return
         self.headers = []
         self.reason = b""
 
     def on_status(self, status: bytes) -> None:
-        self.reason += status
+        if not self.complete:
+            self.reason += status
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+        if not self.complete:
+            self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         if self.complete:

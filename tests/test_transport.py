@@ -313,3 +313,23 @@ async def test_a_reset_after_part_of_the_head_never_sends_the_request_twice() ->
                 await client.post(f"http://127.0.0.1:{port}/", content=b"{}")
         assert len(connections) == 1
         group.cancel_scope.cancel()
+
+
+async def test_a_second_response_in_the_same_read_leaves_the_first_ones_head_alone() -> None:
+    """Rule: what comes after the complete response (a second response to one request) never
+    changes that response's status line or headers, and the connection is not reused."""
+    second = b"HTTP/1.1 404 Not Found\r\nContent-Type: application/x-other\r\nContent-Length: 0\r\n\r\n"
+
+    async def two_answers_at_once(stream: anyio.abc.ByteStream, connections: list[int]) -> None:
+        while True:
+            await read_request(stream)
+            await stream.send(RESPONSE + second)
+
+    async with anyio.create_task_group() as group:
+        port, connections = await serve(two_answers_at_once, group)
+        async with httpx.AsyncClient(transport=Http11Transport()) as client:
+            for _ in range(2):
+                answer = await client.get(f"http://127.0.0.1:{port}/")
+                assert (answer.status_code, answer.headers["content-type"], answer.text) == (200, "text/plain", "ok")
+        assert len(connections) == 2
+        group.cancel_scope.cancel()
