@@ -466,7 +466,11 @@ def _attributed(name: str, before: Context, after: Context) -> Context:
         recorded = tuple(change for change in after.trace if change not in earlier)
     recorded = tuple(change if change.stage == name else msgspec.structs.replace(change, stage=name) for change in recorded)
     if not recorded:
-        recorded = (*observed_changes(name, before.body, after.body), *observed_header_changes(name, before.headers, after.headers))
+        secrets = frozenset(before.catalog.secrets)
+        recorded = (
+            *observed_changes(name, before.body, after.body, secrets=secrets),
+            *observed_header_changes(name, before.headers, after.headers),
+        )
     else:
         declared = {change.field for change in recorded if change.action == "removed"}
         silent = sorted((before.body.keys() - after.body.keys()) - declared)

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from pipeline.secrets import scrub
+
 Action = Literal["added", "removed", "changed"]
 
 # The rules of the changes the runner records for a custom stage that changed the body or the
@@ -71,12 +73,16 @@ def render_trace(trace: tuple[Change, ...], stage_order: tuple[str, ...]) -> lis
     return lines
 
 
-def observed_changes(stage: str, before: Mapping[str, Any], after: Mapping[str, Any], path: str = "") -> list[Change]:
+def observed_changes(
+    stage: str, before: Mapping[str, Any], after: Mapping[str, Any], path: str = "", secrets: frozenset[str] = frozenset()
+) -> list[Change]:
     """The differences between two bodies, as Changes: for a stage that changed the body and recorded nothing.
 
     Objects are compared member by member and lists of the same length item by item, so a
     path names the innermost value that differs (``messages[0].content``); a list whose
-    length changed is one change. Values are shown cut to a short excerpt.
+    length changed is one change. Values are shown cut to a short excerpt, scrubbed first of
+    ``secrets`` and of anything that reads as a credential (``pipeline.secrets.scrub``), so a key a
+    stage puts in the body is never shown, not even its first characters.
 
     >>> [str(c) for c in observed_changes("s", {"a": 1, "m": [{"c": "x"}], "z": 0}, {"a": 1, "m": [{"c": "y"}], "seed": 7})]
     ['m[0].c changed: set by a custom stage that recorded no rule ("x" -> "y")', 'z removed: dropped by a custom stage that recorded no rule (was 0)', 'seed added: set by a custom stage that recorded no rule (7)']
@@ -85,34 +91,36 @@ def observed_changes(stage: str, before: Mapping[str, Any], after: Mapping[str, 
     for key, old in before.items():
         where = f"{path}.{key}" if path else str(key)
         if key not in after:
-            changes.append(removed(stage, where, UNRECORDED_DROP, f"was {_excerpt(old)}"))
+            changes.append(removed(stage, where, UNRECORDED_DROP, f"was {_excerpt(old, secrets)}"))
         else:
-            changes += _value_changes(stage, where, old, after[key])
+            changes += _value_changes(stage, where, old, after[key], secrets)
     changes += [
-        added(stage, f"{path}.{key}" if path else str(key), UNRECORDED_SET, _excerpt(new))
+        added(stage, f"{path}.{key}" if path else str(key), UNRECORDED_SET, _excerpt(new, secrets))
         for key, new in after.items()
         if key not in before
     ]
     return changes
 
 
-def _value_changes(stage: str, where: str, old: Any, new: Any) -> list[Change]:
+def _value_changes(stage: str, where: str, old: Any, new: Any, secrets: frozenset[str]) -> list[Change]:
     if old is new:
         return []
     if isinstance(old, Mapping) and isinstance(new, Mapping):
-        return observed_changes(stage, old, new, where)
+        return observed_changes(stage, old, new, where, secrets)
     if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
         return [
-            change for index, (a, b) in enumerate(zip(old, new, strict=True)) for change in _value_changes(stage, f"{where}[{index}]", a, b)
+            change
+            for index, (a, b) in enumerate(zip(old, new, strict=True))
+            for change in _value_changes(stage, f"{where}[{index}]", a, b, secrets)
         ]
     if type(old) is type(new) and old == new:
         return []
-    return [changed(stage, where, UNRECORDED_SET, f"{_excerpt(old)} -> {_excerpt(new)}")]
+    return [changed(stage, where, UNRECORDED_SET, f"{_excerpt(old, secrets)} -> {_excerpt(new, secrets)}")]
 
 
-def _excerpt(value: Any, limit: int = 60) -> str:
+def _excerpt(value: Any, secrets: frozenset[str], limit: int = 60) -> str:
     try:
-        text = msgspec.json.encode(value).decode()
+        text = scrub(msgspec.json.encode(value).decode(), secrets)  # scrubbed whole: a cut key would not match
     except (TypeError, msgspec.EncodeError):
         text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -219,3 +219,24 @@ def test_a_malformed_result_is_a_stage_error_not_a_crash(stage: Callable[[Contex
     assert isinstance(result, Failure)
     error = result.failure()
     assert isinstance(error, StageError) and "mine" in str(error) and "malformed" in str(error)
+
+
+KEY_IN_BODY = "sk-a-configured-key-that-must-never-show-0123456789"
+
+
+def put_the_key_in_the_body(ctx: Context) -> Result[Context, GenesisError]:
+    return Success(ctx.updated([], body={**ctx.body, "user": KEY_IN_BODY, "metadata": {"api_key": "an-unconfigured-secret"}}))
+
+
+def test_a_key_a_silent_stage_puts_in_the_body_is_never_shown_in_the_trace() -> None:
+    """Rule: the differences recorded for a silent stage are scrubbed of every configured secret and of
+    anything that reads as a credential before they are cut short, so not even a key's start shows."""
+    config = PROVIDER.replace('baseUrl: "http://127.0.0.1:9/v1",', f'baseUrl: "http://127.0.0.1:9/v1", apiKey: "{KEY_IN_BODY}",') + "}"
+    genesis = Genesis.from_config_text(config, env={}, pipeline=Pipeline().insert_after("apply_defaults", "mine", put_the_key_in_the_body))
+    wire = genesis.build(None, {"messages": [{"role": "user", "content": "hi"}]})
+    shown = [str(change) for change in wire.trace if change.stage == "mine"]
+    assert shown == [
+        'user added: set by a custom stage that recorded no rule ("***")',
+        'metadata added: set by a custom stage that recorded no rule ({"api_key":"***"})',
+    ]
+    assert not any(KEY_IN_BODY[:8] in line or "an-unconfigured" in line for line in shown)
