@@ -14,9 +14,9 @@ from typing import Any
 import msgspec
 
 from pipeline.commands.common import load_genesis, parse_headers
-from pipeline.commands.infer import attempt_json
+from pipeline.commands.infer import attempt_json, error_json
 from pipeline.commands.output import report_error, warn
-from pipeline.errors import EXIT_USAGE, ConfigError, ErrorClass, GenesisError, ProviderError, UserErrorKind
+from pipeline.errors import EXIT_USAGE, ErrorClass, GenesisError, ProviderError, UserErrorKind
 
 CAPABILITY = "embedding.create"
 
@@ -61,15 +61,8 @@ def run_embedding_create(args: Any) -> int:
 def _fail(args: Any, error: GenesisError, kind: Any) -> int:
     report_error(error)
     if getattr(args, "json", False):
-        detail: dict[str, Any] = {"class": kind, "message": str(error)}
-        if error.hint:
-            detail["hint"] = error.hint
-        attempts: list[Any] = []
-        if isinstance(error, ProviderError):
-            detail.update(status=error.status, url=error.url, serverMessage=error.server_message)
-            attempts = list(error.attempts or [])
-        if isinstance(error, ConfigError):
-            detail["issues"] = [str(issue) for issue in error.issues]
+        detail = error_json(error, kind)
+        attempts = list(error.attempts or []) if isinstance(error, ProviderError) else []
         failed = {"ok": False, "capability": CAPABILITY, "attempts": [attempt_json(attempt) for attempt in attempts], "error": detail}
         sys.stdout.write(msgspec.json.encode(failed).decode() + "\n")
     return kind.exit_code if isinstance(kind, (ErrorClass, UserErrorKind)) else EXIT_USAGE

@@ -377,6 +377,18 @@ def _output_json(output: Any) -> dict[str, Any]:
     }
 
 
+def error_json(error: GenesisError, error_class: str) -> dict[str, Any]:
+    """The ``error`` object of a failed command's ``--json``: class, message, hint, and what the error kind carries."""
+    detail: dict[str, Any] = {"class": error_class, "message": str(error)}
+    if error.hint:
+        detail["hint"] = error.hint
+    if isinstance(error, ProviderError):
+        detail.update(status=error.status, url=error.url, serverMessage=error.server_message)
+    if isinstance(error, ConfigError):
+        detail["issues"] = [str(issue) for issue in error.issues]
+    return detail
+
+
 def _fail(
     args: Any,
     error: GenesisError,
@@ -390,13 +402,7 @@ def _fail(
 
     report_error(error)
     if getattr(args, "json", False):
-        detail: dict[str, Any] = {"class": error_class or error.kind, "message": str(error)}
-        if error.hint:
-            detail["hint"] = error.hint
-        if isinstance(error, ProviderError):
-            detail.update(status=error.status, url=error.url, serverMessage=error.server_message)
-        if isinstance(error, ConfigError):
-            detail["issues"] = [str(issue) for issue in error.issues]
+        detail = error_json(error, error_class or error.kind)
         failed: dict[str, Any] = {"ok": False, "capability": CAPABILITY, "attempts": [attempt_json(a) for a in attempts], "error": detail}
         if partial is not None:
             failed["partial"] = partial
