@@ -31,7 +31,7 @@ from backends.auth_store import FILE_MODE, auth_file, read_auth_profiles, update
 from pipeline.auth_profiles import MAX_KEY_CHARS, AuthProfiles, key_problem, provider_id_problem
 from pipeline.catalog import Catalog, build_catalog
 from pipeline.commands.models import render_table
-from pipeline.config import load_config
+from pipeline.config import LoadedConfig, load_config
 from pipeline.errors import GenesisError, RequestError, UnknownModelError
 from pipeline.jsontext import shown
 from pipeline.providers import BUILTIN_PROVIDERS
@@ -76,15 +76,15 @@ def run_set(args: Any) -> int:
     provider_id = provider_arg(args.provider)
     path = auth_file(os.environ)
     profiles = read_auth_profiles(path)  # a file that cannot be used fails before a key is asked for
-    catalog = _known_provider(provider_id, args, profiles)
+    loaded = _known_provider(provider_id, args, profiles)
     key = read_key(provider_id)
     problem = key_problem(key)
     if problem is not None:
         raise RequestError(f"the key for {provider_id} {problem}; nothing was stored")
     updated = update_auth_profiles(path, lambda current: current.with_key(provider_id, key))
     print(f"stored the key for {provider_id} in {path} (mode {FILE_MODE:04o})")
-    if catalog is not None:
-        _note_unused(provider_id, _catalog(args, updated))
+    if loaded is not None:  # the config read once: the catalog again, with the key just stored
+        _note_unused(provider_id, build_catalog(loaded, os.environ, profiles=updated))
     return 0
 
 
@@ -151,14 +151,17 @@ def read_key(provider_id: str) -> str:
     return text
 
 
-def _known_provider(provider_id: str, args: Any, profiles: AuthProfiles) -> Catalog | None:
-    """The catalog, which must know a name that is not a built-in; for a built-in, only if the config loads (for notes)."""
+def _known_provider(provider_id: str, args: Any, profiles: AuthProfiles) -> LoadedConfig | None:
+    """The config, which must know a name that is not a built-in; for a built-in, only if it loads (for notes)."""
     if provider_id in BUILTIN_PROVIDERS:
         try:
-            return _catalog(args, profiles)
+            loaded = load_config(getattr(args, "config", None), os.environ)
+            build_catalog(loaded, os.environ, profiles=profiles)
         except GenesisError:  # a built-in needs no config: a broken one only costs the notes
             return None
-    catalog = _catalog(args, profiles)
+        return loaded
+    loaded = load_config(getattr(args, "config", None), os.environ)
+    catalog = build_catalog(loaded, os.environ, profiles=profiles)
     if provider_id not in catalog.providers:
         known = sorted(set(BUILTIN_PROVIDERS) | set(catalog.providers))
         close = difflib.get_close_matches(provider_id, known, n=3, cutoff=0.5)
@@ -167,7 +170,7 @@ def _known_provider(provider_id: str, args: Any, profiles: AuthProfiles) -> Cata
             f"no provider {provider_id!r} to store a key for; known: {', '.join(known)}",
             hint=f"{guess}a key can be stored for a built-in provider or one defined under models.providers in the config",
         )
-    return catalog
+    return loaded
 
 
 def _catalog(args: Any, profiles: AuthProfiles) -> Catalog:
