@@ -144,14 +144,29 @@ def build_embedding(
         body, _ = embedding_body(request)
     except GenesisError as error:
         return Failure(error)
+    kept, skipped = _embedding_stages(pipeline)
+    ctx = Context(catalog=catalog, request=body, body=body, ref=ref, caller_headers=tuple(headers), trace=skipped)
+    return kept.run(ctx).bind(_encode)
+
+
+_last_reduced: tuple[StageList, StageList, tuple[Change, ...]] | None = None  # (pipeline, reduced, skipped): one Genesis, one reduction
+
+
+def _embedding_stages(pipeline: StageList) -> tuple[StageList, tuple[Change, ...]]:
+    """``pipeline`` without the chat-only request stages, and a trace line for each left out; the last
+    pipeline's reduction is kept (a pipeline is immutable), so a run of embed calls reduces it once."""
+    global _last_reduced
+    last = _last_reduced
+    if last is not None and last[0] is pipeline:
+        return last[1], last[2]
     kept = pipeline
     skipped: list[Change] = []
     for stage in pipeline.request_stages:
         if stage.name not in EMBEDDING_STAGES:
             kept = kept.remove(stage.name)
             skipped.append(removed(stage.name, "(stage)", SKIPPED_RULE))
-    ctx = Context(catalog=catalog, request=body, body=body, ref=ref, caller_headers=tuple(headers), trace=tuple(skipped))
-    return kept.run(ctx).bind(_encode)
+    _last_reduced = (pipeline, kept, tuple(skipped))
+    return kept, tuple(skipped)
 
 
 def _encode(ctx: Context) -> Result[WireRequest, GenesisError]:
