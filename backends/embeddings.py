@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -32,9 +32,15 @@ from pipeline.events import Attempt
 from pipeline.secrets import Secrets, secrets_in_headers
 from pipeline.types import WireRequest
 
+if TYPE_CHECKING:
+    from pipeline.telemetry import RunObserver
 
-async def fetch_embeddings(host: Any, wire: WireRequest, *, audit: Callable[[AuditRecord], None] | None = None) -> Embeddings:
-    """Send ``wire`` (an embeddings request) with ``host``'s client and ``send`` stage; the checked vectors."""
+
+async def fetch_embeddings(
+    host: Any, wire: WireRequest, *, audit: Callable[[AuditRecord], None] | None = None, observer: RunObserver | None = None
+) -> Embeddings:
+    """Send ``wire`` (an embeddings request) with ``host``'s client and ``send`` stage; the checked vectors.
+    ``observer`` (telemetry, ``pipeline.telemetry``) is told of each try's start and end."""
     if wire.target is None or wire.context is None:
         raise RequestError("this wire request was not built by Genesis.build_embedding: it has no resolved target")
     count = input_count(wire.context.body.get("input"))
@@ -44,10 +50,14 @@ async def fetch_embeddings(host: Any, wire: WireRequest, *, audit: Callable[[Aud
     attempts: list[Attempt] = []
     for retry in range(retries + 1):
         timing = Timing()
+        if observer is not None:
+            observer.attempt_started(wire, retry)
         try:
             body = await _whole(host.pipeline.send(client, wire, hints, timing))
             embeddings = decode_embeddings(body, wire, count=count, status=timing.status)
         except ProviderError as failure:
+            if observer is not None:
+                observer.attempt_ended(failure, status=timing.status)
             retried = failure.error_class in RETRY_CLASSES and retry < retries
             delay = backoff_delay(retry + 1, host.random(), retry_after=failure.retry_after) if retried else None
             delay_ms = None if delay is None else round(delay * 1000)
@@ -57,6 +67,8 @@ async def fetch_embeddings(host: Any, wire: WireRequest, *, audit: Callable[[Aud
                 raise
             await host.sleep(delay)
             continue
+        if observer is not None:
+            observer.attempt_ended(None, status=timing.status, usage=embeddings.usage, response_model=embeddings.server_model)
         attempts.append(Attempt(wire.provider, wire.model, ok=True, status=timing.status, retry=retry))
         if audit is not None:
             audit(make_record(wire, ok=True, retry=retry, status=timing.status, usage=embeddings.usage, timing=timing.as_ms()))

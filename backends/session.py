@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from returns.result import Result
 
     from pipeline.catalog import Catalog
+    from pipeline.telemetry import RunObserver
     from pipeline.types import Context
 
 _ANSWER_EVENTS = (TextDelta, ReasoningDelta, ToolCallDelta)
@@ -117,6 +118,7 @@ class RunState:
         self.answered = False  # text, reasoning or a tool call reached the caller
         self.answer_trace: list[StageNote] = []  # send's note of every try; parse_stream's and the steps' of the one that answered
         self.try_notes: tuple[StageNote, ...] = ()  # parse_stream's and the steps' notes of the current try, once it ended
+        self.observer: RunObserver | None = None  # telemetry (pipeline.telemetry): told of each try's start and end; None: off
 
 
 def candidates(catalog: Catalog, model: str | None, use_fallbacks: bool) -> list[str | None]:
@@ -211,16 +213,21 @@ async def _tries(
     hints = hints_for(target, Secrets(host.catalog.secrets) | secrets_in_headers(wire.headers, wire.secret_headers))
     started = host.cooldowns.clock()
     retries = max(wire.policy.max_retries, 0)
+    observer = state.observer
     for retry in range(retries + 1):
         timing = Timing()
         held: list[Event] = []
         failure: ProviderError | None = None
+        if observer is not None:
+            observer.attempt_started(wire, retry)
         try:
             async with aclosing(_answer(host.pipeline, client, wire, hints, timing, state, target, held)) as answer:
                 async for event in answer:
                     yield event
         except ProviderError as error:
             failure = error
+        if observer is not None:  # a try cancelled or closed mid-way is ended by the run's own end (pipeline.telemetry)
+            observer.attempt_ended(failure, status=timing.status, answer=None if failure else state.aggregator.completion())
         state.answer_trace.append(_send_note(wire, retry, timing, failure))
         if failure is None:
             state.answer_trace += state.try_notes

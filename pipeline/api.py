@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from pipeline.embeddings import EmbeddingInput, Embeddings
     from pipeline.events import Completion, Event, Output
     from pipeline.runner import Pipeline
+    from pipeline.telemetry import Telemetry
     from pipeline.types import Context, WireRequest
 
 
@@ -52,12 +53,15 @@ class Genesis:
         clock: Callable[[], float] | None = None,
         random: Callable[[], float] | None = None,
         auth_profiles: AuthProfiles | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         """``sleep`` (the wait between retries), ``clock`` (monotonic seconds, for
         cooldowns) and ``random`` (a draw in [0, 1), the retry jitter) are
         injectable, so tests neither wait nor guess. ``auth_profiles``: keys stored
         with ``genesis auth set``, the last key source after ``apiKey`` and the
-        variable (``from_config_file`` reads them from the state folder; none otherwise)."""
+        variable (``from_config_file`` reads them from the state folder; none otherwise).
+        ``telemetry``: told of every run and try (``pipeline.telemetry``; the OpenTelemetry one is
+        ``pipeline.otel.GenAITelemetry``); None, the default, turns it off."""
         import logging
         import time
         from random import random as uniform
@@ -77,6 +81,7 @@ class Genesis:
         # Models that keep failing are skipped by later runs for a while (backends.retry).
         self.cooldowns = Cooldowns(clock or time.monotonic)
         self.auth_profiles = auth_profiles
+        self.telemetry = telemetry
         self._catalog = build_catalog(loaded, self.env, profiles=auth_profiles)
         self._client: Any = None
         self._discovered = False
@@ -253,12 +258,25 @@ class Genesis:
         from backends.session import run_events
 
         await self.discover()
-        events = run_events(self, model, request, state, headers=headers, audit=audit, use_fallbacks=fallbacks)
+        events = self.observe_run(
+            model, request, state, run_events(self, model, request, state, headers=headers, audit=audit, use_fallbacks=fallbacks)
+        )
         try:
             async for event in events:
                 yield event
         finally:
             await events.aclose()
+
+    def observe_run(
+        self, model: str | None, request: Mapping[str, Any], state: Any, events: AsyncGenerator[Event, None]
+    ) -> AsyncGenerator[Event, None]:
+        """A chat run's ``events``, reported to ``self.telemetry`` (each try through ``state``); as they are when it is off."""
+        if self.telemetry is None:
+            return events
+        from pipeline.telemetry import observed
+
+        state.observer = self.telemetry.start_run("chat", model, request, self._catalog)
+        return observed(events, state.observer)
 
     # -- embeddings: POST /v1/embeddings (pipeline.embeddings builds, backends.embeddings sends) --
 
@@ -290,8 +308,18 @@ class Genesis:
         from backends.embeddings import fetch_embeddings
 
         await self.discover()
-        wire = self.build_embedding(model, request, headers=headers)
-        return await fetch_embeddings(self, wire, audit=audit)
+        if self.telemetry is None:
+            return await fetch_embeddings(self, self.build_embedding(model, request, headers=headers), audit=audit)
+        observer = self.telemetry.start_run(
+            "embeddings", model, request if isinstance(request, Mapping) else {"input": request}, self._catalog
+        )
+        try:
+            embeddings = await fetch_embeddings(self, self.build_embedding(model, request, headers=headers), audit=audit, observer=observer)
+        except BaseException as error:
+            observer.ended(error)
+            raise
+        observer.ended(None)
+        return embeddings
 
     # -- the sync facade: for code without an event loop (pipeline.blocking) --
 

@@ -234,7 +234,9 @@ async def exchange(
         ref, request = _chat_request(body)
         record.ref = ref
         await genesis.discover()
-        events = run_events(_TappedHost(genesis, tap), ref, request, state, audit=audit, use_fallbacks=fallbacks)
+        events = genesis.observe_run(
+            ref, request, state, run_events(_TappedHost(genesis, tap), ref, request, state, audit=audit, use_fallbacks=fallbacks)
+        )
         async with aclosing(events):
             async for _ in events:
                 if state.answered:

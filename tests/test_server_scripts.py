@@ -257,7 +257,7 @@ def test_setup_says_what_it_does_and_how_long_it_took(checkout: Path, tmp_path: 
     assert re.fullmatch(r"setup: created .venv in \d+ s", lines[1])
     assert lines[2] == "setup: installing genesis and its test tools into .venv (usually 1 min; log: .venv/setup.log)..."
     assert re.fullmatch(r"setup: installing genesis and its test tools into .venv: done in \d+ s", lines[-1])
-    assert (tmp_path / "pip-record").read_text() == "pip install --disable-pip-version-check -e .[test,fast]\n"
+    assert (tmp_path / "pip-record").read_text() == "pip install --disable-pip-version-check -e .[test,fast,otel]\n"
 
 
 def test_setup_when_set_up_says_so_and_installs_nothing(checkout: Path, tmp_path: Path) -> None:
