@@ -403,7 +403,10 @@ class _Run:
             self._fail(span, error)
         else:
             self._completion, self._usage = answer, usage if answer is None else answer.usage
-            self._answer = {RESPONSE_MODEL: self._clean(response_model or tried.wire.model)} | usage_attributes(self._usage)
+            counts = usage_attributes(self._usage)
+            if self._operation == "embeddings":  # the embeddings span has input tokens only (gen-ai-spans.md)
+                counts = {key: value for key, value in counts.items() if key == INPUT_TOKENS}
+            self._answer = {RESPONSE_MODEL: self._clean(response_model or tried.wire.model)} | counts
             if answer is not None:
                 self._answer[FINISH_REASONS] = tuple(self._clean(reason) for reason in _finish_reasons(answer))
             span.set_attributes(self._answer)
