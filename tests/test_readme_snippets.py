@@ -67,6 +67,7 @@ NEEDS: dict[str, str] = {
     "Providers and discovery :: VLLM_API_KEY=test-key genesis models list --provider vllm": "vllm",
     "Without an event loop :: from pipeline import Genesis": "vllm",
     "The OpenAI SDK, through Genesis :: import anyio": "vllm",
+    "OpenTelemetry :: from opentelemetry.sdk.metrics import MeterProvider": "vllm",
 }
 
 EXPECTED_OUTPUT: dict[str, tuple[str, ...]] = {
@@ -84,6 +85,11 @@ EXPECTED_OUTPUT: dict[str, tuple[str, ...]] = {
         "StageNote(stage='send', note='vllm/tiny-model try 1: HTTP 200",
     ),
     "Providers and discovery :: VLLM_API_KEY=test-key genesis models list --provider vllm": ("vllm/tiny-model",),
+    "OpenTelemetry :: from opentelemetry.sdk.metrics import MeterProvider": (
+        "chat tiny-model SpanKind.CLIENT",
+        "'gen_ai.provider.name': 'vllm'",
+        "gen_ai.client.token.usage {token}",
+    ),
 }
 
 NOT_RUN: dict[str, str] = {
