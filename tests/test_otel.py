@@ -460,16 +460,30 @@ async def test_the_sdk_drop_in_async_stream_gets_a_run_span(fault_server: Any, a
 # ---- in a service: its own providers, its current span ---------------------------------------------------
 
 
-def test_the_run_span_is_a_child_of_the_callers_span_in_the_sync_facade(fault_server: Any) -> None:
+SYNC_FORMS: list[tuple[str, str]] = [("run_sync", "chat ok"), ("stream_sync", "chat ok"), ("embed_sync", "embeddings ok")]
+
+
+@pytest.mark.parametrize(("form", "name"), SYNC_FORMS, ids=[form for form, _ in SYNC_FORMS])
+def test_the_run_span_of_a_sync_form_is_a_child_of_the_callers_span(fault_server: Any, form: str, name: str) -> None:
+    """In a service: the caller's current span is the run span's parent, even where the run's loop is in another thread."""
     exported = Exported()
     g = genesis(fault_server, exported)
     with exported.tracer_provider.get_tracer("service").start_as_current_span("handle request") as request_span:
-        g.run_sync("fault/ok", chat(stream=False))
-    run = exported.run()  # the service's span
-    assert run is not None and run.name == "handle request"
-    [chat_run] = exported.tries()
-    assert chat_run.name == "chat ok" and request_span.get_span_context().span_id == (chat_run.parent.span_id if chat_run.parent else None)
-    assert "gen_ai.request.stream" not in attributes(chat_run) and "gen_ai.response.time_to_first_chunk" not in attributes(chat_run)
+        if form == "run_sync":
+            g.run_sync("fault/ok", chat(stream=False))
+        elif form == "stream_sync":
+            for _ in g.stream_sync("fault/ok", chat()):
+                pass
+        else:
+            g.embed_sync("fault/ok", "one")
+    service = exported.run()
+    [run] = exported.tries()
+    assert (service.name, run.name) == ("handle request", name)
+    assert run.parent is not None and run.parent.span_id == request_span.get_span_context().span_id
+    assert run.context is not None
+    assert len([span for span in exported.spans() if span.parent is not None and span.parent.span_id == run.context.span_id]) == 1
+    if form == "run_sync":  # not streamed: no stream attribute, no time to first chunk
+        assert "gen_ai.request.stream" not in attributes(run) and "gen_ai.response.time_to_first_chunk" not in attributes(run)
 
 
 # ---- the pure rules, one row each ------------------------------------------------------------------------
