@@ -350,6 +350,7 @@ class _Run:
         from opentelemetry.trace import SpanKind
 
         self._telemetry, self._operation, self._request = telemetry, operation, request
+        self._streamed = operation == "chat" and request.get("stream") is True  # time to first chunk: streamed chats only
         self._secrets = Secrets(catalog.secrets)
         self._started = time.perf_counter()
         self._first_chunk: float | None = None
@@ -413,6 +414,8 @@ class _Run:
         span.end()
 
     def first_token(self) -> None:
+        if not self._streamed:
+            return
         now = time.perf_counter()
         if self._first_chunk is None:
             self._first_chunk = now - self._started
@@ -424,15 +427,14 @@ class _Run:
             self._end_open_try(error)
         span = self.span
         span.set_attributes(self._answer)
-        streamed = self._request.get("stream") is True and self._operation == "chat"
-        if streamed and self._first_chunk is not None:
+        if self._first_chunk is not None:
             span.set_attribute(TIME_TO_FIRST_CHUNK, self._first_chunk)
         if self._telemetry.capture_content:
             self._record_content(span)
         if error is not None:
             self._fail(span, error)
         span.end()
-        self._record_metrics(error, streamed)
+        self._record_metrics(error)
 
     def _end_open_try(self, error: BaseException | None) -> None:
         tried, self._try = self._try, None
@@ -462,7 +464,7 @@ class _Run:
         if self._completion is not None:
             span.set_attribute(OUTPUT_MESSAGES, self._clean(msgspec.json.encode(output_messages(self._completion)).decode()))
 
-    def _record_metrics(self, error: BaseException | None, streamed: bool) -> None:
+    def _record_metrics(self, error: BaseException | None) -> None:
         telemetry = self._telemetry
         attributes = dict(self._target) | ({RESPONSE_MODEL: self._answer[RESPONSE_MODEL]} if RESPONSE_MODEL in self._answer else {})
         telemetry.duration.record(
@@ -472,7 +474,7 @@ class _Run:
             telemetry.tokens.record(self._usage.prompt_tokens, attributes | {TOKEN_TYPE: "input"})
             if self._operation == "chat":
                 telemetry.tokens.record(self._usage.completion_tokens, attributes | {TOKEN_TYPE: "output"})
-        if streamed and self._first_chunk is not None:
+        if self._first_chunk is not None:
             telemetry.first_chunk.record(self._first_chunk, attributes)
 
     def _clean(self, text: str) -> str:
