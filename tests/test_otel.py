@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 import anyio
+import httpx
 import httpx2
 import openai
 import pytest
@@ -422,6 +423,50 @@ async def test_no_secret_reaches_any_span_or_metric(fault_server: Any, ref: str,
     for leak in LEAKS:
         assert leak not in text, f"{leak!r} in {text[:3000]}"
     assert "Bearer sk" not in text
+
+
+def sse(*chunks: dict[str, Any]) -> bytes:
+    return b"".join(b"data: " + json.dumps(chunk).encode() + b"\n\n" for chunk in chunks) + b"data: [DONE]\n\n"
+
+
+def answer_with(text: str) -> bytes:
+    return sse({"choices": [{"index": 0, "delta": {"content": text}}]}, {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+
+
+CONTENT_SECRETS = [
+    ("the server repeats the key in its answer", "hi", answer_with(f"your key is {KEY}")),
+    ("the caller's prompt holds the key", f"my key is {KEY}", answer_with("ok")),
+    (
+        "the server puts the key in a tool call's arguments",
+        "hi",
+        sse(
+            {
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"tool_calls": [{"index": 0, "id": "c1", "function": {"name": "f", "arguments": json.dumps({"k": KEY})}}]},
+                    }
+                ]
+            },
+            {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(("rule", "prompt", "body"), CONTENT_SECRETS, ids=[row[0] for row in CONTENT_SECRETS])
+def test_captured_content_is_scrubbed_of_the_key(rule: str, prompt: str, body: bytes) -> None:
+    exported = Exported(capture_content=True)
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body))
+    config = f'{{models: {{mode: "replace", providers: {{local: {{baseUrl: "http://h/v1", apiKey: "{KEY}", models: [{{id: "m"}}]}}}}}}}}'
+    g = Genesis.from_config_text(config, env={}, telemetry=exported.telemetry, transport=transport)
+    g.run_sync("local/m", {"messages": [{"role": "user", "content": prompt}], "stream": True})
+    run = attributes(exported.run())
+    assert INPUT_MESSAGES in run and OUTPUT_MESSAGES in run  # the content was captured: the key was taken out of it
+    text = exported_text(exported)
+    assert "***" in text
+    for leak in LEAKS:
+        assert leak not in text, f"{leak!r} in {text[:3000]}"
 
 
 # ---- the OpenAI SDK drop-in goes through the same hooks --------------------------------------------------
