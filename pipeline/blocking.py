@@ -169,7 +169,7 @@ def call_blocking(function: Callable[[], Awaitable[T]], *, backend: str = "async
 
 
 class BlockingIterator(Generic[T]):
-    """Iterates an async generator from code without an event loop (rules 2 to 5).
+    """Iterates an async generator from code without an event loop (rules 2 to 6).
 
     ``events()`` makes the generator; it is called in the private loop at the first ``next()``, so
     an iterator that is never iterated starts no thread. ``cleanup()`` runs in the loop after the

@@ -146,9 +146,10 @@ async def numbers() -> AsyncGenerator[int, None]:
         await anyio.sleep(0.01)
 
 
-def test_an_iterator_on_a_shared_loop_stopped_under_it_is_aborted() -> None:
-    loop = PrivateLoop("asyncio")
-    items: BlockingIterator[int] = BlockingIterator(numbers, loop=loop, refusal=("shared", "async for"))
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_an_iterator_on_a_shared_loop_stopped_under_it_is_aborted(backend: str) -> None:
+    loop = PrivateLoop(backend)
+    items: BlockingIterator[int] = BlockingIterator(numbers, loop=loop, backend=backend, refusal=("shared", "async for"))
     reader = read_in_a_thread(items, loop.stop)
     assert isinstance(reader.outcome, ProviderError) and reader.outcome.error_class == ErrorClass.ABORTED, reader.outcome
     items.close()  # a stopped loop takes no calls: closing afterwards is a no-op, not a RuntimeError
