@@ -21,6 +21,12 @@ Rules:
    thread-safe queue; the caller gives room back once per half of that, not once per item: a hop
    through the loop costs far more than an item. A caller slower than the server stops the
    reading once the producer is that far ahead, as ``async for`` would.
+6. A stream cut short is never a clean end: when the loop an unfinished iterator runs on is
+   stopped under it (a shared loop's owner closes it: ``pipeline.openai_transport``'s
+   ``close()``), or its ``close()`` comes from another thread while a reader waits in
+   ``next()``, the reader gets a ``ProviderError`` of class ``aborted`` (after the items already
+   produced), never ``StopIteration``. Only the reader's own ``close()`` (``break``, ``with``)
+   leaves it quietly exhausted, as a generator's ``close()`` does.
 
 The thread is a daemon so that an iterator left open at interpreter exit cannot hang the exit.
 """
@@ -30,11 +36,11 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from queue import SimpleQueue
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from pipeline.errors import GenesisError, UserErrorKind
+from pipeline.errors import ErrorClass, GenesisError, ProviderError, UserErrorKind
 
 if TYPE_CHECKING:
     from anyio.from_thread import BlockingPortal
@@ -89,12 +95,16 @@ def refuse_inside_loop(method: str, instead: str) -> None:
 
 
 class PrivateLoop:
-    """An anyio event loop in a daemon thread, driven through a ``BlockingPortal``; ``stop()`` joins it."""
+    """An anyio event loop in a daemon thread, driven through a ``BlockingPortal``; ``stop()`` joins it.
+
+    ``stopping`` is set from the moment ``stop()`` is called: what still runs on the loop then is
+    being cut short (rule 6)."""
 
     def __init__(self, backend: str, backend_options: Mapping[str, Any] | None = None) -> None:
         import anyio
         from anyio.from_thread import BlockingPortal
 
+        self.stopping = threading.Event()
         ready: Future[BlockingPortal] = Future()
 
         async def serve() -> None:
@@ -119,11 +129,29 @@ class PrivateLoop:
                 self.stop()
             raise
 
-    def stop(self) -> None:
+    def stop(self, last: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Run ``last`` in the loop (to close what lives on it), then stop the loop, cancelling every
+        task still running, and join its thread. Iterators still being read end in ``aborted`` (rule 6)."""
+        self.stopping.set()
         try:
-            self.portal.call(self.portal.stop, True)
+            if last is not None:
+                self.portal.call(last)
         finally:
-            self._thread.join()
+            try:
+                self.portal.call(self.portal.stop, True)
+            finally:
+                self._thread.join()
+
+    def call_unless_stopped(self, function: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """``portal.call(function, *args)``, a no-op once the loop is stopping: its stop cancels what it
+        runs (an iterator's producer closes its generator there), and a stopped portal takes no calls."""
+        if self.stopping.is_set():
+            return
+        try:
+            self.portal.call(function, *args)
+        except (RuntimeError, CancelledError):  # the portal stopped (or cancelled the call) between the check and the call
+            if not self.stopping.is_set():
+                raise
 
 
 def call_blocking(function: Callable[[], Awaitable[T]], *, backend: str = "asyncio", backend_options: Mapping[str, Any] | None = None) -> T:
@@ -141,7 +169,7 @@ def call_blocking(function: Callable[[], Awaitable[T]], *, backend: str = "async
 
 
 class BlockingIterator(Generic[T]):
-    """Iterates an async generator from code without an event loop (rules 2 to 5).
+    """Iterates an async generator from code without an event loop (rules 2 to 6).
 
     ``events()`` makes the generator; it is called in the private loop at the first ``next()``, so
     an iterator that is never iterated starts no thread. ``cleanup()`` runs in the loop after the
@@ -162,10 +190,12 @@ class BlockingIterator(Generic[T]):
         refusal: tuple[str, str] = ("iteration", "async for"),
         read_ahead: int = READ_AHEAD,
         loop: PrivateLoop | None = None,
+        aborted: Callable[[], BaseException] | None = None,
     ) -> None:
         """``loop``: a private loop shared by many iterators (``pipeline.openai_transport``), which this one
-        runs on but neither starts nor stops; None: a loop of its own."""
-        self._feed: _Feed[T] = _Feed(events, cleanup, read_ahead)
+        runs on but neither starts nor stops; None: a loop of its own. ``aborted``: the error a reader gets
+        when the stream is cut short (rule 6); by default a ``ProviderError`` of class ``aborted``."""
+        self._feed: _Feed[T] = _Feed(events, cleanup, read_ahead, aborted or (lambda: cut_short(refusal[0])))
         self._shared = loop
         self._refusal = refusal  # (this method, the async one to use instead): rule 1 at the first next()
         self._backend = backend
@@ -173,6 +203,8 @@ class BlockingIterator(Generic[T]):
         self._loop: PrivateLoop | None = None
         self._taken = 0  # items taken since room was last given back to the producer
         self._closed = False
+        self._reader: int | None = None  # the thread that last called next()
+        self._cut: BaseException | None = None  # what the reader gets next, after a close() from another thread
 
     def __iter__(self) -> BlockingIterator[T]:
         return self
@@ -185,24 +217,31 @@ class BlockingIterator(Generic[T]):
 
     def __next__(self) -> T:
         if self._closed:
+            cut, self._cut = self._cut, None
+            if cut is not None:
+                raise cut  # closed by another thread before this reader had the end (rule 6)
             raise StopIteration
+        self._reader = threading.get_ident()
         feed = self._feed
         try:
-            if self._loop is None:
+            loop = self._loop  # a local: close() from another thread may clear the attribute meanwhile
+            if loop is None:
                 refuse_inside_loop(*self._refusal)
-                self._loop = self._shared or PrivateLoop(self._backend, self._backend_options)
-                self._loop.portal.call(feed.open)
-                feed.producer = self._loop.portal.start_task_soon(feed.produce)
+                loop = self._loop = self._shared or PrivateLoop(self._backend, self._backend_options)
+                feed.stopping = loop.stopping
+                loop.portal.call(feed.open)
+                feed.producer = loop.portal.start_task_soon(feed.produce)
             item = feed.items.get()  # a plain thread wait: no hop through the loop per item
             if item is _END:
                 failure, feed.failure = feed.failure, None
+                self._cut = None  # the end is here: what it says is all the reader gets
                 self.close()
                 if failure is not None:
                     raise failure  # what the generator raised, after every item before it (rule 4)
                 raise StopIteration
             self._taken += 1
             if self._taken >= feed.read_ahead // 2:  # one hop gives the producer room for many items
-                self._loop.portal.call(feed.make_room, self._taken)
+                loop.call_unless_stopped(feed.make_room, self._taken)
                 self._taken = 0
         except BaseException:
             self.close()
@@ -215,12 +254,14 @@ class BlockingIterator(Generic[T]):
         Items read ahead and not yet taken are dropped."""
         if self._closed:
             return
+        if self._reader is not None and self._reader != threading.get_ident():
+            self._cut = self._feed.aborted()  # under a reader in another thread: its next next() says so (rule 6)
         self._closed = True
         loop, self._loop = self._loop, None
         if loop is None:
             return  # never iterated (or refused): no thread, no generator
         try:
-            loop.portal.call(self._feed.finish)
+            loop.call_unless_stopped(self._feed.finish)  # a stopping loop closes the generator itself (rule 6)
         finally:
             if loop is not self._shared:
                 loop.stop()
@@ -235,15 +276,35 @@ class BlockingIterator(Generic[T]):
 _END = object()  # the producer's last item: the generator ended (``_Feed.failure`` says how)
 
 
+def cut_short(where: str) -> ProviderError:
+    """What the reader of a stream cut short gets (rule 6).
+
+    >>> str(cut_short("stream_sync"))
+    'aborted: the stream was closed before its end: its iterator was closed, or the event loop it ran on was stopped (stream_sync)'
+    """
+    return ProviderError(
+        ErrorClass.ABORTED,
+        "the stream was closed before its end: its iterator was closed, or the event loop it ran on was stopped",
+        url=where,
+        hint="close a stream only after its reader has stopped reading it",
+    )
+
+
 class _Feed(Generic[T]):
     """The loop's side of a BlockingIterator: the generator, run by one producer task that puts
     its items on a thread-safe queue, and may run at most ``read_ahead`` items ahead (rule 5)."""
 
     def __init__(
-        self, events: Callable[[], AsyncGenerator[T, None]], cleanup: Callable[[], Awaitable[None]] | None, read_ahead: int
+        self,
+        events: Callable[[], AsyncGenerator[T, None]],
+        cleanup: Callable[[], Awaitable[None]] | None,
+        read_ahead: int,
+        aborted: Callable[[], BaseException],
     ) -> None:
         self.make_events = events
         self.cleanup = cleanup
+        self.aborted = aborted
+        self.stopping: threading.Event | None = None  # the loop's (``PrivateLoop.stopping``)
         self.read_ahead = max(read_ahead, 2)
         self.items: SimpleQueue[Any] = SimpleQueue()
         self.room: Any = None  # an anyio.Semaphore: one unit per item the producer may put
@@ -272,8 +333,17 @@ class _Feed(Generic[T]):
             finally:
                 with anyio.CancelScope(shield=True):
                     await events.aclose()
-        except Exception as error:  # cancellation is no Exception
-            self.failure = error
+        except BaseException as error:
+            # Cancelled (by close() or the loop's stop), or failed while the loop stops (its client closed
+            # under it): the stream was cut short, which its reader must not take for its end (rule 6).
+            cancelled = not isinstance(error, Exception)
+            if cancelled or (self.stopping is not None and self.stopping.is_set()):
+                self.failure = self.aborted()
+                self.failure.__cause__ = None if cancelled else error
+            else:
+                self.failure = error
+            if cancelled:
+                raise
         finally:
             self.items.put(_END)
             self.produced.set()

@@ -25,6 +25,11 @@ Rules:
    that ignores it must not pass off vectors of another size); a number beyond float range is
    refused by the decoder (JSON has no NaN or infinity). Anything else is a
    ``ProviderError`` of class ``protocol`` saying what is wrong, never a traceback.
+5. A 404 whose body is a web framework's bare ``{"detail": "Not Found"}`` is a server with no
+   ``/v1/embeddings`` route, not an unknown model: vLLM registers it only when the model runs
+   with the pooling runner (vllm-project/vllm ``vllm/entrypoints/launchers/api_server/routers.py``:
+   the pooling routers for pooling tasks, the chat ones for ``generate``). The class stays
+   ``model_not_found`` (no model of that server serves embeddings); the hint says how to serve them.
 """
 
 from __future__ import annotations
@@ -50,6 +55,12 @@ NOT_EMBEDDINGS_HINT = (
     "the server did not answer as /v1/embeddings does; is the model served for embeddings"
     " (llama.cpp: --embeddings --pooling mean; vLLM: --runner pooling)?"
 )
+NO_ROUTE_HINT = (
+    "the server has no /v1/embeddings route (it answered 404 Not Found, not an unknown model): it serves its model"
+    " for generation only; serve embeddings with vLLM --runner pooling (--convert embed for a generative model),"
+    " or llama.cpp --embeddings"
+)
+NO_ROUTE_MESSAGE = "Not Found"  # FastAPI's (Starlette's) detail for a path no route matches
 IGNORED_DIMENSIONS_HINT = "this server or model ignores dimensions (llama.cpp does): leave it out, or use a model that supports it"
 
 _ENCODER = msgspec.json.Encoder()
@@ -195,6 +206,21 @@ def _encode(ctx: Context) -> Result[WireRequest, GenesisError]:
 
 
 # ---- the answer ----
+
+
+def explain_missing_route(failure: ProviderError) -> ProviderError:
+    """``failure``, with the hint of rule 5 when it is a server without an embeddings route.
+
+    >>> error = ProviderError(ErrorClass.MODEL_NOT_FOUND, "Not Found", url="http://h/v1/embeddings", status=404)
+    >>> explain_missing_route(error).hint == NO_ROUTE_HINT
+    True
+    >>> unknown = ProviderError(ErrorClass.MODEL_NOT_FOUND, "The model `x` does not exist.", url="http://h/v1/embeddings", status=404)
+    >>> explain_missing_route(unknown).hint is None
+    True
+    """
+    if failure.status == 404 and failure.server_message.strip() == NO_ROUTE_MESSAGE:
+        failure.hint = NO_ROUTE_HINT
+    return failure
 
 
 class Embeddings(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -23,7 +23,7 @@ class AsyncOpenAITransport(_Options, httpx2.AsyncBaseTransport):
         return httpx2.Response(head.status, headers=list(head.headers), stream=_AsyncStream(body), request=request)
 
     async def aclose(self) -> None:
-        await self.genesis.aclose()
+        """Nothing to close: the Genesis, and its HTTP client, are the caller's (``pipeline.openai_transport``)."""
 
 
 class OpenAITransport(_Options, httpx2.BaseTransport):

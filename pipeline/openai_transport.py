@@ -27,7 +27,13 @@ Rules:
   is raised from the response's byte stream as the typed ``GenesisError``.
 - Of the server's headers, the content type goes back (the SDK parses by it); the send stage's record
   carries no other. A sync transport runs its requests on one private event loop of its own
-  (``pipeline.blocking``), its connections reused, until ``close()``.
+  (``pipeline.blocking``), its connections reused, until ``close()``. An answer still being read when
+  the transport closes is cut short: its reader gets a ``ProviderError`` of class ``aborted``
+  (``exchange.error`` too), never a clean end of a truncated stream.
+- A transport closes only what it made: the sync transport its private loop and that loop's HTTP
+  connections; neither closes the ``Genesis`` it was given, its HTTP client, nor a transport the
+  caller injected into it (``Genesis(transport=...)``). That Genesis stays the caller's to close
+  (``await genesis.aclose()``, or ``async with``); the async transport's ``aclose()`` closes nothing.
 - Each request's record (``Exchange``: the wire request sent, its trace, attempts, answer trace,
   completion or error) is ``transport.last_exchange`` and is passed to ``on_exchange``.
 """
@@ -44,7 +50,7 @@ from typing import TYPE_CHECKING, Any, cast
 import httpx
 import msgspec
 
-from pipeline.errors import ErrorClass, GenesisError, UserErrorKind
+from pipeline.errors import ErrorClass, GenesisError, ProviderError, UserErrorKind
 
 if TYPE_CHECKING:
     from returns.result import Result
@@ -333,6 +339,8 @@ class _Options:
         with self._loop_lock:
             if self._loop is None:
                 loop, local = PrivateLoop(self.backend, self.genesis._loop_options(self.backend)), self.genesis._loop_local()
+                if local.transport is not None:  # the caller's: the loop's client uses it, and must not close it
+                    local.transport = _Borrowed(local.transport)
                 self._loop = (loop, local)
                 self._stop_loop = weakref.finalize(self, _stop, loop, self.genesis, local)
             return self._loop
@@ -354,11 +362,35 @@ class _Options:
 
 
 def _stop(loop: PrivateLoop, genesis: Genesis, local: Genesis) -> None:
-    """Close ``local``'s HTTP client on its loop, then stop the loop and join its thread."""
-    try:
-        loop.portal.call(genesis._settle, local)
-    finally:
-        loop.stop()
+    """Close ``local``'s HTTP client on its loop, then stop the loop and join its thread; answers still
+    being read end in ``aborted`` (``pipeline.blocking`` rule 6)."""
+    loop.stop(last=lambda: genesis._settle(local))
+
+
+class _Borrowed(httpx.AsyncBaseTransport):
+    """A transport the caller owns, lent to a client of ours: requests pass through, closing it is the caller's."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
+        self._transport = transport
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        pass
+
+
+def _closed_mid_answer(record: Exchange) -> ProviderError:
+    """The error the reader of an answer gets when the sync transport is closed before its end."""
+    error = ProviderError(
+        ErrorClass.ABORTED,
+        "the OpenAI transport was closed while this answer was still being read",
+        url=record.wire.url if record.wire is not None else "the sync OpenAI transport",
+        ref=record.ref or "",
+        hint="close the SDK client (and its transport) only after its streams are read or closed",
+    )
+    record.error = error
+    return error
 
 
 async def open_async(options: _Options, method: str, path: str, body: bytes) -> tuple[Head, AsyncBody]:
@@ -394,6 +426,7 @@ def open_sync(options: _Options, method: str, path: str, body: bytes) -> tuple[H
         backend=options.backend,
         refusal=refusal,
         loop=loop,
+        aborted=lambda: _closed_mid_answer(record),
     )
     try:
         first = next(items)
@@ -455,14 +488,17 @@ class SyncBody:
 
 
 class AsyncOpenAITransport(_Options, httpx.AsyncBaseTransport):
-    """For ``openai.AsyncOpenAI(http_client=httpx.AsyncClient(transport=AsyncOpenAITransport(genesis)))``."""
+    """For ``openai.AsyncOpenAI(http_client=httpx.AsyncClient(transport=AsyncOpenAITransport(genesis)))``.
+
+    Runs on the caller's loop with the Genesis's own HTTP client; ``aclose()`` (the SDK client's) closes
+    nothing: the Genesis, and its client, are the caller's to close."""
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         head, body = await open_async(self, request.method, request.url.path, await request.aread())
         return httpx.Response(head.status, headers=list(head.headers), stream=_HttpxAsyncStream(body), request=request)
 
     async def aclose(self) -> None:
-        await self.genesis.aclose()
+        """Nothing to close: the transport made nothing of its own (the module's rules)."""
 
 
 class OpenAITransport(_Options, httpx.BaseTransport):

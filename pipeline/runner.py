@@ -526,6 +526,17 @@ USE_HINT = (
 )
 
 
+# The last module each top-level name was loaded as from a config's folder, and that folder: how a load
+# tells an installed module (never here) from another config's module of the same name.
+_FROM_CONFIG_FOLDER: dict[str, tuple[str, ModuleType]] = {}
+
+
+def _take_out(top: str) -> dict[str, ModuleType]:
+    """Remove ``top`` and its submodules from ``sys.modules``; what was removed."""
+    names = [name for name in sys.modules if name == top or name.startswith(top + ".")]
+    return {name: sys.modules.pop(name) for name in names}
+
+
 def import_stage_module(name: str, folder: str | None) -> ModuleType:
     """The module a ``use:`` names: installed (``sys.path``) first, else from ``folder``.
 
@@ -534,16 +545,34 @@ def import_stage_module(name: str, folder: str | None) -> ModuleType:
     found but fails to import its own dependencies fails as it is). The folder is on
     ``sys.path`` only while the module loads, so loading a config leaves the process's
     import path as it was; the module's package keeps its own path for later imports.
+    A module from a config's folder is that folder's: a config in another folder naming the
+    same module gets its own folder's (loaded afresh; ``sys.modules`` then holds the latest),
+    or an installed one, or none; never the first folder's. A failed load puts back what it took out.
     """
+    top = name.partition(".")[0]
+    last = _FROM_CONFIG_FOLDER.get(top)
+    from_folder = last[0] if last is not None and sys.modules.get(top) is last[1] else None
+    own = from_folder is not None and from_folder == folder  # this folder's, loaded before: its submodules load from it too
+    taken = _take_out(top) if from_folder is not None and not own else {}  # another folder's: not this config's to see
     try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if folder is None or exc.name != name.partition(".")[0]:
-            raise
-    sys.path.append(folder)
-    try:
-        importlib.invalidate_caches()  # the folder's listing may have changed since a finder last read it
-        return importlib.import_module(name)
-    finally:
-        last = len(sys.path) - 1 - sys.path[::-1].index(folder)  # the entry appended above, wherever it moved
-        del sys.path[last]
+        if not own:
+            try:
+                return importlib.import_module(name)
+            except ModuleNotFoundError as exc:
+                if folder is None or exc.name != top:
+                    raise
+        assert folder is not None  # own: the folder it came from; otherwise the line above raised
+        sys.path.append(folder)
+        try:
+            importlib.invalidate_caches()  # the folder's listing may have changed since a finder last read it
+            module = importlib.import_module(name)
+        finally:
+            at = len(sys.path) - 1 - sys.path[::-1].index(folder)  # the entry appended above, wherever it moved
+            del sys.path[at]
+    except BaseException:
+        if taken:  # the other folder's modules go back; what this failed load left goes
+            _take_out(top)
+            sys.modules.update(taken)
+        raise
+    _FROM_CONFIG_FOLDER[top] = (folder, sys.modules[top])
+    return module

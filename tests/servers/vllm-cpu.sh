@@ -19,6 +19,8 @@
 #   GENESIS_PROGRESS_EVERY      seconds between "still ..." lines of long steps (default 15)
 #   GENESIS_VLLM_KEEP_LOG       1: `stop` keeps the server's log (by default it deletes it, so
 #                               servers started on ever new free ports leave nothing behind)
+#   GENESIS_VLLM_ARGS           extra `vllm serve` flags for `start`, split as a shell would (shlex), e.g.
+#                               --runner pooling --convert embed (the tests' embeddings server)
 #
 # The server answers as model `tiny-model` at http://127.0.0.1:$PORT/v1; its log is
 # $GENESIS_VLLM_ROOT/vllm-$PORT.log and its pid $GENESIS_VLLM_ROOT/vllm-$PORT.pid. Progress
@@ -181,14 +183,15 @@ do_start() {
     # flags and needs no such alias. Started in a new session (its own process group) so
     # `stop` can end the API server and its engine processes together; detached from this
     # shell so it outlives it.
-    pid=$("$VPY" - "$LOG" "$MODEL" "$PORT" "$KEY" <<'EOF'
-import subprocess, sys
+    pid=$(GENESIS_VLLM_ARGS=${GENESIS_VLLM_ARGS:-} "$VPY" - "$LOG" "$MODEL" "$PORT" "$KEY" <<'EOF'
+import os, shlex, subprocess, sys
 log, model, port, key = sys.argv[1:]
 cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server",
        "--model", model, "--served-model-name", "tiny-model",
        "--host", "127.0.0.1", "--port", port, "--api-key", key,
        "--max-model-len", "1024", "--dtype", "bfloat16", "--enforce-eager",
-       "--enable-auto-tool-choice", "--tool-call-parser", "hermes"]
+       "--enable-auto-tool-choice", "--tool-call-parser", "hermes",
+       *shlex.split(os.environ.get("GENESIS_VLLM_ARGS", ""))]
 with open(log, "wb") as out:
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                             start_new_session=True)
