@@ -22,9 +22,9 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import workload as W  # noqa: E402  (bench/ is not a package: its modules import each other by name)
+import workload as W  # bench/ is not a package: its modules import each other by name
 
-from pipeline.api import Genesis  # noqa: E402
+from pipeline.api import Genesis
 
 
 class Meter:

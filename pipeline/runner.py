@@ -16,8 +16,9 @@ Rules:
   nothing goes between them. A function whose return annotation says it is of
   the other side is refused where it is put; one that is not annotated is
   caught when it returns the other side's value.
-- Building is ``functools.reduce`` over ``Result.bind`` on the request-side
-  stages: the first Failure stops the fold. Answering is the session's
+- Building folds the request-side stages in order (``Result.bind``, unwrapped: a
+  step hands on a Context or the error that ends the run): the first Failure
+  stops the fold. Answering is the session's
   (``backends.session``): it calls ``send``, feeds each read to ``parse_stream``
   and, only when some answer-side stage has a step for this request, through
   ``answer_chain``.
@@ -38,7 +39,6 @@ import inspect
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from functools import reduce
 from types import ModuleType
 from typing import Any, NamedTuple, TypeVar
 
@@ -75,7 +75,7 @@ class NamedStage(NamedTuple):
     run: Any  # a Stage before send, a Send, a ParseStream, an AnswerStage after parse_stream
 
 
-Step = Callable[[Context], "Result[Context, GenesisError]"]
+Step = Callable[[Context], "Context | GenesisError"]
 
 
 def default_stages() -> tuple[NamedStage, ...]:
@@ -200,8 +200,17 @@ class Pipeline:
 
     def run(self, ctx: Context) -> Result[Context, GenesisError]:
         """Fold the request-side stages over a context; the first Failure ends the run."""
-        start: Result[Context, GenesisError] = Success(ctx)
-        return reduce(lambda result, step: result.bind(step), self._steps, start)
+        shaped = self._fold(ctx)
+        return Failure(shaped) if isinstance(shaped, GenesisError) else Success(shaped)
+
+    def _fold(self, ctx: Context) -> Context | GenesisError:
+        """``run``'s fold, unwrapped: each step hands on a Context, or the error that ends the run."""
+        for step in self._steps:
+            shaped = step(ctx)
+            if isinstance(shaped, GenesisError):
+                return shaped
+            ctx = shaped
+        return ctx
 
     def shape(
         self,
@@ -212,12 +221,17 @@ class Pipeline:
         headers: Headers | Sequence[tuple[str, str]] = (),
     ) -> Result[Context, GenesisError]:
         """Run every request-side stage over a request; the context holds the shaped body and the trace."""
+        shaped = self._shaped(catalog, request, ref, headers)
+        return Failure(shaped) if isinstance(shaped, GenesisError) else Success(shaped)
+
+    def _shaped(
+        self, catalog: Any, request: Mapping[str, Any], ref: str | None, headers: Headers | Sequence[tuple[str, str]]
+    ) -> Context | GenesisError:
         try:
             body = check_request(request)
         except GenesisError as exc:
-            return Failure(exc)
-        ctx = Context(catalog=catalog, request=request, body=body, ref=ref, caller_headers=tuple(headers))
-        return self.run(ctx)
+            return exc
+        return self._fold(Context(catalog=catalog, request=request, body=body, ref=ref, caller_headers=tuple(headers)))
 
     def build(
         self,
@@ -228,7 +242,8 @@ class Pipeline:
         headers: Headers | Sequence[tuple[str, str]] = (),
     ) -> Result[WireRequest, GenesisError]:
         """Shape a request and encode it into the exact wire request (its ``trace`` and ``target`` at hand)."""
-        return self.shape(catalog, request, ref=ref, headers=headers).bind(_encode)
+        shaped = self._shaped(catalog, request, ref, headers)
+        return Failure(shaped) if isinstance(shaped, GenesisError) else _encode(shaped)
 
     def answer_chain(self, ctx: Context) -> AnswerChain | None:
         """This attempt's answer-side steps, or None when no stage has one for this request.
@@ -428,24 +443,38 @@ def _declared_side(function: Any) -> str | None:
 
 
 def _request_step(stage: NamedStage, *, custom: bool) -> Step:
-    """A request-side stage under the guard; a custom one's changes are attributed to it (``_attributed``).
-    (The built-in stages record each change under its own rule: a rename names the new field.)"""
+    """A request-side stage under the guard: the Context it returns, or the error it failed with or became
+    (what ``_guarded`` does, specialised: a build calls it once per stage). A custom one's changes are
+    attributed to it (``_attributed``). (The built-in stages record each change under its own rule: a
+    rename names the new field.)"""
     name, run = stage
 
-    def step(ctx: Context) -> Result[Context, GenesisError]:
-        result = _guarded(name, run, ctx, _request_problem)
-        if isinstance(result, GenesisError):
-            return Failure(result)
-        if custom and isinstance(result, Success):
+    def step(ctx: Context) -> Context | GenesisError:
+        try:
+            result = run(ctx)
+        except GenesisError as exc:
+            return exc
+        except Exception as exc:  # a bug in a stage must still surface as an error naming it
+            return StageError(name, f"raised {type(exc).__name__}: {exc}")
+        # The concrete classes first: an isinstance against Result's ABCs costs more than most stages' work.
+        kind = type(result)
+        if kind is Success and type(result.unwrap()) is Context:
+            new: Context = result.unwrap()
+        elif kind is Failure and isinstance(result.failure(), GenesisError):
+            return result.failure()  # type: ignore[no-any-return]
+        else:
+            wrong = _request_problem(result)
+            if wrong is not None:
+                return StageError(name, wrong)
+            if isinstance(result, Failure):
+                return result.failure()  # type: ignore[no-any-return]
             new = result.unwrap()
-            if new is not ctx:
-                try:
-                    return Success(_attributed(name, ctx, new))
-                except (AttributeError, TypeError, ValueError) as exc:  # a body that is no dict, headers that are no pairs
-                    return Failure(
-                        StageError(name, f"returned a context whose body or headers are malformed ({type(exc).__name__}: {exc})")
-                    )
-        return result  # type: ignore[no-any-return]
+        if custom and new is not ctx:
+            try:
+                return _attributed(name, ctx, new)
+            except (AttributeError, TypeError, ValueError) as exc:  # a body that is no dict, headers that are no pairs
+                return StageError(name, f"returned a context whose body or headers are malformed ({type(exc).__name__}: {exc})")
+        return new
 
     return step
 

@@ -40,7 +40,7 @@ from pipeline.errors import GenesisError
 from pipeline.refs import Target
 from pipeline.trace import Change, added, changed, removed
 from pipeline.types import Context, missing_target
-from transforms.history_hygiene import earlier_reasoning, empty_assistant_turns, missing_tool_results
+from transforms.history_hygiene import history_hygiene
 
 STAGE = "compat_shaping"
 
@@ -262,9 +262,7 @@ def max_tokens_field(body: Body, compat: Compat, target: Target) -> tuple[Body, 
 
 
 RULES: tuple[Rule, ...] = (
-    missing_tool_results,
-    empty_assistant_turns,
-    earlier_reasoning,
+    history_hygiene,
     text_only_input,
     developer_role,
     tools_surface,
