@@ -14,6 +14,7 @@ from typing import Any
 from pipeline.errors import RequestError
 
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+_CONTENT_TYPES = (str, list)
 
 
 def check_request(request: Any) -> dict[str, Any]:
@@ -26,26 +27,37 @@ def check_request(request: Any) -> dict[str, Any]:
     ...
     pipeline.errors.RequestError: request.messages: expected a non-empty list of messages
     """
-    # ``type(x) is dict`` first: a dict is the common case, and an isinstance against the Mapping ABC costs
-    # a Python-level call per message; any other Mapping is still accepted.
+    # ``type(x) is dict`` first: a dict is the common case, and an isinstance against the Mapping ABC is
+    # a Python-level call; any other Mapping is still accepted.
     if type(request) is not dict and not isinstance(request, Mapping):
         raise RequestError(f"request: expected a JSON object, found {type(request).__name__}")
     messages = request.get("messages")
     if not isinstance(messages, list) or not messages:
         raise RequestError("request.messages: expected a non-empty list of messages")
-    for index, message in enumerate(messages):
-        if type(message) is not dict and not isinstance(message, Mapping):
-            raise RequestError(f"request.messages[{index}]: expected an object with role and content")
-        role = message.get("role")
-        if role not in _ROLES:
-            raise RequestError(f"request.messages[{index}].role: expected one of {', '.join(_ROLES)}, found {role!r}")
+    for message in messages:  # a build pays for this loop: its error's path is made only when one is found
+        if (type(message) is not dict and not isinstance(message, Mapping)) or message.get("role") not in _ROLES:
+            _raise_first_problem(messages)
         content = message.get("content")
-        if content is not None and not isinstance(content, (str, list)):
-            raise RequestError(f"request.messages[{index}].content: expected a string or a list of content parts")
+        if content is not None and not isinstance(content, _CONTENT_TYPES):
+            _raise_first_problem(messages)
     tools = request.get("tools")
     if tools is not None and not (isinstance(tools, list) and all(type(t) is dict or isinstance(t, Mapping) for t in tools)):
         raise RequestError("request.tools: expected a list of tool objects")
     return dict(request)
+
+
+def _raise_first_problem(messages: list[Any]) -> None:
+    """The first malformed message, as a RequestError naming its path and what is wrong with it."""
+    for index, message in enumerate(messages):
+        at = f"request.messages[{index}]"
+        if not isinstance(message, Mapping):
+            raise RequestError(f"{at}: expected an object with role and content")
+        role = message.get("role")
+        if role not in _ROLES:
+            raise RequestError(f"{at}.role: expected one of {', '.join(_ROLES)}, found {role!r}")
+        content = message.get("content")
+        if content is not None and not isinstance(content, _CONTENT_TYPES):
+            raise RequestError(f"{at}.content: expected a string or a list of content parts")
 
 
 def prompt_request(

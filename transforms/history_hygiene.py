@@ -86,41 +86,40 @@ def history_hygiene(body: Body, compat: Compat, target: Target) -> tuple[Body, l
     dropped: list[Change] = []  # rule 2
     cleaned: list[Change] = []  # rule 3
     pending: list[str] = []
-    after_answers = 0  # the length of rule 1's output so far: where rule 2 sees the message
+    # Where rule 2 sees a message (its index in rule 1's output) is len(shaped) + len(dropped); where
+    # rule 3 sees it (after rule 2's removals) is len(shaped).
     for message in messages:
         role = message.get("role")
-        if role == "tool":
-            if pending:
+        if pending:
+            if role == "tool":
                 call_id = message.get("tool_call_id")
                 if call_id in pending:
                     pending.remove(call_id)
-        elif role in _TURNS:
-            for call_id in pending:
-                answered.append(added(STAGE, f"messages[{after_answers}]", f"history: tool call {call_id} has no result", NO_RESULT_TEXT))
-                shaped.append({"role": "tool", "tool_call_id": call_id, "content": NO_RESULT_TEXT})
-                after_answers += 1
-            pending.clear()
-            if role == "assistant":
+            elif role in _TURNS:
+                for call_id in pending:
+                    at = len(shaped) + len(dropped)
+                    answered.append(added(STAGE, f"messages[{at}]", f"history: tool call {call_id} has no result", NO_RESULT_TEXT))
+                    shaped.append({"role": "tool", "tool_call_id": call_id, "content": NO_RESULT_TEXT})
+                pending.clear()
+        if role == "assistant":
+            if message.get("tool_calls"):
                 pending.extend(_call_ids(message))
-                if _says_nothing(message):
-                    dropped.append(
-                        removed(STAGE, f"messages[{after_answers}]", "history: an assistant turn with no text and no tool calls")
-                    )
-                    after_answers += 1
-                    continue
-                if not REASONING_KEYS.isdisjoint(message):
-                    message = _earlier_reasoning(message, compat, f"messages[{len(shaped)}]", cleaned)
+            elif _says_nothing(message):
+                at = len(shaped) + len(dropped)
+                dropped.append(removed(STAGE, f"messages[{at}]", "history: an assistant turn with no text and no tool calls"))
+                continue
+            if not REASONING_KEYS.isdisjoint(message):
+                message = _earlier_reasoning(message, compat, f"messages[{len(shaped)}]", cleaned)
         shaped.append(message)
-        after_answers += 1
     if not (answered or dropped or cleaned):
         return body, []
     return {**body, "messages": shaped}, answered + dropped + cleaned
 
 
 def _says_nothing(message: Any) -> bool:
+    """An assistant turn with no text, no function call and no reasoning (its caller has seen it has no tool calls)."""
     return (
         not _has_text(message.get("content"))
-        and not message.get("tool_calls")
         and not message.get("function_call")
         and not any(isinstance(message.get(field), str) and message[field].strip() for field in REASONING_FIELDS)
     )
