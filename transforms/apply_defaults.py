@@ -19,6 +19,7 @@ from pipeline.types import Context, missing_target
 
 STAGE = "apply_defaults"
 _TOKEN_FIELDS = ("max_tokens", "max_completion_tokens")
+_NO_PARAMS: dict[str, object] = {}  # shared, never written: a model without params makes no dict per build
 
 
 def apply_defaults(ctx: Context) -> Result[Context, GenesisError]:
@@ -27,7 +28,7 @@ def apply_defaults(ctx: Context) -> Result[Context, GenesisError]:
         return Failure(missing_target(STAGE))
     additions: dict[str, object] = {}
     changes: list[Change] = []
-    params = ctx.catalog.params.get(target.ref, {})
+    params = ctx.catalog.params.get(target.ref, _NO_PARAMS)
     for key, value in params.items():
         if key not in ctx.body:
             additions[key] = value

@@ -38,5 +38,7 @@ def resolve_ref(ctx: Context) -> Result[Context, GenesisError]:
         changes.append(added(STAGE, "model", rule))
     elif previous != model_id:
         changes.append(changed(STAGE, "model", rule, f"was {previous!r}"))
-    body = {"model": model_id, **{key: value for key, value in ctx.body.items() if key != "model"}}
+    # The model goes first; a model the caller set is replaced in that place (a key keeps its first position).
+    body = {"model": model_id, **ctx.body}
+    body["model"] = model_id
     return Success(ctx.updated(changes, target=target, body=body))

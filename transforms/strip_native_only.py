@@ -30,7 +30,9 @@ def strip_native_only(ctx: Context) -> Result[Context, GenesisError]:
         return Failure(missing_target(STAGE))
     drop: dict[str, str] = {}
     if not target.provider.native:
-        drop.update((field, why) for field, why in NATIVE_ONLY_FIELDS.items() if field in ctx.body)
+        for field, why in NATIVE_ONLY_FIELDS.items():
+            if field in ctx.body:
+                drop[field] = why
     if "store" in ctx.body and not target.model.compat.supports_store:
         drop["store"] = "supportsStore: false" + ("" if target.provider.native else " (proxy-style endpoint)")
     if not drop:
