@@ -23,7 +23,10 @@ Rules:
   and, only when some answer-side stage has a step for this request, through
   ``answer_chain``.
 - One guard (``_guarded``) wraps every call of a stage: an exception, or a return
-  of the wrong kind, becomes a StageError naming the stage. Every change a custom
+  of the wrong kind, becomes a StageError naming the stage. (A build specialises it:
+  a custom request-side stage's Result is checked by its concrete class first; a
+  built-in one is called unwrapped, its ``run`` returning the Context or the error,
+  so a build makes no ``Success`` per stage.) Every change a custom
   request-side stage makes is in the trace under its name in the pipeline: what it
   recorded, or, when it recorded nothing, the differences the runner sees; a drop
   it did not record is recorded for it, so no removal is ever silent.
@@ -99,6 +102,20 @@ def default_stages() -> tuple[NamedStage, ...]:
     )
 
 
+def _unwrapped_builtins() -> dict[Any, Callable[[Context], Context | GenesisError]]:
+    """Each built-in request-side stage, by its Result form, and the function it wraps (``run``: the new
+    Context, or the error). The runner calls that function itself: a build makes no ``Success`` per stage."""
+    from transforms import apply_defaults, attach_headers, compat_shaping, resolve_ref, strip_native_only
+
+    return {
+        resolve_ref.resolve_ref: resolve_ref.run,
+        apply_defaults.apply_defaults: apply_defaults.run,
+        compat_shaping.compat_shaping: compat_shaping.run,
+        strip_native_only.strip_native_only: strip_native_only.run,
+        attach_headers.attach_headers: attach_headers.run,
+    }
+
+
 def builtin_answer_stages() -> tuple[NamedStage, ...]:
     """The built-in answer-side stages, run right after parse_stream whenever they return a step.
 
@@ -146,8 +163,11 @@ class Pipeline:
         self._builtin_answer = builtins
         self._answer: tuple[NamedStage, ...] = builtins + chosen[request_count + 2 :]
         self._count_events = count_events
-        builtin = {stage.run for stage in default_stages() if stage.name not in (SEND, PARSE_STREAM)}
-        self._steps: tuple[Step, ...] = tuple(_request_step(stage, custom=stage.run not in builtin) for stage in chosen[:request_count])
+        unwrapped = _unwrapped_builtins()
+        self._steps: tuple[Step, ...] = tuple(
+            _builtin_step(stage.name, unwrapped[stage.run]) if stage.run in unwrapped else _request_step(stage)
+            for stage in chosen[:request_count]
+        )
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -442,11 +462,26 @@ def _declared_side(function: Any) -> str | None:
     return None
 
 
-def _request_step(stage: NamedStage, *, custom: bool) -> Step:
-    """A request-side stage under the guard: the Context it returns, or the error it failed with or became
-    (what ``_guarded`` does, specialised: a build calls it once per stage). A custom one's changes are
-    attributed to it (``_attributed``). (The built-in stages record each change under its own rule: a
-    rename names the new field.)"""
+def _builtin_step(name: str, run: Callable[[Context], Context | GenesisError]) -> Step:
+    """A built-in request-side stage, its unwrapped form under the guard. It returns a Context or a
+    GenesisError by its type, so only what it raises is caught; it records each change under its own
+    rule (a rename names the new field), so nothing is attributed for it."""
+
+    def step(ctx: Context) -> Context | GenesisError:
+        try:
+            return run(ctx)
+        except GenesisError as exc:
+            return exc
+        except Exception as exc:  # a bug in a stage must still surface as an error naming it
+            return StageError(name, f"raised {type(exc).__name__}: {exc}")
+
+    return step
+
+
+def _request_step(stage: NamedStage) -> Step:
+    """A custom request-side stage under the guard: the Context it returns, or the error it failed with or
+    became (what ``_guarded`` does, specialised: a build calls it once per stage). Its changes are
+    attributed to it (``_attributed``)."""
     name, run = stage
 
     def step(ctx: Context) -> Context | GenesisError:
@@ -469,7 +504,7 @@ def _request_step(stage: NamedStage, *, custom: bool) -> Step:
             if isinstance(result, Failure):
                 return result.failure()  # type: ignore[no-any-return]
             new = result.unwrap()
-        if custom and new is not ctx:
+        if new is not ctx:
             try:
                 return _attributed(name, ctx, new)
             except (AttributeError, TypeError, ValueError) as exc:  # a body that is no dict, headers that are no pairs

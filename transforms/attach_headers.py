@@ -53,10 +53,10 @@ def is_secret_header(name: str, value: str, secrets: frozenset[str]) -> bool:
     return False
 
 
-def attach_headers(ctx: Context) -> Result[Context, GenesisError]:
+def run(ctx: Context) -> Context | GenesisError:
     target = ctx.target
     if target is None:  # stages return their errors, never raise them
-        return Failure(missing_target(STAGE))
+        return missing_target(STAGE)
     provider, model = target.provider, target.model
     merged: dict[str, tuple[str, str]] = {"content-type": ("Content-Type", "application/json")}
     changes: list[Change] = [_CONTENT_TYPE_ADDED]
@@ -68,25 +68,31 @@ def attach_headers(ctx: Context) -> Result[Context, GenesisError]:
     if provider.headers:
         bad_config = _put_configured(ctx, f"{provider.config_path}.headers", provider.headers, merged, changes)
         if bad_config is not None:
-            return Failure(bad_config)
+            return bad_config
     if model.config.headers:
         bad_config = _put_configured(ctx, f"headers of model {target.ref}", model.config.headers, merged, changes)
         if bad_config is not None:
-            return Failure(bad_config)
+            return bad_config
     for name, value in ctx.caller_headers:
         bad_request = caller_header_error(name, value, "the caller's headers")
         if bad_request is not None:
-            return Failure(bad_request)
+            return bad_request
         _put(merged, changes, name, value, "caller's headers")
     if provider.api_key and provider.auth_header:
         bad_key = key_error(provider.api_key, provider.key_source, ctx.catalog.source)
         if bad_key is not None:
-            return Failure(bad_key)
+            return bad_key
         _put(merged, changes, "Authorization", f"Bearer {provider.api_key}", f"apiKey ({provider.key_source})")
 
     secrets = ctx.catalog.secrets
     secret_headers = frozenset([lowered for lowered, (name, value) in merged.items() if is_secret_header(name, value, secrets)])
-    return Success(ctx.updated(changes, headers=tuple(merged.values()), secret_headers=secret_headers))
+    return ctx.updated(changes, headers=tuple(merged.values()), secret_headers=secret_headers)
+
+
+def attach_headers(ctx: Context) -> Result[Context, GenesisError]:
+    """The stage: ``run`` as a Result (the stage contract; the runner calls ``run`` itself)."""
+    shaped = run(ctx)
+    return Failure(shaped) if isinstance(shaped, GenesisError) else Success(shaped)
 
 
 def _put(merged: dict[str, tuple[str, str]], changes: list[Change], name: str, value: str, rule: str) -> None:

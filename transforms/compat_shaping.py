@@ -276,14 +276,20 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def compat_shaping(ctx: Context) -> Result[Context, GenesisError]:
+def run(ctx: Context) -> Context | GenesisError:
     target = ctx.target
     if target is None:  # stages return their errors, never raise them
-        return Failure(missing_target(STAGE))
+        return missing_target(STAGE)
     compat = target.model.compat
     body = ctx.body
     changes: list[Change] = []
     for rule in RULES:
         body, made = rule(body, compat, target)
         changes += made
-    return Success(ctx.updated(changes, body=body)) if changes else Success(ctx)
+    return ctx.updated(changes, body=body) if changes else ctx
+
+
+def compat_shaping(ctx: Context) -> Result[Context, GenesisError]:
+    """The stage: ``run`` as a Result (the stage contract; the runner calls ``run`` itself)."""
+    shaped = run(ctx)
+    return Failure(shaped) if isinstance(shaped, GenesisError) else Success(shaped)
