@@ -55,12 +55,6 @@ def _call_ids(message: Any) -> list[str]:
     return [call["id"] for call in calls if isinstance(call, dict) and isinstance(call.get("id"), str) and call["id"]]
 
 
-def _has_text(content: Any) -> bool:
-    if isinstance(content, str):
-        return bool(content.strip())
-    return isinstance(content, list) and len(content) > 0
-
-
 def history_hygiene(body: Body, compat: Compat, target: Target) -> tuple[Body, list[Change]]:
     """The three history rules in one walk over the messages, as if each ran over the previous one's output.
 
@@ -117,12 +111,19 @@ def history_hygiene(body: Body, compat: Compat, target: Target) -> tuple[Body, l
 
 
 def _says_nothing(message: Any) -> bool:
-    """An assistant turn with no text, no function call and no reasoning (its caller has seen it has no tool calls)."""
-    return (
-        not _has_text(message.get("content"))
-        and not message.get("function_call")
-        and not any(isinstance(message.get(field), str) and message[field].strip() for field in REASONING_FIELDS)
-    )
+    """An assistant turn with no text (a blank string, an empty list or none), no function call and no
+    reasoning; its caller has seen that it has no tool calls. (Plain tests in a row, no helper call and no
+    generator: a build asks this of every assistant turn.)"""
+    content = message.get("content")
+    if (isinstance(content, str) and content.strip()) or (isinstance(content, list) and len(content) > 0):
+        return False
+    if message.get("function_call"):
+        return False
+    for field in REASONING_FIELDS:
+        value = message.get(field)
+        if isinstance(value, str) and value.strip():
+            return False
+    return True
 
 
 def _earlier_reasoning(message: Any, compat: Compat, at: str, changes: list[Change]) -> Any:
