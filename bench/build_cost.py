@@ -5,7 +5,8 @@ request (``bench/workload.py``: 10 messages, 2 tools, ``stream: true``) with ``G
 row 1 of ``bench/run`` does, with ``sys.settrace`` opcode events on, and prints the Python bytecodes
 one build executes (the mean over ``--builds`` builds after a first, unmetered one: the count is the
 same for each). ``--top N`` lists the N functions that execute the most, grouped by function;
-``--by-stage`` groups them by the stage (or the runner's own work) they run under.
+``--by-stage`` groups them by the request-side stage they run under (the helpers a stage calls count
+as its own), the rest being the runner's fold, ``check_request``, the encode and the facade.
 
 C code (msgspec's encode, ``dict``/``list`` builtins) runs no bytecodes: this counts the Python around
 it, which is what a change to the Python code can cut. No test asserts a count.
@@ -14,6 +15,7 @@ it, which is what a change to the Python code can cut. No test asserts a count.
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 from collections import Counter
@@ -30,7 +32,7 @@ from pipeline.api import Genesis
 class Meter:
     """Counts opcodes while on: in total, by function, and by the outermost stage function on the stack."""
 
-    def __init__(self, stages: frozenset[str]) -> None:
+    def __init__(self, stages: dict[str, str]) -> None:
         self.total = 0
         self.by_function: Counter[str] = Counter()
         self.by_stage: Counter[str] = Counter()
@@ -46,11 +48,12 @@ class Meter:
         return self.tracer
 
     def _stage_of(self, frame: FrameType | None) -> str:
+        """The stage whose module the outermost of the frames is in (a stage's helpers run under it)."""
+        found = "(the runner, check_request, encode_wire, the facade)"
         while frame is not None:
-            if frame.f_code.co_name in self._stages:
-                return frame.f_code.co_name
+            found = self._stages.get(frame.f_code.co_filename, found)
             frame = frame.f_back
-        return "(runner, check_request, encode)"
+        return found
 
     def __enter__(self) -> Meter:
         sys.settrace(self.tracer)
@@ -68,8 +71,8 @@ def main() -> None:
     args = ap.parse_args()
     genesis = Genesis.from_config_text(W.genesis_config(), env=W.GENESIS_ENV)
     first = genesis.build(W.GENESIS_REF, W.REQUEST)  # first use: imports and caches are not the hot path
-    names = frozenset(stage.run.__name__ for stage in genesis.pipeline.request_stages if hasattr(stage.run, "__name__"))
-    meter = Meter(names | {"check_request", "encode_wire"})
+    stage_files = {inspect.getfile(stage.run): stage.name for stage in genesis.pipeline.request_stages}
+    meter = Meter(stage_files)
     with meter:
         for _ in range(args.builds):
             wire = genesis.build(W.GENESIS_REF, W.REQUEST)
