@@ -15,6 +15,8 @@ from pipeline.errors import RequestError
 
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 _CONTENT_TYPES = (str, list)
+_PLAIN_CONTENT = frozenset((str, list, type(None)))
+_BAD_TOOLS = "request.tools: expected a list of tool objects"
 
 
 def check_request(request: Any) -> dict[str, Any]:
@@ -34,20 +36,26 @@ def check_request(request: Any) -> dict[str, Any]:
     messages = request.get("messages")
     if not isinstance(messages, list) or not messages:
         raise RequestError("request.messages: expected a non-empty list of messages")
-    for message in messages:  # a build pays for this loop: its error's path is made only when one is found
-        if (type(message) is not dict and not isinstance(message, Mapping)) or message.get("role") not in _ROLES:
+    # A build pays for this loop: plain dicts with plain values pass in a few steps each; anything else
+    # (a message that is another Mapping, a str subclass, a bad value) sends the whole list, once, to the
+    # walk that names the first problem's path.
+    for message in messages:
+        if type(message) is not dict or message.get("role") not in _ROLES or type(message.get("content")) not in _PLAIN_CONTENT:
             _raise_first_problem(messages)
-        content = message.get("content")
-        if content is not None and not isinstance(content, _CONTENT_TYPES):
-            _raise_first_problem(messages)
+            break
     tools = request.get("tools")
-    if tools is not None and not (isinstance(tools, list) and all(type(t) is dict or isinstance(t, Mapping) for t in tools)):
-        raise RequestError("request.tools: expected a list of tool objects")
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise RequestError(_BAD_TOOLS)
+        for tool in tools:
+            if type(tool) is not dict and not isinstance(tool, Mapping):
+                raise RequestError(_BAD_TOOLS)
     return dict(request)
 
 
 def _raise_first_problem(messages: list[Any]) -> None:
-    """The first malformed message, as a RequestError naming its path and what is wrong with it."""
+    """The first malformed message, as a RequestError naming its path and what is wrong with it; returns
+    when there is none (every message a Mapping with a known role and a string, list or null content)."""
     for index, message in enumerate(messages):
         at = f"request.messages[{index}]"
         if not isinstance(message, Mapping):
