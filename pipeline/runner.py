@@ -493,11 +493,10 @@ def _request_step(stage: NamedStage) -> Step:
             return StageError(name, f"raised {type(exc).__name__}: {exc}")
         # The concrete classes first: an isinstance against Result's ABCs costs more than most stages' work.
         kind = type(result)
-        if kind is Success and type(result.unwrap()) is Context:
-            new: Context = result.unwrap()
-        elif kind is Failure and isinstance(result.failure(), GenesisError):
+        if kind is Failure and isinstance(result.failure(), GenesisError):
             return result.failure()  # type: ignore[no-any-return]
-        else:
+        new = result.unwrap() if kind is Success else None
+        if type(new) is not Context:  # anything else, subclasses included, the long way
             wrong = _request_problem(result)
             if wrong is not None:
                 return StageError(name, wrong)
