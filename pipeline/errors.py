@@ -292,7 +292,7 @@ def unwrap_or_raise(result: Any) -> Any:
 
 
 @cache
-def _failure_class() -> type:
+def _failure_class() -> type[Any]:
     """``returns.result.Failure``, imported on first use (``import pipeline`` stays cheap) and only once: an
     import statement in ``unwrap_or_raise`` costs more than the rest of it, on every build."""
     from returns.result import Failure
