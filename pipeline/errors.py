@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
+from functools import cache
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -282,14 +283,21 @@ def unwrap_or_raise(result: Any) -> Any:
     ...
     pipeline.errors.RequestError: bad
     """
-    from returns.result import Failure
-
-    if isinstance(result, Failure):
+    if isinstance(result, _failure_class()):
         error = result.failure()
         if isinstance(error, GenesisError):
             raise with_hint_note(error)
         raise error
     return result.unwrap()
+
+
+@cache
+def _failure_class() -> type[Any]:
+    """``returns.result.Failure``, imported on first use (``import pipeline`` stays cheap) and only once: an
+    import statement in ``unwrap_or_raise`` costs more than the rest of it, on every build."""
+    from returns.result import Failure
+
+    return Failure
 
 
 def with_hint_note(error: GenesisError) -> GenesisError:

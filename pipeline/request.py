@@ -14,6 +14,9 @@ from typing import Any
 from pipeline.errors import RequestError
 
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+_CONTENT_TYPES = (str, list)
+_PLAIN_CONTENT = frozenset((str, list, type(None)))
+_BAD_TOOLS = "request.tools: expected a list of tool objects"
 
 
 def check_request(request: Any) -> dict[str, Any]:
@@ -26,11 +29,33 @@ def check_request(request: Any) -> dict[str, Any]:
     ...
     pipeline.errors.RequestError: request.messages: expected a non-empty list of messages
     """
-    if not isinstance(request, Mapping):
+    # ``type(x) is dict`` first: a dict is the common case, and an isinstance against the Mapping ABC is
+    # a Python-level call; any other Mapping is still accepted.
+    if type(request) is not dict and not isinstance(request, Mapping):
         raise RequestError(f"request: expected a JSON object, found {type(request).__name__}")
     messages = request.get("messages")
     if not isinstance(messages, list) or not messages:
         raise RequestError("request.messages: expected a non-empty list of messages")
+    # A build pays for this loop: plain dicts with plain values pass in a few steps each; anything else
+    # (a message that is another Mapping, a str subclass, a bad value) sends the whole list, once, to the
+    # walk that names the first problem's path.
+    for message in messages:
+        if type(message) is not dict or message.get("role") not in _ROLES or type(message.get("content")) not in _PLAIN_CONTENT:
+            _raise_first_problem(messages)
+            break
+    tools = request.get("tools")
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise RequestError(_BAD_TOOLS)
+        for tool in tools:
+            if type(tool) is not dict and not isinstance(tool, Mapping):
+                raise RequestError(_BAD_TOOLS)
+    return dict(request)
+
+
+def _raise_first_problem(messages: list[Any]) -> None:
+    """The first malformed message, as a RequestError naming its path and what is wrong with it; returns
+    when there is none (every message a Mapping with a known role and a string, list or null content)."""
     for index, message in enumerate(messages):
         at = f"request.messages[{index}]"
         if not isinstance(message, Mapping):
@@ -39,12 +64,8 @@ def check_request(request: Any) -> dict[str, Any]:
         if role not in _ROLES:
             raise RequestError(f"{at}.role: expected one of {', '.join(_ROLES)}, found {role!r}")
         content = message.get("content")
-        if content is not None and not isinstance(content, (str, list)):
+        if content is not None and not isinstance(content, _CONTENT_TYPES):
             raise RequestError(f"{at}.content: expected a string or a list of content parts")
-    tools = request.get("tools")
-    if tools is not None and not (isinstance(tools, list) and all(isinstance(t, Mapping) for t in tools)):
-        raise RequestError("request.tools: expected a list of tool objects")
-    return dict(request)
 
 
 def prompt_request(

@@ -16,13 +16,17 @@ Rules:
   nothing goes between them. A function whose return annotation says it is of
   the other side is refused where it is put; one that is not annotated is
   caught when it returns the other side's value.
-- Building is ``functools.reduce`` over ``Result.bind`` on the request-side
-  stages: the first Failure stops the fold. Answering is the session's
+- Building folds the request-side stages in order (``Result.bind``, unwrapped: a
+  step hands on a Context or the error that ends the run): the first Failure
+  stops the fold. Answering is the session's
   (``backends.session``): it calls ``send``, feeds each read to ``parse_stream``
   and, only when some answer-side stage has a step for this request, through
   ``answer_chain``.
 - One guard (``_guarded``) wraps every call of a stage: an exception, or a return
-  of the wrong kind, becomes a StageError naming the stage. Every change a custom
+  of the wrong kind, becomes a StageError naming the stage. (A build specialises it:
+  a custom request-side stage's Result is checked by its concrete class first; a
+  built-in one is called unwrapped, its ``run`` returning the Context or the error,
+  so a build makes no ``Success`` per stage.) Every change a custom
   request-side stage makes is in the trace under its name in the pipeline: what it
   recorded, or, when it recorded nothing, the differences the runner sees; a drop
   it did not record is recorded for it, so no removal is ever silent.
@@ -38,7 +42,6 @@ import inspect
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from functools import reduce
 from types import ModuleType
 from typing import Any, NamedTuple, TypeVar
 
@@ -75,7 +78,7 @@ class NamedStage(NamedTuple):
     run: Any  # a Stage before send, a Send, a ParseStream, an AnswerStage after parse_stream
 
 
-Step = Callable[[Context], "Result[Context, GenesisError]"]
+Step = Callable[[Context], "Context | GenesisError"]
 
 
 def default_stages() -> tuple[NamedStage, ...]:
@@ -97,6 +100,20 @@ def default_stages() -> tuple[NamedStage, ...]:
         NamedStage(SEND, send),
         NamedStage(PARSE_STREAM, parse_stream),
     )
+
+
+def _unwrapped_builtins() -> dict[Any, Callable[[Context], Context | GenesisError]]:
+    """Each built-in request-side stage, by its Result form, and the function it wraps (``run``: the new
+    Context, or the error). The runner calls that function itself: a build makes no ``Success`` per stage."""
+    from transforms import apply_defaults, attach_headers, compat_shaping, resolve_ref, strip_native_only
+
+    return {
+        resolve_ref.resolve_ref: resolve_ref.run,
+        apply_defaults.apply_defaults: apply_defaults.run,
+        compat_shaping.compat_shaping: compat_shaping.run,
+        strip_native_only.strip_native_only: strip_native_only.run,
+        attach_headers.attach_headers: attach_headers.run,
+    }
 
 
 def builtin_answer_stages() -> tuple[NamedStage, ...]:
@@ -146,8 +163,11 @@ class Pipeline:
         self._builtin_answer = builtins
         self._answer: tuple[NamedStage, ...] = builtins + chosen[request_count + 2 :]
         self._count_events = count_events
-        builtin = {stage.run for stage in default_stages() if stage.name not in (SEND, PARSE_STREAM)}
-        self._steps: tuple[Step, ...] = tuple(_request_step(stage, custom=stage.run not in builtin) for stage in chosen[:request_count])
+        unwrapped = _unwrapped_builtins()
+        self._steps: tuple[Step, ...] = tuple(
+            _builtin_step(stage.name, unwrapped[stage.run]) if stage.run in unwrapped else _request_step(stage)
+            for stage in chosen[:request_count]
+        )
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -200,8 +220,17 @@ class Pipeline:
 
     def run(self, ctx: Context) -> Result[Context, GenesisError]:
         """Fold the request-side stages over a context; the first Failure ends the run."""
-        start: Result[Context, GenesisError] = Success(ctx)
-        return reduce(lambda result, step: result.bind(step), self._steps, start)
+        shaped = self._fold(ctx)
+        return Failure(shaped) if isinstance(shaped, GenesisError) else Success(shaped)
+
+    def _fold(self, ctx: Context) -> Context | GenesisError:
+        """``run``'s fold, unwrapped: each step hands on a Context, or the error that ends the run."""
+        for step in self._steps:
+            shaped = step(ctx)
+            if isinstance(shaped, GenesisError):
+                return shaped
+            ctx = shaped
+        return ctx
 
     def shape(
         self,
@@ -212,12 +241,17 @@ class Pipeline:
         headers: Headers | Sequence[tuple[str, str]] = (),
     ) -> Result[Context, GenesisError]:
         """Run every request-side stage over a request; the context holds the shaped body and the trace."""
+        shaped = self._shaped(catalog, request, ref, headers)
+        return Failure(shaped) if isinstance(shaped, GenesisError) else Success(shaped)
+
+    def _shaped(
+        self, catalog: Any, request: Mapping[str, Any], ref: str | None, headers: Headers | Sequence[tuple[str, str]]
+    ) -> Context | GenesisError:
         try:
             body = check_request(request)
         except GenesisError as exc:
-            return Failure(exc)
-        ctx = Context(catalog=catalog, request=request, body=body, ref=ref, caller_headers=tuple(headers))
-        return self.run(ctx)
+            return exc
+        return self._fold(Context(catalog=catalog, request=request, body=body, ref=ref, caller_headers=tuple(headers)))
 
     def build(
         self,
@@ -228,7 +262,8 @@ class Pipeline:
         headers: Headers | Sequence[tuple[str, str]] = (),
     ) -> Result[WireRequest, GenesisError]:
         """Shape a request and encode it into the exact wire request (its ``trace`` and ``target`` at hand)."""
-        return self.shape(catalog, request, ref=ref, headers=headers).bind(_encode)
+        shaped = self._shaped(catalog, request, ref, headers)
+        return Failure(shaped) if isinstance(shaped, GenesisError) else _encode(shaped)
 
     def answer_chain(self, ctx: Context) -> AnswerChain | None:
         """This attempt's answer-side steps, or None when no stage has one for this request.
@@ -427,25 +462,53 @@ def _declared_side(function: Any) -> str | None:
     return None
 
 
-def _request_step(stage: NamedStage, *, custom: bool) -> Step:
-    """A request-side stage under the guard; a custom one's changes are attributed to it (``_attributed``).
-    (The built-in stages record each change under its own rule: a rename names the new field.)"""
+def _builtin_step(name: str, run: Callable[[Context], Context | GenesisError]) -> Step:
+    """A built-in request-side stage, its unwrapped form under the guard. It returns a Context or a
+    GenesisError by its type, so only what it raises is caught; it records each change under its own
+    rule (a rename names the new field), so nothing is attributed for it."""
+
+    def step(ctx: Context) -> Context | GenesisError:
+        try:
+            return run(ctx)
+        except GenesisError as exc:
+            return exc
+        except Exception as exc:  # a bug in a stage must still surface as an error naming it
+            return StageError(name, f"raised {type(exc).__name__}: {exc}")
+
+    return step
+
+
+def _request_step(stage: NamedStage) -> Step:
+    """A custom request-side stage under the guard: the Context it returns, or the error it failed with or
+    became (what ``_guarded`` does, specialised: a build calls it once per stage). Its changes are
+    attributed to it (``_attributed``)."""
     name, run = stage
 
-    def step(ctx: Context) -> Result[Context, GenesisError]:
-        result = _guarded(name, run, ctx, _request_problem)
-        if isinstance(result, GenesisError):
-            return Failure(result)
-        if custom and isinstance(result, Success):
+    def step(ctx: Context) -> Context | GenesisError:
+        try:
+            result = run(ctx)
+        except GenesisError as exc:
+            return exc
+        except Exception as exc:  # a bug in a stage must still surface as an error naming it
+            return StageError(name, f"raised {type(exc).__name__}: {exc}")
+        # The concrete classes first: an isinstance against Result's ABCs costs more than most stages' work.
+        kind = type(result)
+        if kind is Failure and isinstance(result.failure(), GenesisError):
+            return result.failure()  # type: ignore[no-any-return]
+        new = result.unwrap() if kind is Success else None
+        if type(new) is not Context:  # anything else, subclasses included, the long way
+            wrong = _request_problem(result)
+            if wrong is not None:
+                return StageError(name, wrong)
+            if isinstance(result, Failure):
+                return result.failure()  # type: ignore[no-any-return]
             new = result.unwrap()
-            if new is not ctx:
-                try:
-                    return Success(_attributed(name, ctx, new))
-                except (AttributeError, TypeError, ValueError) as exc:  # a body that is no dict, headers that are no pairs
-                    return Failure(
-                        StageError(name, f"returned a context whose body or headers are malformed ({type(exc).__name__}: {exc})")
-                    )
-        return result  # type: ignore[no-any-return]
+        if new is not ctx:
+            try:
+                return _attributed(name, ctx, new)
+            except (AttributeError, TypeError, ValueError) as exc:  # a body that is no dict, headers that are no pairs
+                return StageError(name, f"returned a context whose body or headers are malformed ({type(exc).__name__}: {exc})")
+        return new
 
     return step
 

@@ -19,15 +19,16 @@ from pipeline.types import Context, missing_target
 
 STAGE = "apply_defaults"
 _TOKEN_FIELDS = ("max_tokens", "max_completion_tokens")
+_NO_PARAMS: dict[str, object] = {}  # shared, never written: a model without params makes no dict per build
 
 
-def apply_defaults(ctx: Context) -> Result[Context, GenesisError]:
+def run(ctx: Context) -> Context | GenesisError:
     target = ctx.target
     if target is None:  # stages return their errors, never raise them
-        return Failure(missing_target(STAGE))
+        return missing_target(STAGE)
     additions: dict[str, object] = {}
     changes: list[Change] = []
-    params = ctx.catalog.params.get(target.ref, {})
+    params = ctx.catalog.params.get(target.ref, _NO_PARAMS)
     for key, value in params.items():
         if key not in ctx.body:
             additions[key] = value
@@ -38,5 +39,11 @@ def apply_defaults(ctx: Context) -> Result[Context, GenesisError]:
         additions[field] = limit
         changes.append(added(STAGE, field, f"maxTokens of model {target.ref}"))
     if not additions:
-        return Success(ctx)
-    return Success(ctx.updated(changes, body={**ctx.body, **additions}))
+        return ctx
+    return ctx.updated(changes, body={**ctx.body, **additions})
+
+
+def apply_defaults(ctx: Context) -> Result[Context, GenesisError]:
+    """The stage: ``run`` as a Result (the stage contract; the runner calls ``run`` itself)."""
+    shaped = run(ctx)
+    return Failure(shaped) if isinstance(shaped, GenesisError) else Success(shaped)

@@ -32,6 +32,8 @@ from pipeline.version import __version__
 
 STAGE = "attach_headers"
 
+# Every request's first header, and its trace entry (one frozen Change, shared by every build).
+_CONTENT_TYPE_ADDED = added(STAGE, "header Content-Type", "JSON body")
 ATTRIBUTION_HEADERS = (("originator", "genesis"), ("version", __version__), ("User-Agent", f"genesis/{__version__}"))
 
 
@@ -43,49 +45,74 @@ def is_secret_header(name: str, value: str, secrets: frozenset[str]) -> bool:
     >>> is_secret_header("X-Org", "org-s3cret", frozenset({"s3cret"}))
     True
     """
-    return is_secret_name(name) or any(secret in value for secret in secrets)
+    if is_secret_name(name):
+        return True
+    for secret in secrets:  # noqa: SIM110 (a loop, not any() over a generator: every build asks this of each header)
+        if secret in value:
+            return True
+    return False
 
 
-def attach_headers(ctx: Context) -> Result[Context, GenesisError]:
+def run(ctx: Context) -> Context | GenesisError:
     target = ctx.target
     if target is None:  # stages return their errors, never raise them
-        return Failure(missing_target(STAGE))
+        return missing_target(STAGE)
     provider, model = target.provider, target.model
-    merged: dict[str, tuple[str, str]] = {}
-    changes: list[Change] = []
+    merged: dict[str, tuple[str, str]] = {"content-type": ("Content-Type", "application/json")}
+    changes: list[Change] = [_CONTENT_TYPE_ADDED]
 
-    def put(name: str, value: str, rule: str) -> None:
-        lowered = name.lower()
-        action = changed if lowered in merged else added
-        merged[lowered] = (name, value)
-        changes.append(action(STAGE, f"header {name}", rule))
-
-    put("Content-Type", "application/json", "JSON body")
     if provider.native:
         for name, value in ATTRIBUTION_HEADERS:
-            put(name, value, "attribution (native OpenAI endpoint)")
-    configured = ((f"{provider.config_path}.headers", provider.headers), (f"headers of model {target.ref}", model.config.headers))
-    for where, configured_headers in configured:
-        for name, value in configured_headers.items():
-            bad_config = _configured_header_error(ctx.catalog.source, join_key(where, name), name, value)
-            if bad_config is not None:
-                return Failure(bad_config)
-            put(name, value, where)
+            _put(merged, changes, name, value, "attribution (native OpenAI endpoint)")
+    # The configured headers' paths are spelled out only when there are some (most providers have none).
+    if provider.headers:
+        bad_config = _put_configured(ctx, f"{provider.config_path}.headers", provider.headers, merged, changes)
+        if bad_config is not None:
+            return bad_config
+    if model.config.headers:
+        bad_config = _put_configured(ctx, f"headers of model {target.ref}", model.config.headers, merged, changes)
+        if bad_config is not None:
+            return bad_config
     for name, value in ctx.caller_headers:
         bad_request = caller_header_error(name, value, "the caller's headers")
         if bad_request is not None:
-            return Failure(bad_request)
-        put(name, value, "caller's headers")
+            return bad_request
+        _put(merged, changes, name, value, "caller's headers")
     if provider.api_key and provider.auth_header:
         bad_key = key_error(provider.api_key, provider.key_source, ctx.catalog.source)
         if bad_key is not None:
-            return Failure(bad_key)
-        put("Authorization", f"Bearer {provider.api_key}", f"apiKey ({provider.key_source})")
+            return bad_key
+        _put(merged, changes, "Authorization", f"Bearer {provider.api_key}", f"apiKey ({provider.key_source})")
 
-    headers = tuple(merged.values())
     secrets = ctx.catalog.secrets
-    secret_headers = frozenset(name.lower() for name, value in headers if is_secret_header(name, value, secrets))
-    return Success(ctx.updated(changes, headers=headers, secret_headers=secret_headers))
+    secret_headers = frozenset([lowered for lowered, (name, value) in merged.items() if is_secret_header(name, value, secrets)])
+    return ctx.updated(changes, headers=tuple(merged.values()), secret_headers=secret_headers)
+
+
+def attach_headers(ctx: Context) -> Result[Context, GenesisError]:
+    """The stage: ``run`` as a Result (the stage contract; the runner calls ``run`` itself)."""
+    shaped = run(ctx)
+    return Failure(shaped) if isinstance(shaped, GenesisError) else Success(shaped)
+
+
+def _put(merged: dict[str, tuple[str, str]], changes: list[Change], name: str, value: str, rule: str) -> None:
+    """Merge one header (a later one wins over an earlier one of the same name, in any case) and record it."""
+    lowered = name.lower()
+    action = changed if lowered in merged else added
+    merged[lowered] = (name, value)
+    changes.append(action(STAGE, f"header {name}", rule))
+
+
+def _put_configured(
+    ctx: Context, where: str, configured: dict[str, str], merged: dict[str, tuple[str, str]], changes: list[Change]
+) -> ConfigError | None:
+    """Each configured header, checked, then merged; the first bad one is the error."""
+    for name, value in configured.items():
+        bad_config = _configured_header_error(ctx.catalog.source, join_key(where, name), name, value)
+        if bad_config is not None:
+            return bad_config
+        _put(merged, changes, name, value, where)
+    return None
 
 
 def _configured_header_error(config_source: str, path: str, name: str, value: str) -> ConfigError | None:

@@ -40,7 +40,7 @@ from pipeline.errors import GenesisError
 from pipeline.refs import Target
 from pipeline.trace import Change, added, changed, removed
 from pipeline.types import Context, missing_target
-from transforms.history_hygiene import earlier_reasoning, empty_assistant_turns, missing_tool_results
+from transforms.history_hygiene import history_hygiene
 
 STAGE = "compat_shaping"
 
@@ -262,9 +262,7 @@ def max_tokens_field(body: Body, compat: Compat, target: Target) -> tuple[Body, 
 
 
 RULES: tuple[Rule, ...] = (
-    missing_tool_results,
-    empty_assistant_turns,
-    earlier_reasoning,
+    history_hygiene,
     text_only_input,
     developer_role,
     tools_surface,
@@ -278,14 +276,20 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def compat_shaping(ctx: Context) -> Result[Context, GenesisError]:
+def run(ctx: Context) -> Context | GenesisError:
     target = ctx.target
     if target is None:  # stages return their errors, never raise them
-        return Failure(missing_target(STAGE))
+        return missing_target(STAGE)
     compat = target.model.compat
     body = ctx.body
     changes: list[Change] = []
     for rule in RULES:
         body, made = rule(body, compat, target)
         changes += made
-    return Success(ctx.updated(changes, body=body)) if changes else Success(ctx)
+    return ctx.updated(changes, body=body) if changes else ctx
+
+
+def compat_shaping(ctx: Context) -> Result[Context, GenesisError]:
+    """The stage: ``run`` as a Result (the stage contract; the runner calls ``run`` itself)."""
+    shaped = run(ctx)
+    return Failure(shaped) if isinstance(shaped, GenesisError) else Success(shaped)

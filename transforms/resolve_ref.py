@@ -17,18 +17,16 @@ from pipeline.types import Context
 STAGE = "resolve_ref"
 
 
-def resolve_ref(ctx: Context) -> Result[Context, GenesisError]:
+def run(ctx: Context) -> Context | GenesisError:
     try:
         target = resolve(ctx.catalog, ctx.ref)
     except GenesisError as error:  # an unknown or malformed ref: the stage returns it, never raises it
-        return Failure(error)
+        return error
     provider, model = target.provider, target.model
     if provider.api != "openai-completions":
-        return Failure(
-            UnsupportedError(
-                f'{provider.config_path}.api: "{provider.api}" is not supported yet',
-                hint='use api: "openai-completions" (the default), which vLLM, SGLang, inferrs and llama.cpp all serve',
-            )
+        return UnsupportedError(
+            f'{provider.config_path}.api: "{provider.api}" is not supported yet',
+            hint='use api: "openai-completions" (the default), which vLLM, SGLang, inferrs and llama.cpp all serve',
         )
     model_id = model.config.id
     rule = f"resolved {target.ref}" + (" (not listed in its provider's models: synthesized entry)" if model.origin == "synthesized" else "")
@@ -38,5 +36,13 @@ def resolve_ref(ctx: Context) -> Result[Context, GenesisError]:
         changes.append(added(STAGE, "model", rule))
     elif previous != model_id:
         changes.append(changed(STAGE, "model", rule, f"was {previous!r}"))
-    body = {"model": model_id, **{key: value for key, value in ctx.body.items() if key != "model"}}
-    return Success(ctx.updated(changes, target=target, body=body))
+    # The model goes first; a model the caller set is replaced in that place (a key keeps its first position).
+    body = {"model": model_id, **ctx.body}
+    body["model"] = model_id
+    return ctx.updated(changes, target=target, body=body)
+
+
+def resolve_ref(ctx: Context) -> Result[Context, GenesisError]:
+    """The stage: ``run`` as a Result (the stage contract; the runner calls ``run`` itself)."""
+    shaped = run(ctx)
+    return Failure(shaped) if isinstance(shaped, GenesisError) else Success(shaped)

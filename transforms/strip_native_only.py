@@ -24,17 +24,25 @@ NATIVE_ONLY_FIELDS: dict[str, str] = {
 }
 
 
-def strip_native_only(ctx: Context) -> Result[Context, GenesisError]:
+def run(ctx: Context) -> Context | GenesisError:
     target = ctx.target
     if target is None:  # stages return their errors, never raise them
-        return Failure(missing_target(STAGE))
+        return missing_target(STAGE)
     drop: dict[str, str] = {}
     if not target.provider.native:
-        drop.update((field, why) for field, why in NATIVE_ONLY_FIELDS.items() if field in ctx.body)
+        for field, why in NATIVE_ONLY_FIELDS.items():
+            if field in ctx.body:
+                drop[field] = why
     if "store" in ctx.body and not target.model.compat.supports_store:
         drop["store"] = "supportsStore: false" + ("" if target.provider.native else " (proxy-style endpoint)")
     if not drop:
-        return Success(ctx)
+        return ctx
     changes: list[Change] = [removed(STAGE, field, why) for field, why in drop.items()]
     body = {key: value for key, value in ctx.body.items() if key not in drop}
-    return Success(ctx.updated(changes, body=body))
+    return ctx.updated(changes, body=body)
+
+
+def strip_native_only(ctx: Context) -> Result[Context, GenesisError]:
+    """The stage: ``run`` as a Result (the stage contract; the runner calls ``run`` itself)."""
+    shaped = run(ctx)
+    return Failure(shaped) if isinstance(shaped, GenesisError) else Success(shaped)
