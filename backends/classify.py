@@ -9,7 +9,7 @@ The classes, and whether each is retried or failed over, are
 | timeout | 408 |
 | rate_limit | 429 |
 | overloaded | 500, 502, 503 (and other 5xx) |
-| model_not_found | 404, or a body that says the model is unknown or not loaded (``MODEL_RULES``) |
+| model_not_found | 404 (an unknown model, or a route the server lacks: ``ROUTE_RULES``), or a body that says the model is unknown or not loaded (``MODEL_RULES``) |
 | format | 400, 422, other 4xx; a 5xx that is really a rejected request (``FORMAT_RULES``) |
 | context_overflow | the prompt does not fit the context window (``OVERFLOW_RULES``) |
 | server_error | HTTP 200 whose answer is an error (inferrs' finish_reason "error", an error object in the stream) |
@@ -34,10 +34,12 @@ from __future__ import annotations
 import functools
 import re
 from typing import Any, Literal, NamedTuple
+from urllib.parse import urlsplit
 
 import msgspec
 
 from backends.stream import FINISH_REASONS, Aggregator
+from pipeline.embeddings import NO_ROUTE_HINT
 from pipeline.errors import FAILOVER_CLASSES as FAILOVER_CLASSES  # defined once, beside ErrorClass
 from pipeline.errors import ErrorClass, ProviderError
 from pipeline.events import Finish, ServerError, StreamFault
@@ -282,7 +284,7 @@ def http_error(status: int, body: bytes, *, url: str, ref: str, context: HintCon
         status=status,
         ref=ref,
         raw=body[:RAW_LIMIT].decode("utf-8", "replace"),
-        hint=hint_for(error_class, info.message, context),
+        hint=missing_route_hint(status, body, url) or hint_for(error_class, info.message, context),
         secrets=context.secrets,
     )
 
@@ -329,6 +331,63 @@ HINT_RULES: tuple[HintRule, ...] = (
     HintRule("Ollama", r"does not support tools", _NO_TOOLS),
     HintRule("any", r"tool.*(not supported|unsupported)", _NO_TOOLS),
 )
+
+
+class RouteRule(NamedTuple):
+    """A path Genesis calls that a server may lack: ``path`` ends the request URL's path -> ``hint``.
+
+    ``hint`` may name ``{url}`` (the request's); ``server`` says whose missing route it explains.
+    """
+
+    server: str
+    path: str
+    hint: str
+
+
+# FastAPI's (Starlette's) answer to a path no route matches: 404 and exactly this body
+# (starlette/exceptions.py: an HTTPException's detail defaults to the status phrase; fastapi/
+# exception_handlers.py: http_exception_handler -> JSONResponse {"detail": ...}, compact).
+# The FastAPI servers answer so before any model is looked up: vLLM and SGLang (a wrong path;
+# vLLM also a route it registered only for another task), llama-cpp-python (a wrong path). The
+# others word a missing route otherwise and keep the unknown-model hint: llama.cpp {"error":
+# {"message": "File Not Found", "type": "not_found_error"}} (cpp-httplib's error handler),
+# Ollama text "404 page not found" (gin), inferrs an empty 404 (axum). An unknown model on
+# vLLM is a 404 that says so ("The model `x` does not exist.") and is not this body.
+NO_ROUTE_BODY = re.compile(rb'\s*\{\s*"detail"\s*:\s*"Not Found"\s*\}\s*')  # case as Starlette writes it
+
+# vLLM registers the chat routes only for a generating model and /v1/embeddings only for a
+# pooling one (vllm/entrypoints/launchers/api_server/routers.py: register_api_routers): its model
+# is listed on /v1/models, and the route is what is missing. Every other FastAPI server has both
+# routes always, so there the same 404 means the baseUrl's path is wrong; the hints say both.
+_NO_CHAT_ROUTE = (
+    "the server has no chat route at {url}: a bare 404 Not Found from its web framework means a"
+    " path it does not serve, not an unknown model. A vLLM started with --runner pooling serves embeddings only: serve a"
+    " generating model for chat, or call its embeddings (genesis infer embedding create); otherwise check that baseUrl"
+    " ends in the server's API prefix, usually /v1"
+)
+
+ROUTE_RULES: tuple[RouteRule, ...] = (
+    RouteRule("vLLM --runner pooling; any FastAPI server under a wrong baseUrl", "/chat/completions", _NO_CHAT_ROUTE),
+    # pipeline.embeddings rule 5 (its hint, one text for both paths that reach it).
+    RouteRule("vLLM serving a generating model", "/embeddings", NO_ROUTE_HINT),
+)
+
+
+def missing_route_hint(status: int, body: bytes, url: str) -> str | None:
+    """The hint of the ``ROUTE_RULES`` row whose path ``url`` ends in, when the answer is a bare no-route 404.
+
+    >>> missing_route_hint(404, b'{"detail":"Not Found"}', "http://h/v1/chat/completions")[:55]
+    'the server has no chat route at http://h/v1/chat/comple'
+    >>> missing_route_hint(404, b'{"error":{"message":"The model `m` does not exist."}}', "http://h/v1/chat/completions") is None
+    True
+    """
+    if status != 404 or NO_ROUTE_BODY.fullmatch(body) is None:
+        return None
+    path = urlsplit(url).path
+    for rule in ROUTE_RULES:
+        if path.endswith(rule.path):
+            return rule.hint.format(url=url)
+    return None
 
 
 def hint_for(error_class: ErrorClass, message: str, ctx: HintContext) -> str | None:

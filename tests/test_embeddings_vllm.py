@@ -111,6 +111,10 @@ def test_dimensions(vllm_pooling_url: str, row: Dimensions) -> None:
 # ---- errors: each a typed class, the server's message, a hint where one is known ----
 
 
+# The route hint, not the unknown-model one: the model is listed, the chat route is missing.
+NO_CHAT_ROUTE = "a vLLM started with --runner pooling serves embeddings only"
+
+
 class Refusal(NamedTuple):
     rule: str
     call: Callable[[str], object]  # given the pooling server's URL
@@ -122,12 +126,20 @@ class Refusal(NamedTuple):
 
 REFUSALS = [
     Refusal(
-        "chat on the pooling server: no chat route",
+        "chat on the pooling server: no chat route (backends.classify ROUTE_RULES)",
         lambda url: genesis(url).run_sync("vllm/tiny-model", {"messages": [{"role": "user", "content": "hi"}]}),
         ErrorClass.MODEL_NOT_FOUND,
         404,
         "Not Found",
-        None,
+        NO_CHAT_ROUTE,
+    ),
+    Refusal(
+        "chat streamed on the pooling server: the same 404, before any stream",
+        lambda url: list(genesis(url).stream_sync("vllm/tiny-model", {"messages": [{"role": "user", "content": "hi"}], "stream": True})),
+        ErrorClass.MODEL_NOT_FOUND,
+        404,
+        "Not Found",
+        NO_CHAT_ROUTE,
     ),
     Refusal(
         "a wrong key",
