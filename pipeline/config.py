@@ -380,6 +380,8 @@ def _semantic_issues(config: Config, quiet: frozenset[str]) -> list[ConfigIssue]
                     f'expected an http(s) URL such as "http://127.0.0.1:8000/v1", found {_quoted(provider.base_url, f"{at}.baseUrl", quiet)}',
                 )
             )
+        elif _has_userinfo(provider.base_url):
+            issues.append(ConfigIssue(f"{at}.baseUrl", USERINFO_PROBLEM))
         if isinstance(provider.api_key, str):
             bad_key = value_problem(provider.api_key)
             if bad_key is not None:
@@ -415,6 +417,26 @@ def _quoted(value: str, path: str, quiet: frozenset[str]) -> str:
     from pipeline.jsontext import shown
 
     return "the value from the environment" if path in quiet else f'"{shown(value)}"'
+
+
+# A user name or password in baseUrl (http://user:pass@host/v1) would be shown wherever the URL
+# is (errors, hints, traces, the wire view's Host line), and httpx would turn it into an
+# Authorization: Basic header that replaces the apiKey's Bearer one, so the wire would not be what
+# the config says. Refused, never echoed (the message does not quote the URL), with where it goes.
+USERINFO_PROBLEM = (
+    "a user name or password in the URL (user:password@host) is refused: it would be printed with the URL"
+    " and sent as Basic auth in place of apiKey; remove it, and put the credential in apiKey (sent as"
+    ' Bearer) or in headers: {"Authorization": "Basic ${BASIC_AUTH}"}'
+)
+
+
+def _has_userinfo(url: str) -> bool:
+    """Whether an http(s) URL that ``_is_http_url`` accepted carries a user name or password.
+
+    >>> _has_userinfo("http://bob:pw@10.0.0.5:8000/v1"), _has_userinfo("http://bob@h/v1"), _has_userinfo("http://h/v1?a=b@c")
+    (True, True, False)
+    """
+    return "@" in urlsplit(url).netloc
 
 
 def _is_http_url(text: str) -> bool:

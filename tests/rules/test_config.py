@@ -12,7 +12,7 @@ from typing import NamedTuple
 import pytest
 
 from pipeline.catalog import build_catalog
-from pipeline.config import parse_config
+from pipeline.config import USERINFO_PROBLEM, parse_config
 from pipeline.errors import ConfigError
 
 ENV = {"HOSTISH": "localhost:1"}
@@ -69,6 +69,16 @@ REFUSED: dict[str, Refused] = {
         "baseUrl's port is a number in range",
         '{models: {providers: {p: {baseUrl: "http://h:99999/v1"}}}}',
         ['models.providers.p.baseUrl: expected an http(s) URL such as "http://127.0.0.1:8000/v1", found "http://h:99999/v1"'],
+    ),
+    "base_url_password": Refused(
+        "baseUrl carries no user name or password, and the refusal never quotes it",
+        '{models: {providers: {p: {baseUrl: "http://bob:hunter2pass@h:8000/v1"}}}}',
+        [f"models.providers.p.baseUrl: {USERINFO_PROBLEM}"],
+    ),
+    "base_url_user_only": Refused(
+        "a user name alone is userinfo too: refused the same way",
+        '{models: {providers: {p: {baseUrl: "https://bob@h/v1"}}}}',
+        [f"models.providers.p.baseUrl: {USERINFO_PROBLEM}"],
     ),
     "provider_slash": Refused(
         "a provider id cannot contain a slash (refs split on the first one)",
@@ -312,6 +322,12 @@ ACCEPTED: dict[str, Accepted] = {
         '{agents: {defaults: {models: {"p/m": {params: {anything: [1, {a: null}]}}}}}}',
         (),
         [],
+    ),
+    "at_sign_outside_userinfo": Accepted(
+        "an @ in baseUrl's path or query is not userinfo: accepted",
+        '{models: {providers: {lan: {baseUrl: "http://10.0.0.9/v1/@team?as=a@b"}}}}',
+        (),
+        ["lan"],
     ),
     "escape_is_literal": Accepted(
         "$${VAR} is a literal ${VAR} (never expanded, never an error)",
