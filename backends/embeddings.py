@@ -28,7 +28,7 @@ from backends.audit import AuditRecord, make_record
 from backends.http import Timing
 from backends.retry import RETRY_CLASSES, backoff_delay
 from backends.session import failed_try, hints_for
-from pipeline.embeddings import Embeddings, decode_embeddings, explain_missing_route, input_count
+from pipeline.embeddings import Embeddings, decode_embeddings, input_count
 from pipeline.errors import ProviderError, RequestError
 from pipeline.events import Attempt
 from pipeline.secrets import Secrets, secrets_in_headers
@@ -58,7 +58,6 @@ async def fetch_embeddings(
             body = await _whole(host.pipeline.send(client, wire, hints, timing))
             embeddings = decode_embeddings(body, wire, count=count, status=timing.status)
         except ProviderError as failure:
-            explain_missing_route(failure)  # pipeline.embeddings rule 5
             if observer is not None:
                 observer.attempt_ended(failure, status=timing.status)
             retried = failure.error_class in RETRY_CLASSES and retry < retries

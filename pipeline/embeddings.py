@@ -30,6 +30,8 @@ Rules:
    with the pooling runner (vllm-project/vllm ``vllm/entrypoints/launchers/api_server/routers.py``:
    the pooling routers for pooling tasks, the chat ones for ``generate``). The class stays
    ``model_not_found`` (no model of that server serves embeddings); the hint says how to serve them.
+   The rule is one row of ``backends.classify.ROUTE_RULES`` (beside the chat route's), which every
+   answer of the send stage passes through.
 """
 
 from __future__ import annotations
@@ -56,11 +58,10 @@ NOT_EMBEDDINGS_HINT = (
     " (llama.cpp: --embeddings --pooling mean; vLLM: --runner pooling)?"
 )
 NO_ROUTE_HINT = (
-    "the server has no /v1/embeddings route (it answered 404 Not Found, not an unknown model): it serves its model"
-    " for generation only; serve embeddings with vLLM --runner pooling (--convert embed for a generative model),"
-    " or llama.cpp --embeddings"
+    "the server has no /v1/embeddings route (it answered a bare 404 Not Found, not an unknown model): a vLLM serving"
+    " a generating model has none; serve embeddings with vLLM --runner pooling (--convert embed for a generative model),"
+    " or llama.cpp --embeddings; otherwise check that baseUrl ends in the server's API prefix, usually /v1"
 )
-NO_ROUTE_MESSAGE = "Not Found"  # FastAPI's (Starlette's) detail for a path no route matches
 IGNORED_DIMENSIONS_HINT = "this server or model ignores dimensions (llama.cpp does): leave it out, or use a model that supports it"
 
 _ENCODER = msgspec.json.Encoder()
@@ -206,21 +207,6 @@ def _encode(ctx: Context) -> Result[WireRequest, GenesisError]:
 
 
 # ---- the answer ----
-
-
-def explain_missing_route(failure: ProviderError) -> ProviderError:
-    """``failure``, with the hint of rule 5 when it is a server without an embeddings route.
-
-    >>> error = ProviderError(ErrorClass.MODEL_NOT_FOUND, "Not Found", url="http://h/v1/embeddings", status=404)
-    >>> explain_missing_route(error).hint == NO_ROUTE_HINT
-    True
-    >>> unknown = ProviderError(ErrorClass.MODEL_NOT_FOUND, "The model `x` does not exist.", url="http://h/v1/embeddings", status=404)
-    >>> explain_missing_route(unknown).hint is None
-    True
-    """
-    if failure.status == 404 and failure.server_message.strip() == NO_ROUTE_MESSAGE:
-        failure.hint = NO_ROUTE_HINT
-    return failure
 
 
 class Embeddings(msgspec.Struct, frozen=True, omit_defaults=True):

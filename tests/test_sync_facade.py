@@ -103,7 +103,7 @@ def test_stream_sync_yields_what_stream_yields(recording: Recording, request_bod
 
 @pytest.mark.parametrize("transcript", TRANSCRIPTS, ids=[transcript.id for transcript in TRANSCRIPTS])
 def test_stream_sync_matches_stream_on_every_conformance_transcript(transcript: Transcript) -> None:
-    """The 94 recorded answers of 7 servers (tests/conformance): the same events, or the same error."""
+    """The 96 recorded answers of 7 servers (tests/conformance): the same events, or the same error."""
     recording = Recording(transcript.status, transcript.content_type, (transcript.body,))
     request = {**HI, "stream": transcript.is_sse}
     assert sync_events(recording, request) == anyio.run(async_events, recording, request)
