@@ -249,16 +249,17 @@ class Genesis:
         audit: Callable[[AuditRecord], None] | None,
         fallbacks: bool,
     ) -> AsyncGenerator[Event, None]:
-        """One run: discovery (once per Genesis), then the session, always closed."""
+        """One run: discovery (once per Genesis), then the session, always closed; its lists of events (one per read) taken apart."""
         from backends.session import run_events
 
         await self.discover()
-        events = run_events(self, model, request, state, headers=headers, audit=audit, use_fallbacks=fallbacks)
+        reads = run_events(self, model, request, state, headers=headers, audit=audit, use_fallbacks=fallbacks)
         try:
-            async for event in events:
-                yield event
+            async for events in reads:
+                for event in events:
+                    yield event
         finally:
-            await events.aclose()
+            await reads.aclose()
 
     # -- embeddings: POST /v1/embeddings (pipeline.embeddings builds, backends.embeddings sends) --
 
