@@ -48,6 +48,17 @@ Rules:
   ``DeadlineExceeded``. The response then carries ``DEADLINE_ENFORCED`` and
   its body iterator as ``BODY`` in its extensions, so a caller can read the
   body without httpx's layers and without a scope of its own.
+- On asyncio's own event loop a connection is the loop's (``create_connection``,
+  happy eyeballs as anyio's ``connect_tcp``, TLS by the loop) read through a
+  protocol that keeps reading on (``_LoopStream``): a read waits on one future,
+  where anyio's socket stream pauses and resumes reading around every receive
+  (a selector change each, most of the Python a read ran on asyncio). What
+  was received and not yet read is bounded (``READ_BUFFER_HIGH``: past it the
+  loop stops reading the socket until the reader is down to
+  ``READ_BUFFER_LOW``). The calls and exceptions are anyio's stream's, so every
+  rule here holds the same; an idle connection whose protocol already has news
+  (bytes, the end, a failure) is not reused. On trio and on uvloop (whose
+  pausing is C) connections are anyio's streams.
 - TLS: the request's ``ssl_context`` extension if present (per provider,
   see ``backends.http.tls_context``), else the transport's context, else
   the default one. Idle connections are kept per
@@ -57,6 +68,7 @@ Rules:
 
 from __future__ import annotations
 
+import asyncio
 import math
 import select
 import ssl
@@ -75,6 +87,11 @@ from pipeline.policy import MAX_INFORMATIONAL_RESPONSES
 
 IDLE_EXPIRY_SECONDS = 5.0
 READ_SIZE = 64 * 1024
+# asyncio's own loop: how much a connection may hold that was received and not yet read before the loop
+# stops reading its socket (and under which it reads again).
+READ_BUFFER_HIGH = 256 * 1024
+READ_BUFFER_LOW = 64 * 1024
+HAPPY_EYEBALLS_DELAY = 0.25  # seconds, as anyio.connect_tcp
 MAX_BYTES_WITHOUT_BODY = 64 * 1024
 _FORBIDDEN_IN_VALUES = (b"\r", b"\n", b"\x00")
 
@@ -226,10 +243,156 @@ class _Response:
             self.keep_alive = self.parser.should_keep_alive()
 
 
+class _ReadingProtocol(asyncio.Protocol):
+    """The loop's side of a ``_LoopStream``: what arrives is queued and wakes the one waiting reader.
+
+    Reading stays on between reads: no ``pause_reading``/``resume_reading`` (a selector change each)
+    per read, as anyio's socket stream makes. Past ``READ_BUFFER_HIGH`` bytes queued and not yet read,
+    reading pauses until the reader has taken the queue under ``READ_BUFFER_LOW``.
+    """
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.queue: deque[bytes] = deque()
+        self.queued = 0
+        self.paused = False  # reading paused: the queue is full
+        self.eof = False
+        self.lost = False
+        self.error: BaseException | None = None
+        self.reader: asyncio.Future[None] | None = None
+        self.writer: asyncio.Future[None] | None = None
+        self.write_paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.queue.append(data)
+        self.queued += len(data)
+        if self.queued > READ_BUFFER_HIGH and not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+        self._wake_reader()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake_reader()
+        return True  # the connection is closed by its owner, as anyio's stream leaves it
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost, self.error = True, exc
+        self._wake_reader()
+        self._wake_writer()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._wake_writer()
+
+    def _wake_reader(self) -> None:
+        reader = self.reader
+        if reader is not None and not reader.done():
+            reader.set_result(None)
+
+    def _wake_writer(self) -> None:
+        writer = self.writer
+        if writer is not None and not writer.done():
+            writer.set_result(None)
+
+
+class _LoopStream:
+    """A connection on asyncio's own loop, read through a protocol that keeps reading on (``_ReadingProtocol``).
+
+    The ``anyio.abc.ByteStream`` calls this transport makes (``receive``, ``send``, ``aclose``, ``extra``),
+    with anyio's exceptions: ``EndOfStream`` at the server's end, ``BrokenResourceError`` (from the OS's
+    error) when the connection broke, ``ClosedResourceError`` once closed here. A cancelled wait leaves
+    the stream as it was: what arrives meanwhile stays queued.
+    """
+
+    __slots__ = ("_closed", "_loop", "_protocol", "_transport")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, transport: asyncio.Transport, protocol: _ReadingProtocol) -> None:
+        self._loop, self._transport, self._protocol = loop, transport, protocol
+        self._closed = False
+        transport.set_write_buffer_limits(0)  # send() returns once the kernel has the bytes, as anyio's does
+
+    async def receive(self, max_bytes: int = READ_SIZE) -> bytes:
+        protocol = self._protocol
+        queue = protocol.queue
+        if not queue and not (protocol.eof or protocol.lost or self._closed):
+            reader = protocol.reader = self._loop.create_future()
+            try:
+                await reader
+            finally:
+                protocol.reader = None
+        if queue:
+            data = queue.popleft()
+            if len(data) > max_bytes:
+                data, rest = data[:max_bytes], data[max_bytes:]
+                queue.appendleft(rest)
+            protocol.queued -= len(data)
+            if protocol.paused and protocol.queued <= READ_BUFFER_LOW and not self._closed:
+                protocol.paused = False
+                self._transport.resume_reading()
+            return data
+        if self._closed:
+            raise anyio.ClosedResourceError
+        if protocol.error is not None:
+            raise anyio.BrokenResourceError from protocol.error
+        raise anyio.EndOfStream
+
+    async def send(self, item: bytes) -> None:
+        protocol = self._protocol
+        if self._closed:
+            raise anyio.ClosedResourceError
+        if protocol.lost or self._transport.is_closing():
+            raise anyio.BrokenResourceError from protocol.error
+        self._transport.write(item)
+        while protocol.write_paused and not protocol.lost:
+            writer = protocol.writer = self._loop.create_future()
+            try:
+                await writer
+            finally:
+                protocol.writer = None
+        if protocol.lost and protocol.error is not None:
+            raise anyio.BrokenResourceError from protocol.error
+
+    def extra(self, attribute: Any, default: Any = None) -> Any:
+        if attribute is anyio.abc.SocketAttribute.raw_socket:
+            return self._transport.get_extra_info("socket", default)
+        return default
+
+    def has_news(self) -> bool:
+        """Something came (bytes, the end, a failure) that nobody read: an idle connection with news is not reused."""
+        protocol = self._protocol
+        return bool(protocol.queue) or protocol.eof or protocol.lost
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._transport.abort()  # nothing of this connection is wanted any more: no flush, no wait
+            self._protocol._wake_reader()
+
+
+async def _open_loop_stream(loop: asyncio.AbstractEventLoop, host: str, port: int, context: ssl.SSLContext | None) -> _LoopStream:
+    """A connection on asyncio's own loop (happy eyeballs as anyio's connect_tcp), TLS by the loop when ``context``."""
+    transport, protocol = await loop.create_connection(
+        _ReadingProtocol,
+        host,
+        port,
+        ssl=context,
+        server_hostname=host if context is not None else None,
+        happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY,
+    )
+    return _LoopStream(loop, transport, protocol)
+
+
 class _Connection:
     __slots__ = ("idle_since", "origin", "response", "stream", "waits")
 
-    def __init__(self, stream: anyio.abc.ByteStream, origin: Origin) -> None:
+    def __init__(self, stream: anyio.abc.ByteStream | _LoopStream, origin: Origin) -> None:
         self.stream = stream
         self.response = _Response()
         self.origin = origin
@@ -242,7 +405,10 @@ class _Connection:
     def is_reusable(self, now: float) -> bool:
         if now - self.idle_since > IDLE_EXPIRY_SECONDS:
             return False
-        sock = self.stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+        stream = self.stream
+        if isinstance(stream, _LoopStream) and stream.has_news():  # the loop read it already: the socket would not show it
+            return False
+        sock = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
         if sock is None:
             return False
         try:
@@ -316,10 +482,13 @@ class Http11Transport(httpx.AsyncBaseTransport):
 
     async def _connect(self, origin: Origin, timeout: float | None) -> _Connection:
         _scheme, host, port, context = origin
+        loop = running_asyncio_loop()
         try:
             with anyio.fail_after(timeout):
-                if context is not None:
-                    stream: anyio.abc.ByteStream = await anyio.connect_tcp(host, port, tls=True, ssl_context=context, tls_hostname=host)
+                if isinstance(loop, asyncio.BaseEventLoop):  # asyncio's own loop: read through a protocol (_LoopStream)
+                    stream: anyio.abc.ByteStream | _LoopStream = await _open_loop_stream(loop, host, port, context)
+                elif context is not None:
+                    stream = await anyio.connect_tcp(host, port, tls=True, ssl_context=context, tls_hostname=host)
                 else:
                     stream = await anyio.connect_tcp(host, port)
         except TimeoutError:

@@ -1,0 +1,304 @@
+"""The transport's connections on asyncio's own loop (``backends.transport._LoopStream``), issue 12.
+
+Rules pinned here (each row names its rule):
+- On asyncio's own loop a connection is read through a protocol that keeps reading on: a streamed
+  answer of many reads does not take the socket out of the selector and put it back per read
+  (``remove_reader``/``add_reader``, as anyio's socket stream does). On trio (and uvloop) the
+  connection stays anyio's stream.
+- What was received and not yet read is bounded: past ``READ_BUFFER_HIGH`` bytes queued the loop
+  stops reading the socket, and starts again once the reader has taken the queue to
+  ``READ_BUFFER_LOW`` or under.
+- A receive is anyio's: bytes in the order they came, at most ``max_bytes`` at a time (the rest
+  kept), ``EndOfStream`` at the server's end, ``BrokenResourceError`` (from the OS's error) when the
+  connection broke, ``ClosedResourceError`` once closed here.
+- A cancelled receive loses nothing: what arrives after it is read by the next receive.
+- An idle connection with news (bytes, the end or a failure the loop already took off the socket)
+  is never reused: the socket itself would not show it any more.
+
+No row times anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import anyio
+import anyio.abc
+import httpx
+import pytest
+
+from backends import transport as transport_module
+from backends.transport import READ_BUFFER_HIGH, READ_BUFFER_LOW, Http11Transport, _Connection, _LoopStream, _ReadingProtocol
+
+
+class FakeTransport(asyncio.Transport):
+    """An asyncio transport that records what the stream asks of it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+        self.written = b""
+        self.closing = False
+
+    def pause_reading(self) -> None:
+        self.calls.append("pause")
+
+    def resume_reading(self) -> None:
+        self.calls.append("resume")
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self.calls.append(f"limits {high}")
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += bytes(data)
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def abort(self) -> None:
+        self.closing = True
+        self.calls.append("abort")
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+
+def loop_stream() -> tuple[_LoopStream, _ReadingProtocol, FakeTransport]:
+    fake = FakeTransport()
+    protocol = _ReadingProtocol()
+    protocol.connection_made(fake)
+    return _LoopStream(asyncio.get_running_loop(), fake, protocol), protocol, fake
+
+
+# ---- receive, as anyio's ----
+
+Step = Callable[[_ReadingProtocol], object]
+
+
+class ReceiveRow(NamedTuple):
+    rule: str
+    arrived: list[Step]  # what the loop did before the reads
+    reads: int
+    max_bytes: int
+    got: list[bytes | type[BaseException]]
+
+
+def data(chunk: bytes) -> Step:
+    return lambda protocol: protocol.data_received(chunk)
+
+
+EOF: Step = lambda protocol: protocol.eof_received()  # noqa: E731
+RESET: Step = lambda protocol: protocol.connection_lost(ConnectionResetError(104, "Connection reset by peer"))  # noqa: E731
+LOST_CLEANLY: Step = lambda protocol: protocol.connection_lost(None)  # noqa: E731
+
+RECEIVE_ROWS = [
+    ReceiveRow("bytes come in the order they arrived", [data(b"ab"), data(b"cd")], 2, 100, [b"ab", b"cd"]),
+    ReceiveRow("at most max_bytes at a time, the rest kept for the next receive", [data(b"abcdef")], 3, 4, [b"abcd", b"ef", EOFError]),
+    ReceiveRow("the server's end after the bytes: EndOfStream", [data(b"ab"), EOF], 3, 100, [b"ab", anyio.EndOfStream, anyio.EndOfStream]),
+    ReceiveRow(
+        "a broken connection after the bytes: the bytes, then BrokenResourceError",
+        [data(b"ab"), RESET],
+        2,
+        100,
+        [b"ab", anyio.BrokenResourceError],
+    ),
+    ReceiveRow("a connection lost without an error: EndOfStream", [LOST_CLEANLY], 1, 100, [anyio.EndOfStream]),
+]
+
+
+@pytest.mark.parametrize("row", RECEIVE_ROWS, ids=[row.rule for row in RECEIVE_ROWS])
+def test_a_receive_is_anyios(row: ReceiveRow) -> None:
+    async def main() -> list[bytes | type[BaseException]]:
+        stream, protocol, _ = loop_stream()
+        for step in row.arrived:
+            step(protocol)
+        if EOFError in row.got:  # the row ends with the end: say so after its bytes
+            protocol.eof_received()
+        got: list[bytes | type[BaseException]] = []
+        for _ in range(row.reads):
+            try:
+                got.append(await stream.receive(row.max_bytes))
+            except BaseException as error:
+                got.append(type(error))
+        return got
+
+    expected = [anyio.EndOfStream if item is EOFError else item for item in row.got]
+    assert asyncio.run(main()) == expected
+
+
+def test_a_broken_connection_names_the_oss_error() -> None:
+    async def main() -> BaseException | None:
+        stream, protocol, _ = loop_stream()
+        RESET(protocol)
+        with pytest.raises(anyio.BrokenResourceError) as caught:
+            await stream.receive()
+        return caught.value.__cause__
+
+    cause = asyncio.run(main())
+    assert isinstance(cause, ConnectionResetError)
+
+
+def test_a_stream_closed_here_is_closed() -> None:
+    async def main() -> tuple[type[BaseException], type[BaseException], list[str]]:
+        stream, _, fake = loop_stream()
+        await stream.aclose()
+        with pytest.raises(anyio.ClosedResourceError) as on_receive:
+            await stream.receive()
+        with pytest.raises(anyio.ClosedResourceError) as on_send:
+            await stream.send(b"x")
+        return type(on_receive.value), type(on_send.value), fake.calls
+
+    _, _, calls = asyncio.run(main())
+    assert calls.count("abort") == 1
+
+
+def test_a_waiting_receive_wakes_when_bytes_come() -> None:
+    async def main() -> bytes:
+        stream, protocol, _ = loop_stream()
+        asyncio.get_running_loop().call_soon(protocol.data_received, b"late")
+        return await stream.receive()
+
+    assert asyncio.run(main()) == b"late"
+
+
+def test_a_cancelled_receive_loses_nothing() -> None:
+    async def main() -> bytes:
+        stream, protocol, _ = loop_stream()
+        waiting = asyncio.ensure_future(stream.receive())
+        await asyncio.sleep(0)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        protocol.data_received(b"after")
+        return await stream.receive()
+
+    assert asyncio.run(main()) == b"after"
+
+
+# ---- the bound on what is queued ----
+
+
+class BoundRow(NamedTuple):
+    rule: str
+    arrive: list[int]  # sizes received
+    take: int  # receives made after
+    calls: list[str]  # pause/resume calls, in order
+
+
+PIECE = 32 * 1024
+ABOVE_HIGH = READ_BUFFER_HIGH // PIECE + 1  # pieces that take the queue past READ_BUFFER_HIGH
+TO_LOW = ABOVE_HIGH - READ_BUFFER_LOW // PIECE  # receives that take it to READ_BUFFER_LOW
+
+BOUND_ROWS = [
+    BoundRow("up to READ_BUFFER_HIGH queued, reading stays on", [PIECE] * (READ_BUFFER_HIGH // PIECE), 0, []),
+    BoundRow("past READ_BUFFER_HIGH, reading pauses, once", [PIECE] * (ABOVE_HIGH + 2), 0, ["pause"]),
+    BoundRow("paused, reading stays paused while more than READ_BUFFER_LOW is queued", [PIECE] * ABOVE_HIGH, TO_LOW - 1, ["pause"]),
+    BoundRow("paused, reading resumes once the queue is down to READ_BUFFER_LOW", [PIECE] * ABOVE_HIGH, TO_LOW, ["pause", "resume"]),
+    BoundRow("reads of a queue never past the bound touch nothing", [PIECE] * 3, 3, []),
+]
+
+
+@pytest.mark.parametrize("row", BOUND_ROWS, ids=[row.rule for row in BOUND_ROWS])
+def test_what_is_queued_and_not_read_is_bounded(row: BoundRow) -> None:
+    async def main() -> list[str]:
+        stream, protocol, fake = loop_stream()
+        for size in row.arrive:
+            protocol.data_received(b"x" * size)
+        for _ in range(row.take):
+            await stream.receive(PIECE)
+        return [call for call in fake.calls if call in ("pause", "resume")]
+
+    assert asyncio.run(main()) == row.calls
+
+
+# ---- idle connections with news ----
+
+
+class NewsRow(NamedTuple):
+    rule: str
+    news: Step | None
+    reusable: bool
+
+
+NEWS_ROWS = [
+    NewsRow("an idle connection with bytes the loop took off the socket is not reused", data(b"garbage"), False),
+    NewsRow("an idle connection whose server closed it is not reused", EOF, False),
+    NewsRow("an idle connection that broke is not reused", RESET, False),
+    NewsRow("an idle connection with no news is reused", None, True),
+]
+
+
+@pytest.mark.parametrize("row", NEWS_ROWS, ids=[row.rule for row in NEWS_ROWS])
+def test_an_idle_connection_with_news_is_not_reused(row: NewsRow, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(transport_module, "socket_is_readable", lambda sock: False)  # the socket shows nothing
+
+    async def main() -> bool:
+        stream, protocol, fake = loop_stream()
+        fake.get_extra_info = lambda name, default=None: object()  # type: ignore[method-assign]
+        connection = _Connection(stream, ("http", "h", 80, None))
+        if row.news is not None:
+            row.news(protocol)
+        connection.idle_since = 100.0
+        return connection.is_reusable(100.0)
+
+    assert asyncio.run(main()) is row.reusable
+
+
+# ---- the selector is not touched per read ----
+
+EVENTS = 40
+
+
+async def _serve_events(stream: anyio.abc.ByteStream) -> None:
+    request = b""
+    while b"\r\n\r\n" not in request:
+        request += await stream.receive()
+    await stream.send(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+    for index in range(EVENTS):
+        event = b'data: {"n": %d}\n\n' % index
+        await stream.send(b"%x\r\n%s\r\n" % (len(event), event))
+        await anyio.sleep(0.001)  # one event per read
+    await stream.send(b"0\r\n\r\n")
+
+
+async def _pieces_read(port: int) -> list[bytes]:
+    async with httpx.AsyncClient(transport=Http11Transport()) as client, client.stream("GET", f"http://127.0.0.1:{port}/") as response:
+        return [piece async for piece in response.aiter_raw()]
+
+
+@pytest.mark.anyio
+async def test_a_streamed_answer_does_not_take_the_socket_out_of_the_selector_per_read(anyio_backend: str) -> None:
+    removed: list[int] = []
+    loop = None
+    if anyio_backend == "asyncio":
+        loop = asyncio.get_running_loop()
+        remove_reader = getattr(loop, "_remove_reader", None)
+        if remove_reader is None or not isinstance(loop, asyncio.BaseEventLoop):
+            pytest.skip("not asyncio's own selector loop")
+
+        def counted(fd: Any) -> bool:
+            removed.append(1)
+            return bool(remove_reader(fd))
+
+        loop._remove_reader = counted  # type: ignore[attr-defined]
+    try:
+        async with anyio.create_task_group() as group:
+            listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+            port = listener.extra(anyio.abc.SocketAttribute.local_port)
+
+            async def accept(stream: anyio.abc.SocketStream) -> None:
+                async with stream:
+                    await _serve_events(stream)
+
+            group.start_soon(listener.serve, accept)
+            pieces = await _pieces_read(port)
+            group.cancel_scope.cancel()
+    finally:
+        if loop is not None:
+            del loop._remove_reader  # type: ignore[attr-defined]
+    assert b"".join(pieces) == b"".join(b'data: {"n": %d}\n\n' % index for index in range(EVENTS))
+    if anyio_backend == "asyncio":
+        # The server's side (anyio's stream) pauses once per receive of the request; the client's, never per read.
+        assert len(removed) < EVENTS // 2
