@@ -343,13 +343,29 @@ async def send(client: httpx.AsyncClient, wire: WireRequest, hints: HintContext,
             timing.first_byte = time.perf_counter()
             yield data
             return
+        raw = body.plain_direct()
+        if raw is not None:  # the common case, inline (one read per event): the transport's pieces, counted against the cap
+            limit, received = exchange.policy.max_response_bytes, 0
+            while True:
+                try:
+                    piece = await raw.__anext__()
+                except StopAsyncIteration:
+                    break
+                except Exception as exc:  # the transport's failure (cancellation is no Exception)
+                    raise transport_error(exc, exchange) from None
+                received += len(piece)
+                if received > limit:
+                    raise exchange.too_large_error(" on the wire")
+                if timing.first_byte is None:
+                    timing.first_byte = time.perf_counter()
+                yield piece
         while True:
-            piece = await body.next()
-            if piece is None:
+            decoded = await body.next()
+            if decoded is None:
                 break
             if timing.first_byte is None:
                 timing.first_byte = time.perf_counter()
-            yield piece
+            yield decoded
     finally:
         timing.end = time.perf_counter()
         with anyio.CancelScope(shield=True):
@@ -463,6 +479,17 @@ class BoundedBody:
                 status=exchange.status,
                 ref=exchange.ref,
             )
+
+    def plain_direct(self) -> AsyncIterator[bytes] | None:
+        """The transport's own body iterator, when nothing is left to do but count its bytes against maxResponseBytes:
+        it keeps the deadline itself, the body is not encoded, and its Content-Length (if any) is within the cap.
+        Taken once: the body is then read through it, never through ``next``."""
+        if not self._direct or self._decoder.decoding or self._problem is not None or self._ended:
+            return None
+        if self._declared is not None and self._declared > self._limit:
+            return None  # next() says so
+        raw, self._ended = self._raw, True
+        return raw
 
     async def next(self, limit: int | None = None, *, truncate: bool = False) -> bytes | None:
         """The next decoded piece, or None at the end; past ``limit`` (default maxResponseBytes) an error, or the end if ``truncate``."""

@@ -311,18 +311,47 @@ class _LoopStream:
     the stream as it was: what arrives meanwhile stays queued.
     """
 
-    __slots__ = ("_closed", "_loop", "_protocol", "_transport")
+    __slots__ = ("_closed", "_loop", "_on_deadline", "_protocol", "_timer", "_transport", "_until")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, transport: asyncio.Transport, protocol: _ReadingProtocol) -> None:
         self._loop, self._transport, self._protocol = loop, transport, protocol
         self._closed = False
+        self._timer: asyncio.TimerHandle | None = None  # one timer for the bounded waits, as backends.waits keeps it
+        self._until = math.inf  # the current wait's bound (loop time)
+        self._on_deadline = False  # that bound is the exchange's deadline
         transport.set_write_buffer_limits(0)  # send() returns once the kernel has the bytes, as anyio's does
 
     async def receive(self, max_bytes: int = READ_SIZE) -> bytes:
+        return await self.receive_within(max_bytes, None, None)
+
+    async def receive_within(self, max_bytes: int, timeout: float | None, deadline: float | None) -> bytes:
+        """``receive``, waiting at most ``timeout`` seconds and not past ``deadline`` (loop time), whichever is first:
+        past it, ``WaitExpired`` (its ``deadline`` says which bound it was).
+
+        ``backends.waits``'s rules with no task cancelled: the one timer fails the waiting future itself,
+        and a timer that fires before the current wait's bound re-arms for it.
+        """
         protocol = self._protocol
         queue = protocol.queue
         if not queue and not (protocol.eof or protocol.lost or self._closed):
-            reader = protocol.reader = self._loop.create_future()
+            loop = self._loop
+            if timeout is not None or deadline is not None:
+                now = loop.time()
+                until = math.inf if timeout is None else now + timeout
+                on_deadline = deadline is not None and deadline <= until
+                if on_deadline:
+                    until = deadline  # type: ignore[assignment]
+                if until <= now:
+                    raise WaitExpired(on_deadline)
+                self._until, self._on_deadline = until, on_deadline
+                timer = self._timer
+                if timer is None or timer.when() > until:
+                    if timer is not None:
+                        timer.cancel()
+                    self._timer = loop.call_at(until, self._expire)
+            else:
+                self._until = math.inf
+            reader = protocol.reader = loop.create_future()
             try:
                 await reader
             finally:
@@ -359,6 +388,22 @@ class _LoopStream:
         if protocol.lost and protocol.error is not None:
             raise anyio.BrokenResourceError from protocol.error
 
+    def _expire(self) -> None:
+        self._timer = None
+        reader = self._protocol.reader
+        if reader is None or reader.done() or self._until == math.inf:  # no bounded wait now: the next one arms its own
+            return
+        if self._loop.time() < self._until:  # the wait began after this timer was set: wait on to its bound
+            self._timer = self._loop.call_at(self._until, self._expire)
+            return
+        reader.set_exception(WaitExpired(self._on_deadline))
+
+    def stop_timer(self) -> None:
+        """No wait is bounded now (an idle or closed connection): the timer goes."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
     def extra(self, attribute: Any, default: Any = None) -> Any:
         if attribute is anyio.abc.SocketAttribute.raw_socket:
             return self._transport.get_extra_info("socket", default)
@@ -370,10 +415,12 @@ class _LoopStream:
         return bool(protocol.queue) or protocol.eof or protocol.lost
 
     async def aclose(self) -> None:
+        self.stop_timer()
         if not self._closed:
             self._closed = True
             self._transport.abort()  # nothing of this connection is wanted any more: no flush, no wait
             self._protocol._wake_reader()
+            await asyncio.sleep(0)  # one turn of the loop: the socket closes in it (abort schedules it), not at exit or GC
 
 
 async def _open_loop_stream(loop: asyncio.AbstractEventLoop, host: str, port: int, context: ssl.SSLContext | None) -> _LoopStream:
@@ -390,7 +437,7 @@ async def _open_loop_stream(loop: asyncio.AbstractEventLoop, host: str, port: in
 
 
 class _Connection:
-    __slots__ = ("idle_since", "origin", "response", "stream", "waits")
+    __slots__ = ("idle_since", "loop_stream", "origin", "response", "stream", "waits")
 
     def __init__(self, stream: anyio.abc.ByteStream | _LoopStream, origin: Origin) -> None:
         self.stream = stream
@@ -399,7 +446,9 @@ class _Connection:
         self.idle_since = 0.0
         # On asyncio the waits share one timer per connection (backends.waits), which anyio's cancel scopes
         # on asyncio tell apart from their own (Task.uncancel); trio and anything else keep anyio's scope.
-        loop = running_asyncio_loop()
+        # A connection on asyncio's own loop bounds its waits itself (_LoopStream.receive_within).
+        self.loop_stream = stream if isinstance(stream, _LoopStream) else None
+        loop = None if self.loop_stream is not None else running_asyncio_loop()
         self.waits: Waits | None = None if loop is None else Waits(loop)
 
     def is_reusable(self, now: float) -> bool:
@@ -473,6 +522,8 @@ class Http11Transport(httpx.AsyncBaseTransport):
     async def _release(self, connection: _Connection) -> None:
         if connection.waits is not None:
             connection.waits.close()  # no timer waits with an idle connection
+        if connection.loop_stream is not None:
+            connection.loop_stream.stop_timer()
         connections = self._idle.setdefault(connection.origin, [])
         if len(connections) >= self._max_idle:
             await connection.aclose()
@@ -651,6 +702,18 @@ async def _write(connection: _Connection, data: bytes, timeout: float | None) ->
 async def _receive(connection: _Connection, timeout: float | None, deadline: float | None, *, before_response: bool) -> bytes:
     """The next bytes from the server (b"" when it closed), waiting until the read timeout or the total deadline,
     whichever comes first, in one cancel scope."""
+    loop_stream = connection.loop_stream
+    if loop_stream is not None:  # asyncio's own loop: the stream keeps the bounds (anyio's clock is the loop's)
+        try:
+            return await loop_stream.receive_within(READ_SIZE, timeout, deadline)
+        except WaitExpired as passed:
+            if passed.deadline:
+                raise DeadlineExceeded("the exchange's total deadline passed while waiting for data") from None
+            raise httpx.ReadTimeout(f"no data from the server for {timeout} s") from None
+        except anyio.EndOfStream:
+            return b""
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError) as error:
+            raise _marked(httpx.ReadError(str(error) or type(error).__name__), before_response) from error
     waits = connection.waits
     on_deadline = expired = False
     try:
