@@ -221,11 +221,10 @@ async def _tries(
     pipeline = host.pipeline
     for retry in range(retries + 1):
         timing = Timing()
-        checks: _Checks | None = None
+        state.target, state.aggregator, state.try_notes = target, Aggregator(), ()
+        checks = _Checks(wire, hints, timing, state)
         failure: ProviderError | None = None
         try:
-            state.target, state.aggregator, state.try_notes = target, Aggregator(), ()
-            checks = _Checks(wire, hints, timing, state)
             chain = None if wire.context is None else pipeline.answer_chain(wire.context)
             reads = _reads(pipeline.send(client, wire, hints, timing), pipeline.parse_stream, timing, chain, state, checks)
             async with aclosing(reads):
@@ -251,7 +250,6 @@ async def _tries(
                         timing=timing.as_ms(),
                     )
                 )
-            assert checks is not None  # the try answered: its checks were made
             held = checks.held
             for event in held:
                 if isinstance(event, Timings):

@@ -142,6 +142,51 @@ async def test_a_failure_goes_up_after_the_answer_pieces_before_it_whatever_the_
     assert len(sent) == 1  # the caller has part of the answer: never retried
 
 
+class AnsweredRow(NamedTuple):
+    rule: str
+    reads: list[bytes]
+    seen: list[str]  # what the caller had when the last read timed out
+    requests: int  # 1: not retried (part of the answer went up); 3: the try and its two retries
+
+
+ANSWERED_ROWS = [
+    AnsweredRow("a piece after a held event in the same read has answered: not retried", [sse(USAGE, text("a"))], ["text a"], 1),
+    AnsweredRow("a piece before a held event in the same read has answered: not retried", [sse(text("a"), USAGE)], ["text a"], 1),
+    AnsweredRow("a read of held events only has not answered: retried", [sse(USAGE)], ["AttemptFailed", "AttemptFailed"], 3),
+]
+
+
+@pytest.mark.parametrize("row", ANSWERED_ROWS, ids=[row.rule for row in ANSWERED_ROWS])
+@pytest.mark.anyio
+async def test_a_read_with_an_answer_piece_in_it_has_answered_wherever_the_piece_is(row: AnsweredRow) -> None:
+    """A read timeout after the reads is retried only if no answer piece went up (the session's rule)."""
+    sent: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(1)
+
+        async def body() -> AsyncIterator[bytes]:
+            for read in row.reads:
+                yield read
+            raise httpx.ReadTimeout("scripted: no more data", request=request)
+
+        return httpx.Response(200, headers=[("content-type", "text/event-stream")], content=body())
+
+    genesis = Genesis.from_config_text(CONFIG, env={}, transport=httpx.MockTransport(handler), sleep=_no_sleep)
+    seen: list[Event] = []
+    async with genesis:
+        with pytest.raises(ProviderError) as caught:
+            async for event in genesis.stream("local/m", PROMPT):
+                seen.append(event)
+    assert caught.value.error_class == "timeout"
+    assert shape(seen) == row.seen
+    assert len(sent) == row.requests
+
+
+async def _no_sleep(seconds: float) -> None:
+    return None
+
+
 # ---- the CLI's event loop ----
 
 
