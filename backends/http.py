@@ -35,6 +35,7 @@ Rules:
 from __future__ import annotations
 
 import email.utils
+import http.cookiejar
 import logging
 import math
 import os
@@ -74,7 +75,7 @@ def make_client(transport: httpx.AsyncBaseTransport | None = None, *, environ: M
     ``transport`` is used for everything, as given: no proxies.
     """
     if transport is not None:
-        return httpx.AsyncClient(transport=transport, timeout=None, trust_env=False)
+        return httpx.AsyncClient(transport=transport, timeout=None, trust_env=False, cookies=_NoCookies())
     from backends.transport import Http11Transport, ProxyTransport
 
     mounts: dict[str, httpx.AsyncBaseTransport | None] = {}
@@ -86,7 +87,15 @@ def make_client(transport: httpx.AsyncBaseTransport | None = None, *, environ: M
             mounts[pattern] = ProxyTransport(httpx.Proxy(proxy))
         except (ValueError, TypeError, httpx.InvalidURL):  # never echo the proxy URL: it may carry a password
             log.warning("ignoring the proxy for %s: its URL is not a usable http(s) proxy URL", pattern)
-    return httpx.AsyncClient(transport=Http11Transport(), mounts=mounts, timeout=None, trust_env=False)
+    return httpx.AsyncClient(transport=Http11Transport(), mounts=mounts, timeout=None, trust_env=False, cookies=_NoCookies())
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """A jar that keeps nothing: a request goes out exactly as built, so a cookie a server sets is never sent
+    back, and storing it (httpx parses every response's headers for them) is work for nothing."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
 
 
 def _environment_proxy_variables(environ: Mapping[str, str]) -> dict[str, str]:
@@ -277,7 +286,7 @@ def prepare(method: str, url: str, headers: Any, body: bytes, exchange: Exchange
                 where.provider,
             )
     try:
-        return httpx.Request(method, url, headers=list(headers), content=body, extensions=extensions)
+        return httpx.Request(method, _parsed_url(url), headers=list(headers), content=body, extensions=extensions)
     except httpx.InvalidURL as exc:
         raise ProviderError(
             ErrorClass.FORMAT,
@@ -286,6 +295,22 @@ def prepare(method: str, url: str, headers: Any, body: bytes, exchange: Exchange
             ref=exchange.ref,
             hint=f"check models.providers.{where.provider}.baseUrl",
         ) from None
+
+
+_PARSED_URLS: dict[str, httpx.URL] = {}
+_PARSED_URLS_KEPT = 256
+
+
+def _parsed_url(url: str) -> httpx.URL:
+    """``httpx.URL(url)``, parsed once per URL (a run sends to a handful; the parse was a third of building the request).
+    At most ``_PARSED_URLS_KEPT`` are kept: past it the oldest goes. An invalid URL raises ``httpx.InvalidURL`` each time."""
+    parsed = _PARSED_URLS.get(url)
+    if parsed is None:
+        parsed = httpx.URL(url)
+        if len(_PARSED_URLS) >= _PARSED_URLS_KEPT:
+            del _PARSED_URLS[next(iter(_PARSED_URLS))]
+        _PARSED_URLS[url] = parsed
+    return parsed
 
 
 def _bad_header_value(value: str) -> str | None:

@@ -373,12 +373,22 @@ class _LoopStream:
         raise anyio.EndOfStream
 
     async def send(self, item: bytes) -> None:
+        if not self.write(item):
+            await self.drained()
+
+    def write(self, item: bytes) -> bool:
+        """Hand ``item`` to the loop's transport: True when the kernel took it all (nothing to wait for)."""
         protocol = self._protocol
         if self._closed:
             raise anyio.ClosedResourceError
         if protocol.lost or self._transport.is_closing():
             raise anyio.BrokenResourceError from protocol.error
         self._transport.write(item)
+        return not protocol.write_paused
+
+    async def drained(self) -> None:
+        """Wait until the loop's transport has handed everything written to the kernel."""
+        protocol = self._protocol
         while protocol.write_paused and not protocol.lost:
             writer = protocol.writer = self._loop.create_future()
             try:
@@ -690,9 +700,15 @@ class _ResponseBody(httpx.AsyncByteStream):
 
 
 async def _write(connection: _Connection, data: bytes, timeout: float | None) -> None:
+    loop_stream = connection.loop_stream
     try:
+        if loop_stream is not None and loop_stream.write(data):  # the kernel took it all: no wait, no timer
+            return
         with anyio.fail_after(timeout):
-            await connection.stream.send(data)
+            if loop_stream is not None:
+                await loop_stream.drained()
+            else:
+                await connection.stream.send(data)
     except TimeoutError:
         raise httpx.WriteTimeout(f"could not send the request within {timeout} s") from None
     except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as error:
