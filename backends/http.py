@@ -368,14 +368,20 @@ async def send(client: httpx.AsyncClient, wire: WireRequest, hints: HintContext,
             timing.first_byte = time.perf_counter()
             yield data
             return
-        raw = body.plain_direct()
-        if raw is not None:  # the common case, inline (one read per event): the transport's pieces, counted against the cap
-            limit, received = exchange.policy.max_response_bytes, 0
+        plain = body.plain()
+        if plain is not None:  # the common case, inline (one read per event): raw pieces, counted against the cap
+            raw, waits = plain
+            limit, received, deadline = exchange.policy.max_response_bytes, 0, exchange.deadline
             while True:
                 try:
-                    piece = await raw.__anext__()
+                    # The transport's own body keeps the deadline itself; another one's waits are bounded here.
+                    piece = await (raw.__anext__() if waits is None else waits.wait(raw.__anext__(), None, deadline))
                 except StopAsyncIteration:
                     break
+                except WaitExpired:
+                    raise exchange.total_timeout_error() from None
+                except ProviderError:
+                    raise
                 except Exception as exc:  # the transport's failure (cancellation is no Exception)
                     raise transport_error(exc, exchange) from None
                 received += len(piece)
@@ -505,16 +511,20 @@ class BoundedBody:
                 ref=exchange.ref,
             )
 
-    def plain_direct(self) -> AsyncIterator[bytes] | None:
-        """The transport's own body iterator, when nothing is left to do but count its bytes against maxResponseBytes:
-        it keeps the deadline itself, the body is not encoded, and its Content-Length (if any) is within the cap.
+    def plain(self) -> tuple[AsyncIterator[bytes], Waits | None] | None:
+        """The raw body iterator and the waits that bound it (None: the transport's own, which keeps the deadline
+        itself), when nothing is left to do but count its bytes against maxResponseBytes: the body is not encoded,
+        not read already, and its Content-Length (if any) is within the cap; None otherwise (``next`` reads it).
         Taken once: the body is then read through it, never through ``next``."""
-        if not self._direct or self._decoder.decoding or self._problem is not None or self._ended:
+        raw = self._raw
+        if raw is None or self._decoder.decoding or self._problem is not None or self._ended:
+            return None
+        if not self._direct and self._waits is None:  # trio over another transport: next() keeps the deadline
             return None
         if self._declared is not None and self._declared > self._limit:
             return None  # next() says so
-        raw, self._ended = self._raw, True
-        return raw
+        self._ended = True
+        return raw, self._waits
 
     async def next(self, limit: int | None = None, *, truncate: bool = False) -> bytes | None:
         """The next decoded piece, or None at the end; past ``limit`` (default maxResponseBytes) an error, or the end if ``truncate``."""
