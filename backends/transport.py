@@ -52,8 +52,9 @@ Rules:
   happy eyeballs as anyio's ``connect_tcp``, TLS by the loop) read through a
   protocol that keeps reading on (``_LoopStream``): a read waits on one future,
   where anyio's socket stream pauses and resumes reading around every receive
-  (a selector change each, most of the Python a read ran on asyncio). What
-  was received and not yet read is bounded (``READ_BUFFER_HIGH``: past it the
+  (a selector change each, most of the Python a read ran on asyncio); what
+  arrived while the reader was busy goes up in one piece (up to the read
+  size), as one recv would give it. What was received and not yet read is bounded (``READ_BUFFER_HIGH``: past it the
   loop stops reading the socket until the reader is down to
   ``READ_BUFFER_LOW``). The calls and exceptions are anyio's stream's, so every
   rule here holds the same; an idle connection whose protocol already has news
@@ -361,6 +362,15 @@ class _LoopStream:
             if len(data) > max_bytes:
                 data, rest = data[:max_bytes], data[max_bytes:]
                 queue.appendleft(rest)
+            elif queue and len(data) + len(queue[0]) <= max_bytes:
+                # More came while the reader was busy: it goes up in one piece, as one recv of the socket would
+                # give it (a reader behind the server then parses several events per read, not one).
+                parts, size = [data], len(data)
+                while queue and size + len(queue[0]) <= max_bytes:
+                    piece = queue.popleft()
+                    parts.append(piece)
+                    size += len(piece)
+                data = b"".join(parts)
             protocol.queued -= len(data)
             if protocol.paused and protocol.queued <= READ_BUFFER_LOW and not self._closed:
                 protocol.paused = False

@@ -9,7 +9,7 @@ Rules pinned here (each row names its rule):
   stops reading the socket, and starts again once the reader has taken the queue to
   ``READ_BUFFER_LOW`` or under.
 - A receive is anyio's: bytes in the order they came, at most ``max_bytes`` at a time (the rest
-  kept), ``EndOfStream`` at the server's end, ``BrokenResourceError`` (from the OS's error) when the
+  kept; what arrived before it comes in one piece, as one recv of the socket gives it), ``EndOfStream`` at the server's end, ``BrokenResourceError`` (from the OS's error) when the
   connection broke, ``ClosedResourceError`` once closed here.
 - A cancelled receive loses nothing: what arrives after it is read by the next receive.
 - An idle connection with news (bytes, the end or a failure the loop already took off the socket)
@@ -94,8 +94,15 @@ RESET: Step = lambda protocol: protocol.connection_lost(ConnectionResetError(104
 LOST_CLEANLY: Step = lambda protocol: protocol.connection_lost(None)  # noqa: E731
 
 RECEIVE_ROWS = [
-    ReceiveRow("bytes come in the order they arrived", [data(b"ab"), data(b"cd")], 2, 100, [b"ab", b"cd"]),
+    ReceiveRow("what arrived before a receive comes in one piece, in order", [data(b"ab"), data(b"cd")], 1, 100, [b"abcd"]),
     ReceiveRow("at most max_bytes at a time, the rest kept for the next receive", [data(b"abcdef")], 3, 4, [b"abcd", b"ef", EOFError]),
+    ReceiveRow(
+        "pieces are joined up to max_bytes, never split to fill it",
+        [data(b"ab"), data(b"cd"), data(b"ef")],
+        3,
+        5,
+        [b"abcd", b"ef", EOFError],
+    ),
     ReceiveRow("the server's end after the bytes: EndOfStream", [data(b"ab"), EOF], 3, 100, [b"ab", anyio.EndOfStream, anyio.EndOfStream]),
     ReceiveRow(
         "a broken connection after the bytes: the bytes, then BrokenResourceError",
