@@ -358,8 +358,8 @@ async def send(client: httpx.AsyncClient, wire: WireRequest, hints: HintContext,
         response = await open_response(client, request, exchange)
     finally:
         timing.status = exchange.status
-    timing.content_type = response.headers.get("content-type", "")
     body = BoundedBody(response, exchange)  # reads nothing yet
+    timing.content_type = body.content_type
     try:
         if response.status_code >= 400:
             raise await error_from(response, body, exchange)
@@ -484,6 +484,8 @@ class BoundedBody:
         self._problem: ProviderError | None = None
         self._direct = False  # the transport's own body iterator, which keeps the deadline itself
         self._waits: Waits | None = None
+        content_type, content_encoding, content_length = head_fields(response)
+        self.content_type = content_type
         if response.is_stream_consumed:
             self._ready = response.content
             return
@@ -496,8 +498,8 @@ class BoundedBody:
             loop = running_asyncio_loop()
             if loop is not None:
                 self._waits = Waits(loop)
-        self._declared = _content_length(response)
-        header = response.headers.get("content-encoding", "")
+        self._declared = int(content_length) if content_length.isdigit() else None
+        header = content_encoding
         codings = [coding.strip().lower() for coding in header.split(",") if coding.strip().lower() not in ("", "identity")]
         if len(codings) == 1 and codings[0] in _WBITS:
             self._decoder = _Decoder(codings[0], exchange)
@@ -655,9 +657,26 @@ class _Decoder:
             ) from None
 
 
-def _content_length(response: httpx.Response) -> int | None:
-    value = response.headers.get("content-length", "")
-    return int(value) if value.isdigit() else None
+_HEAD_FIELDS = (b"content-type", b"content-encoding", b"content-length")
+
+
+def head_fields(response: httpx.Response) -> tuple[str, str, str]:
+    """The response's Content-Type, Content-Encoding and Content-Length ("" when absent), as ``headers.get`` gives them
+    (a repeated field's values joined with ", "), in one pass over the raw fields: httpx's ``get`` scans and decodes
+    every field for each name asked.
+
+    >>> head_fields(httpx.Response(200, headers=[("Content-Type", "text/event-stream"), ("content-encoding", "gzip"), ("Content-Encoding", "br")]))
+    ('text/event-stream', 'gzip, br', '')
+    """
+    found: dict[bytes, list[bytes]] = {}
+    for name, value in response.headers.raw:
+        lowered = name.lower()
+        if lowered in _HEAD_FIELDS:
+            found.setdefault(lowered, []).append(value)
+    content_type, content_encoding, content_length = (
+        b", ".join(found[name]).decode("utf-8", "replace") if name in found else "" for name in _HEAD_FIELDS
+    )
+    return content_type, content_encoding, content_length
 
 
 # ---- Retry-After ----
