@@ -12,6 +12,9 @@ Rules pinned here (each row names its rule):
   kept; what arrived before it comes in one piece, as one recv of the socket gives it), ``EndOfStream`` at the server's end, ``BrokenResourceError`` (from the OS's error) when the
   connection broke, ``ClosedResourceError`` once closed here.
 - A cancelled receive loses nothing: what arrives after it is read by the next receive.
+- A bounded wait (``receive_within``) keeps ``backends.waits``'s rules: past the read timeout or the
+  deadline, whichever is first, ``WaitExpired`` naming which; a timer that fires before the current
+  wait's bound waits on; a caller's cancellation stays a cancellation.
 - An idle connection with news (bytes, the end or a failure the loop already took off the socket)
   is never reused: the socket itself would not show it any more.
 
@@ -31,6 +34,7 @@ import pytest
 
 from backends import transport as transport_module
 from backends.transport import READ_BUFFER_HIGH, READ_BUFFER_LOW, Http11Transport, _Connection, _LoopStream, _ReadingProtocol
+from backends.waits import WaitExpired
 
 
 class FakeTransport(asyncio.Transport):
@@ -309,3 +313,67 @@ async def test_a_streamed_answer_does_not_take_the_socket_out_of_the_selector_pe
     if anyio_backend == "asyncio":
         # The server's side (anyio's stream) pauses once per receive of the request; the client's, never per read.
         assert len(removed) < EVENTS // 2
+
+
+# ---- the bounded waits (backends.waits's rules, the waiting future failed instead of the task cancelled) ----
+
+
+def test_a_wait_past_its_deadline_fails_with_the_deadline_named() -> None:
+    async def main() -> bool:
+        stream, _, _ = loop_stream()
+        with pytest.raises(WaitExpired) as caught:
+            await stream.receive_within(100, 30.0, asyncio.get_running_loop().time() + 0.01)
+        return caught.value.deadline
+
+    assert asyncio.run(main()) is True
+
+
+def test_a_wait_past_its_read_timeout_fails_with_the_timeout_named() -> None:
+    async def main() -> bool:
+        stream, _, _ = loop_stream()
+        with pytest.raises(WaitExpired) as caught:
+            await stream.receive_within(100, 0.01, asyncio.get_running_loop().time() + 30.0)
+        return caught.value.deadline
+
+    assert asyncio.run(main()) is False
+
+
+def test_a_wait_whose_bound_has_passed_fails_at_once_and_takes_queued_bytes_first() -> None:
+    async def main() -> tuple[bool, bytes]:
+        stream, protocol, _ = loop_stream()
+        past = asyncio.get_running_loop().time() - 1.0
+        with pytest.raises(WaitExpired) as caught:
+            await stream.receive_within(100, None, past)
+        protocol.data_received(b"ready")
+        return caught.value.deadline, await stream.receive_within(100, None, past)  # nothing to wait for: no bound applies
+
+    assert asyncio.run(main()) == (True, b"ready")
+
+
+def test_a_timer_that_fires_before_the_current_waits_bound_waits_on() -> None:
+    async def main() -> bytes:
+        stream, protocol, _ = loop_stream()
+        waiting = asyncio.ensure_future(stream.receive_within(100, 60.0, None))
+        await asyncio.sleep(0)
+        stream._expire()  # an earlier wait's timer, firing now: this wait's bound is a minute away
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        protocol.data_received(b"in time")
+        result = await waiting
+        stream.stop_timer()
+        return result
+
+    assert asyncio.run(main()) == b"in time"
+
+
+def test_a_caller_cancellation_stays_a_cancellation() -> None:
+    async def main() -> None:
+        stream, _, _ = loop_stream()
+        waiting = asyncio.ensure_future(stream.receive_within(100, 60.0, None))
+        await asyncio.sleep(0)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        stream.stop_timer()
+
+    asyncio.run(main())
