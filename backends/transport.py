@@ -49,7 +49,9 @@ Rules:
   its body iterator as ``BODY`` in its extensions, so a caller can read the
   body without httpx's layers and without a scope of its own.
 - On asyncio's own event loop a connection is the loop's (``create_connection``,
-  happy eyeballs as anyio's ``connect_tcp``, TLS by the loop) read through a
+  happy eyeballs as anyio's ``connect_tcp``, TLS by the loop), and so it is on
+  uvloop to an IP address (uvloop's ``create_connection`` has no happy
+  eyeballs, which a host name with several addresses needs), read through a
   protocol that keeps reading on (``_LoopStream``): a read waits on one future,
   where anyio's socket stream pauses and resumes reading around every receive
   (a selector change each, most of the Python a read ran on asyncio); what
@@ -58,8 +60,8 @@ Rules:
   loop stops reading the socket until the reader is down to
   ``READ_BUFFER_LOW``). The calls and exceptions are anyio's stream's, so every
   rule here holds the same; an idle connection whose protocol already has news
-  (bytes, the end, a failure) is not reused. On trio and on uvloop (whose
-  pausing is C) connections are anyio's streams.
+  (bytes, the end, a failure) is not reused. On trio, and on uvloop to a host
+  name, connections are anyio's streams.
 - TLS: the request's ``ssl_context`` extension if present (per provider,
   see ``backends.http.tls_context``), else the transport's context, else
   the default one. Idle connections are kept per
@@ -70,6 +72,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import math
 import select
 import ssl
@@ -443,16 +446,29 @@ class _LoopStream:
             await asyncio.sleep(0)  # one turn of the loop: the socket closes in it (abort schedules it), not at exit or GC
 
 
+def _is_ip_literal(host: str) -> bool:
+    """
+    >>> _is_ip_literal("127.0.0.1"), _is_ip_literal("::1"), _is_ip_literal("localhost")
+    (True, True, False)
+    """
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 async def _open_loop_stream(loop: asyncio.AbstractEventLoop, host: str, port: int, context: ssl.SSLContext | None) -> _LoopStream:
-    """A connection on asyncio's own loop (happy eyeballs as anyio's connect_tcp), TLS by the loop when ``context``."""
-    transport, protocol = await loop.create_connection(
-        _ReadingProtocol,
-        host,
-        port,
-        ssl=context,
-        server_hostname=host if context is not None else None,
-        happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY,
-    )
+    """A connection made by the running loop, TLS by the loop when ``context``: on asyncio's own loop with happy
+    eyeballs as anyio's ``connect_tcp``; on another loop (uvloop, which has none) only to an IP address."""
+    hostname = host if context is not None else None
+    if isinstance(loop, asyncio.BaseEventLoop):
+        connected = await loop.create_connection(
+            _ReadingProtocol, host, port, ssl=context, server_hostname=hostname, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY
+        )
+    else:
+        connected = await loop.create_connection(_ReadingProtocol, host, port, ssl=context, server_hostname=hostname)
+    transport, protocol = connected
     return _LoopStream(loop, transport, protocol)
 
 
@@ -556,7 +572,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
         loop = running_asyncio_loop()
         try:
             with anyio.fail_after(timeout):
-                if isinstance(loop, asyncio.BaseEventLoop):  # asyncio's own loop: read through a protocol (_LoopStream)
+                if isinstance(loop, asyncio.BaseEventLoop) or (loop is not None and _is_ip_literal(host)):  # read through a protocol
                     stream: anyio.abc.ByteStream | _LoopStream = await _open_loop_stream(loop, host, port, context)
                 elif context is not None:
                     stream = await anyio.connect_tcp(host, port, tls=True, ssl_context=context, tls_hostname=host)

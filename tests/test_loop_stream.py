@@ -377,3 +377,124 @@ def test_a_caller_cancellation_stays_a_cancellation() -> None:
         stream.stop_timer()
 
     asyncio.run(main())
+
+
+# ---- on uvloop: the protocol to an IP address, anyio's stream to a host name ----
+
+
+class UvloopRow(NamedTuple):
+    rule: str
+    host: str
+    protocol: bool  # the connection is read through the protocol (_LoopStream)
+
+
+UVLOOP_ROWS = [
+    UvloopRow("on uvloop, a connection to an IP address is read through the protocol", "127.0.0.1", True),
+    UvloopRow("on uvloop, a connection to a host name stays anyio's stream (happy eyeballs)", "localhost", False),
+]
+
+
+def _on_uvloop(main: Callable[[], Any]) -> Any:
+    uvloop = pytest.importorskip("uvloop")  # scripts/setup installs genesis[fast]
+    return uvloop.run(main())
+
+
+async def _serve_on_loopback(handler: Callable[[anyio.abc.SocketStream], Any], body: Callable[[int], Any]) -> Any:
+    async with anyio.create_task_group() as group:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+
+        async def accept(stream: anyio.abc.SocketStream) -> None:
+            async with stream:
+                try:
+                    await handler(stream)
+                except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    pass
+
+        group.start_soon(listener.serve, accept)
+        try:
+            return await body(port)
+        finally:
+            group.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("row", UVLOOP_ROWS, ids=[row.rule for row in UVLOOP_ROWS])
+def test_on_uvloop_the_protocol_is_used_for_ip_addresses_only(row: UvloopRow) -> None:
+    async def body(port: int) -> tuple[list[bytes], bool]:
+        transport = Http11Transport()
+        async with httpx.AsyncClient(transport=transport) as client:
+            async with client.stream("GET", f"http://{row.host}:{port}/") as response:
+                pieces = [piece async for piece in response.aiter_raw()]
+            [[connection]] = transport._idle.values()
+            return pieces, connection.loop_stream is not None
+
+    async def main() -> tuple[list[bytes], bool]:
+        return await _serve_on_loopback(_serve_events, body)  # type: ignore[no-any-return]
+
+    pieces, protocol = _on_uvloop(main)
+    assert b"".join(pieces) == b"".join(b'data: {"n": %d}\n\n' % index for index in range(EVENTS))
+    assert protocol is row.protocol
+
+
+def test_on_uvloop_a_silent_server_is_a_read_timeout_through_the_protocol() -> None:
+    async def silent(stream: anyio.abc.SocketStream) -> None:
+        await stream.receive()
+        await anyio.sleep(30)
+
+    async def body(port: int) -> str:
+        async with httpx.AsyncClient(transport=Http11Transport(), timeout=httpx.Timeout(5.0, read=0.05)) as client:
+            with pytest.raises(httpx.ReadTimeout) as caught:
+                await client.get(f"http://127.0.0.1:{port}/")
+            return str(caught.value)
+
+    async def main() -> str:
+        return await _serve_on_loopback(silent, body)  # type: ignore[no-any-return]
+
+    assert "no data from the server" in _on_uvloop(main)
+
+
+def test_on_uvloop_tls_to_an_ip_address_goes_through_the_loop(tmp_path: Any) -> None:
+    import ssl
+    import subprocess
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-days", "1"]
+        + ["-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    untrusting = ssl.create_default_context()  # the system's CAs only: this certificate is not trusted
+
+    async def main() -> tuple[str, str]:
+        from anyio.streams.tls import TLSListener
+
+        async with anyio.create_task_group() as group:
+            listener = TLSListener(await anyio.create_tcp_listener(local_host="127.0.0.1"), server_context, standard_compatible=False)
+            port = listener.listener.extra(anyio.abc.SocketAttribute.local_port)
+
+            async def accept(stream: anyio.abc.ByteStream) -> None:
+                async with stream:
+                    try:
+                        request = b""
+                        while b"\r\n\r\n" not in request:
+                            request += await stream.receive()
+                        await stream.send(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                        await stream.receive()
+                    except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, ssl.SSLError, OSError):
+                        pass
+
+            group.start_soon(listener.serve, accept)
+            async with httpx.AsyncClient(transport=Http11Transport(ssl_context=ssl.create_default_context(cafile=str(cert)))) as client:
+                text = (await client.get(f"https://127.0.0.1:{port}/")).text
+            async with httpx.AsyncClient(transport=Http11Transport(ssl_context=untrusting)) as client:
+                with pytest.raises(httpx.ConnectError) as caught:
+                    await client.get(f"https://127.0.0.1:{port}/")
+            group.cancel_scope.cancel()
+        return text, repr(caught.value.__cause__)
+
+    text, cause = _on_uvloop(main)
+    assert text == "ok"
+    assert "CERTIFICATE_VERIFY_FAILED" in cause or "certificate verify failed" in cause
