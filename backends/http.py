@@ -35,6 +35,7 @@ Rules:
 from __future__ import annotations
 
 import email.utils
+import http.cookiejar
 import logging
 import math
 import os
@@ -74,7 +75,7 @@ def make_client(transport: httpx.AsyncBaseTransport | None = None, *, environ: M
     ``transport`` is used for everything, as given: no proxies.
     """
     if transport is not None:
-        return httpx.AsyncClient(transport=transport, timeout=None, trust_env=False)
+        return httpx.AsyncClient(transport=transport, timeout=None, trust_env=False, cookies=_NoCookies())
     from backends.transport import Http11Transport, ProxyTransport
 
     mounts: dict[str, httpx.AsyncBaseTransport | None] = {}
@@ -86,7 +87,15 @@ def make_client(transport: httpx.AsyncBaseTransport | None = None, *, environ: M
             mounts[pattern] = ProxyTransport(httpx.Proxy(proxy))
         except (ValueError, TypeError, httpx.InvalidURL):  # never echo the proxy URL: it may carry a password
             log.warning("ignoring the proxy for %s: its URL is not a usable http(s) proxy URL", pattern)
-    return httpx.AsyncClient(transport=Http11Transport(), mounts=mounts, timeout=None, trust_env=False)
+    return httpx.AsyncClient(transport=Http11Transport(), mounts=mounts, timeout=None, trust_env=False, cookies=_NoCookies())
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """A jar that keeps nothing: a request goes out exactly as built, so a cookie a server sets is never sent
+    back, and storing it (httpx parses every response's headers for them) is work for nothing."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
 
 
 def _environment_proxy_variables(environ: Mapping[str, str]) -> dict[str, str]:
@@ -277,7 +286,7 @@ def prepare(method: str, url: str, headers: Any, body: bytes, exchange: Exchange
                 where.provider,
             )
     try:
-        return httpx.Request(method, url, headers=list(headers), content=body, extensions=extensions)
+        return httpx.Request(method, _parsed_url(url), headers=list(headers), content=body, extensions=extensions)
     except httpx.InvalidURL as exc:
         raise ProviderError(
             ErrorClass.FORMAT,
@@ -286,6 +295,22 @@ def prepare(method: str, url: str, headers: Any, body: bytes, exchange: Exchange
             ref=exchange.ref,
             hint=f"check models.providers.{where.provider}.baseUrl",
         ) from None
+
+
+_PARSED_URLS: dict[str, httpx.URL] = {}
+_PARSED_URLS_KEPT = 256
+
+
+def _parsed_url(url: str) -> httpx.URL:
+    """``httpx.URL(url)``, parsed once per URL (a run sends to a handful; the parse was a third of building the request).
+    At most ``_PARSED_URLS_KEPT`` are kept: past it the oldest goes. An invalid URL raises ``httpx.InvalidURL`` each time."""
+    parsed = _PARSED_URLS.get(url)
+    if parsed is None:
+        parsed = httpx.URL(url)
+        if len(_PARSED_URLS) >= _PARSED_URLS_KEPT:
+            del _PARSED_URLS[next(iter(_PARSED_URLS))]
+        _PARSED_URLS[url] = parsed
+    return parsed
 
 
 def _bad_header_value(value: str) -> str | None:
@@ -333,8 +358,8 @@ async def send(client: httpx.AsyncClient, wire: WireRequest, hints: HintContext,
         response = await open_response(client, request, exchange)
     finally:
         timing.status = exchange.status
-    timing.content_type = response.headers.get("content-type", "")
     body = BoundedBody(response, exchange)  # reads nothing yet
+    timing.content_type = body.content_type
     try:
         if response.status_code >= 400:
             raise await error_from(response, body, exchange)
@@ -343,13 +368,35 @@ async def send(client: httpx.AsyncClient, wire: WireRequest, hints: HintContext,
             timing.first_byte = time.perf_counter()
             yield data
             return
+        plain = body.plain()
+        if plain is not None:  # the common case, inline (one read per event): raw pieces, counted against the cap
+            raw, waits = plain
+            limit, received, deadline = exchange.policy.max_response_bytes, 0, exchange.deadline
+            while True:
+                try:
+                    # The transport's own body keeps the deadline itself; another one's waits are bounded here.
+                    piece = await (raw.__anext__() if waits is None else waits.wait(raw.__anext__(), None, deadline))
+                except StopAsyncIteration:
+                    break
+                except WaitExpired:
+                    raise exchange.total_timeout_error() from None
+                except ProviderError:
+                    raise
+                except Exception as exc:  # the transport's failure (cancellation is no Exception)
+                    raise transport_error(exc, exchange) from None
+                received += len(piece)
+                if received > limit:
+                    raise exchange.too_large_error(" on the wire")
+                if timing.first_byte is None:
+                    timing.first_byte = time.perf_counter()
+                yield piece
         while True:
-            piece = await body.next()
-            if piece is None:
+            decoded = await body.next()
+            if decoded is None:
                 break
             if timing.first_byte is None:
                 timing.first_byte = time.perf_counter()
-            yield piece
+            yield decoded
     finally:
         timing.end = time.perf_counter()
         with anyio.CancelScope(shield=True):
@@ -437,6 +484,8 @@ class BoundedBody:
         self._problem: ProviderError | None = None
         self._direct = False  # the transport's own body iterator, which keeps the deadline itself
         self._waits: Waits | None = None
+        content_type, content_encoding, content_length = head_fields(response)
+        self.content_type = content_type
         if response.is_stream_consumed:
             self._ready = response.content
             return
@@ -449,8 +498,8 @@ class BoundedBody:
             loop = running_asyncio_loop()
             if loop is not None:
                 self._waits = Waits(loop)
-        self._declared = _content_length(response)
-        header = response.headers.get("content-encoding", "")
+        self._declared = int(content_length) if content_length.isdigit() else None
+        header = content_encoding
         codings = [coding.strip().lower() for coding in header.split(",") if coding.strip().lower() not in ("", "identity")]
         if len(codings) == 1 and codings[0] in _WBITS:
             self._decoder = _Decoder(codings[0], exchange)
@@ -463,6 +512,21 @@ class BoundedBody:
                 status=exchange.status,
                 ref=exchange.ref,
             )
+
+    def plain(self) -> tuple[AsyncIterator[bytes], Waits | None] | None:
+        """The raw body iterator and the waits that bound it (None: the transport's own, which keeps the deadline
+        itself), when nothing is left to do but count its bytes against maxResponseBytes: the body is not encoded,
+        not read already, and its Content-Length (if any) is within the cap; None otherwise (``next`` reads it).
+        Taken once: the body is then read through it, never through ``next``."""
+        raw = self._raw
+        if raw is None or self._decoder.decoding or self._problem is not None or self._ended:
+            return None
+        if not self._direct and self._waits is None:  # trio over another transport: next() keeps the deadline
+            return None
+        if self._declared is not None and self._declared > self._limit:
+            return None  # next() says so
+        self._ended = True
+        return raw, self._waits
 
     async def next(self, limit: int | None = None, *, truncate: bool = False) -> bytes | None:
         """The next decoded piece, or None at the end; past ``limit`` (default maxResponseBytes) an error, or the end if ``truncate``."""
@@ -593,9 +657,26 @@ class _Decoder:
             ) from None
 
 
-def _content_length(response: httpx.Response) -> int | None:
-    value = response.headers.get("content-length", "")
-    return int(value) if value.isdigit() else None
+_HEAD_FIELDS = (b"content-type", b"content-encoding", b"content-length")
+
+
+def head_fields(response: httpx.Response) -> tuple[str, str, str]:
+    """The response's Content-Type, Content-Encoding and Content-Length ("" when absent), as ``headers.get`` gives them
+    (a repeated field's values joined with ", "), in one pass over the raw fields: httpx's ``get`` scans and decodes
+    every field for each name asked.
+
+    >>> head_fields(httpx.Response(200, headers=[("Content-Type", "text/event-stream"), ("content-encoding", "gzip"), ("Content-Encoding", "br")]))
+    ('text/event-stream', 'gzip, br', '')
+    """
+    found: dict[bytes, list[bytes]] = {}
+    for name, value in response.headers.raw:
+        lowered = name.lower()
+        if lowered in _HEAD_FIELDS:
+            found.setdefault(lowered, []).append(value)
+    content_type, content_encoding, content_length = (
+        b", ".join(found[name]).decode("utf-8", "replace") if name in found else "" for name in _HEAD_FIELDS
+    )
+    return content_type, content_encoding, content_length
 
 
 # ---- Retry-After ----

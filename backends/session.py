@@ -27,7 +27,12 @@ Rules:
   gives the answer's bytes, one piece per read, ``parse_stream`` turns each into
   events and, only when an answer-side stage has a step for this request, the
   steps transform them (``Pipeline.answer_chain``, one per try) before the rules
-  above see them. A step that fails is a StageError: the run ends, it is never
+  above see them.
+- Events go up one list per read, never one ``yield`` per event: a read's list
+  is checked by the rules above in one call and handed straight up through each
+  layer (the try's reads, the retries, the run); the caller (``Genesis.stream``)
+  takes them apart. An event that ends the try goes up after the events before
+  it in the same read, as it would had they come a read earlier. A step that fails is a StageError: the run ends, it is never
   retried or failed over as a server fault.
 - What send, parse_stream and each answer-side step did on the try that answered
   is the completion's ``answer_trace``; each failed try is noted by send.
@@ -153,7 +158,8 @@ async def run_events(
     headers: Sequence[tuple[str, str]] = (),
     audit: Audit | None = None,
     use_fallbacks: bool = True,
-) -> AsyncGenerator[Event, None]:
+) -> AsyncGenerator[list[Event], None]:
+    """The run, one list of events per read (and one per attempt that failed or was skipped), as the rules above say."""
     client = host.client()
     chain = candidates(host.catalog, model, use_fallbacks)
     cooling: list[tuple[WireRequest, Target]] = []
@@ -168,7 +174,7 @@ async def run_events(
             provider, model_id = split_ref(candidate or "") or ("", candidate or "")
             attempt = Attempt(provider, model_id, ok=False, error_class=error.kind, message=str(error))
             state.attempts.append(attempt)
-            yield AttemptFailed(attempt)
+            yield [AttemptFailed(attempt)]
             continue
         target = _target_of(wire)
         key = (wire.provider, wire.model)
@@ -179,20 +185,20 @@ async def run_events(
             if audit is not None:
                 audit(make_record(wire, sent=False, ok=False, error_class=ErrorClass.COOLDOWN, message=message))
             cooling.append((wire, target))
-            yield AttemptFailed(attempt)
+            yield [AttemptFailed(attempt)]
             continue
         failure: ProviderError | None = None
         try:
             async with aclosing(_tries(host, client, wire, target, state, audit)) as tries:
-                async for event in tries:
-                    yield event
+                async for events in tries:
+                    yield events
             return
         except ProviderError as error:
             if state.answered or final or error.error_class not in FAILOVER_CLASSES:
                 raise
             failure = error
         last_error = failure
-        yield AttemptFailed(state.attempts[-1])
+        yield [AttemptFailed(state.attempts[-1])]
     if last_error is not None:
         last_error.attempts = list(state.attempts)
         raise last_error
@@ -200,30 +206,35 @@ async def run_events(
     # without a request would help no one; the one that comes back first is tried.
     wire, target = min(cooling, key=lambda pair: host.cooldowns.until((pair[0].provider, pair[0].model)))
     async with aclosing(_tries(host, client, wire, target, state, audit)) as tries:
-        async for event in tries:
-            yield event
+        async for events in tries:
+            yield events
 
 
 async def _tries(
     host: RunHost, client: Any, wire: WireRequest, target: Target, state: RunState, audit: Audit | None
-) -> AsyncGenerator[Event, None]:
-    """One model: the first try and its retries; ends in success or raises the last failure (with every attempt)."""
+) -> AsyncGenerator[list[Event], None]:
+    """One model: the first try and its retries, one list of events per read; ends in success or raises the last
+    failure (with every attempt)."""
     key = (wire.provider, wire.model)
     # Every secret this request could meet: configured ones, and keys the caller passed as headers.
     hints = hints_for(target, Secrets(host.catalog.secrets) | secrets_in_headers(wire.headers, wire.secret_headers))
     started = host.cooldowns.clock()
     retries = max(wire.policy.max_retries, 0)
     observer = state.observer
+    pipeline = host.pipeline
     for retry in range(retries + 1):
         timing = Timing()
-        held: list[Event] = []
+        state.target, state.aggregator, state.try_notes = target, Aggregator(), ()
+        checks = _Checks(wire, hints, timing, state)
         failure: ProviderError | None = None
         if observer is not None:
             observer.attempt_started(wire, retry)
         try:
-            async with aclosing(_answer(host.pipeline, client, wire, hints, timing, state, target, held)) as answer:
-                async for event in answer:
-                    yield event
+            chain = None if wire.context is None else pipeline.answer_chain(wire.context)
+            reads = _reads(pipeline.send(client, wire, hints, timing), pipeline.parse_stream, timing, chain, state, checks)
+            async with aclosing(reads):
+                async for events in reads:
+                    yield events
         except ProviderError as error:
             failure = error
         if observer is not None:  # a try cancelled or closed mid-way is ended by the run's own end (pipeline.telemetry)
@@ -246,10 +257,12 @@ async def _tries(
                         timing=timing.as_ms(),
                     )
                 )
+            held = checks.held
             for event in held:
                 if isinstance(event, Timings):
                     state.timings = event.values
-                yield event
+            if held:
+                yield held
             return
         retryable = failure.error_class in RETRY_CLASSES and not state.answered
         delay = backoff_delay(retry + 1, host.random(), retry_after=failure.retry_after) if retryable and retry < retries else None
@@ -261,7 +274,7 @@ async def _tries(
                 host.cooldowns.failed(key, started=started, error_class=failure.error_class, retry_after=failure.retry_after)
             failure.attempts = list(state.attempts)
             raise failure
-        yield AttemptFailed(attempt)
+        yield [AttemptFailed(attempt)]
         await host.sleep(delay)
 
 
@@ -295,49 +308,79 @@ def failed_try(
     )
 
 
-async def _answer(
-    pipeline: AnswerSide,
-    client: Any,
-    wire: WireRequest,
-    hints: HintContext,
-    timing: Timing,
-    state: RunState,
-    target: Target,
-    held: list[Event],
-) -> AsyncGenerator[Event, None]:
-    """One try: send, check each event, yield the answer's events and hold the rest; raise ProviderError on any failure."""
-    state.target, state.aggregator, state.try_notes = target, Aggregator(), ()
-    aggregator = state.aggregator
-    chain = None if wire.context is None else pipeline.answer_chain(wire.context)
-    reads = _reads(pipeline.send(client, wire, hints, timing), pipeline.parse_stream, timing, chain, state)
-    async with aclosing(reads):
-        async for events in reads:
-            for event in events:
-                kind = type(event)
-                if kind in CHECKED_EVENTS:
-                    failure = event_failure(event, aggregator, url=wire.url, ref=wire.ref, context=hints)
-                    if failure is not None:
-                        raise failure
-                aggregator.add(event)
-                if kind in _ANSWER_EVENTS:
-                    state.answered = True
-                    yield event
-                elif kind in _HELD_EVENTS:
-                    held.append(event)
-                else:
-                    yield event
-    if aggregator.finish is None:
-        raise ProviderError(
-            ErrorClass.PROTOCOL, "the answer ended without a finish_reason", url=wire.url, status=timing.status, ref=wire.ref
-        )
+class _Checks:
+    """One try's rules on each read's events: a failure an event stands for is raised, the answer so far is
+    aggregated, text, reasoning and tool calls go up at once, Usage, Timings and Finish are held."""
+
+    __slots__ = ("aggregator", "failure", "held", "hints", "state", "timing", "wire")
+
+    def __init__(self, wire: WireRequest, hints: HintContext, timing: Timing, state: RunState) -> None:
+        self.wire, self.hints, self.timing, self.state = wire, hints, timing, state
+        self.aggregator = state.aggregator
+        self.held: list[Event] = []
+        # A failure found after events of the same read: those go up first (as they would one read
+        # earlier: split invariance), then the read after them raises it.
+        self.failure: ProviderError | None = None
+
+    def passed(self, events: list[Event]) -> list[Event]:
+        """The events of one read (not empty) that go up now; the held ones are kept, a failure noted in ``failure``
+        (the events before it go up, the reader raises it after them)."""
+        aggregator = self.aggregator
+        for event in events:  # the common read: text, reasoning or tool-call pieces only, all of which go up
+            if type(event) not in _ANSWER_EVENTS:
+                return self._sorted(events, event)
+            aggregator.add(event)
+        self.state.answered = True
+        return events
+
+    def _sorted(self, events: list[Event], first_other: Event) -> list[Event]:
+        """``passed`` from the first event that is not an answer piece on (the ones before it are added already)."""
+        aggregator, wire, state = self.aggregator, self.wire, self.state
+        position = next(index for index, event in enumerate(events) if event is first_other)
+        going_up = events[:position]
+        if going_up:
+            state.answered = True
+        for event in events[position:]:
+            kind = type(event)
+            if kind in CHECKED_EVENTS:
+                failure = event_failure(event, aggregator, url=wire.url, ref=wire.ref, context=self.hints)
+                if failure is not None:
+                    self.failure = failure
+                    return going_up
+            aggregator.add(event)
+            if kind in _HELD_EVENTS:
+                self.held.append(event)
+                continue
+            if kind in _ANSWER_EVENTS:
+                state.answered = True
+            going_up.append(event)
+        return going_up
+
+    def ended(self) -> None:
+        """The answer's end: one without a finish_reason is a protocol error."""
+        if self.aggregator.finish is None:
+            raise ProviderError(
+                ErrorClass.PROTOCOL,
+                "the answer ended without a finish_reason",
+                url=self.wire.url,
+                status=self.timing.status,
+                ref=self.wire.ref,
+            )
 
 
 async def _reads(
-    sent: AsyncIterator[bytes], parse: ParseStream, timing: Timing, chain: AnswerChain | None, state: RunState | None
+    sent: AsyncIterator[bytes],
+    parse: ParseStream,
+    timing: Timing,
+    chain: AnswerChain | None,
+    state: RunState | None,
+    checks: _Checks | None = None,
 ) -> AsyncGenerator[list[Event], None]:
     """send's bytes through parse_stream (and the answer-side steps, when there are any), one list of events per read.
 
     ``state`` (a run's) receives the try's parse_stream and answer-side notes; None outside a run.
+    ``checks`` (a run's try) applies the run's rules to each read's events before they go up; a failure
+    is raised once the events before it, in the same read, have gone up.
 
     Reading stops at the answer's end (``data: [DONE]``); ``sent`` is closed at once, whatever ends the try.
     """
@@ -349,10 +392,17 @@ async def _reads(
             if parser is None:  # the response head has come: its content type picks the parser
                 parser = parse(timing.content_type)
             events = parser.feed(piece)
-            if chain is not None and events:
-                events = chain.feed(events)
             if events:
-                yield events
+                if chain is not None:
+                    events = chain.feed(events)
+                if checks is not None and events:
+                    events = checks.passed(events)
+                    if checks.failure is not None:  # the events before it go up first
+                        if events:
+                            yield events
+                        raise checks.failure
+                if events:
+                    yield events
             if parser.done:  # [DONE] ends the answer: whatever the server does with the connection after it is not waited for
                 break
     if parser is None:
@@ -362,8 +412,14 @@ async def _reads(
         events = (chain.feed(events) if events else events) + chain.finish()
     if state is not None:
         state.try_notes = tuple(StageNote("parse_stream", note) for note in parser.notes()) + (() if chain is None else chain.notes())
+    if checks is not None and events:
+        events = checks.passed(events)
     if events:
         yield events
+    if checks is not None:
+        if checks.failure is not None:
+            raise checks.failure
+        checks.ended()
 
 
 def default_events(client: Any, wire: WireRequest, hints: HintContext, timing: Timing) -> AsyncGenerator[list[Event], None]:

@@ -48,6 +48,20 @@ Rules:
   ``DeadlineExceeded``. The response then carries ``DEADLINE_ENFORCED`` and
   its body iterator as ``BODY`` in its extensions, so a caller can read the
   body without httpx's layers and without a scope of its own.
+- On asyncio's own event loop a connection is the loop's (``create_connection``,
+  happy eyeballs as anyio's ``connect_tcp``, TLS by the loop), and so it is on
+  uvloop to an IP address (uvloop's ``create_connection`` has no happy
+  eyeballs, which a host name with several addresses needs), read through a
+  protocol that keeps reading on (``_LoopStream``): a read waits on one future,
+  where anyio's socket stream pauses and resumes reading around every receive
+  (a selector change each, most of the Python a read ran on asyncio); what
+  arrived while the reader was busy goes up in one piece (up to the read
+  size), as one recv would give it. What was received and not yet read is bounded (``READ_BUFFER_HIGH``: past it the
+  loop stops reading the socket until the reader is down to
+  ``READ_BUFFER_LOW``). The calls and exceptions are anyio's stream's, so every
+  rule here holds the same; an idle connection whose protocol already has news
+  (bytes, the end, a failure) is not reused. On trio, and on uvloop to a host
+  name, connections are anyio's streams.
 - TLS: the request's ``ssl_context`` extension if present (per provider,
   see ``backends.http.tls_context``), else the transport's context, else
   the default one. Idle connections are kept per
@@ -57,6 +71,8 @@ Rules:
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import math
 import select
 import ssl
@@ -75,6 +91,11 @@ from pipeline.policy import MAX_INFORMATIONAL_RESPONSES
 
 IDLE_EXPIRY_SECONDS = 5.0
 READ_SIZE = 64 * 1024
+# asyncio's own loop: how much a connection may hold that was received and not yet read before the loop
+# stops reading its socket (and under which it reads again).
+READ_BUFFER_HIGH = 256 * 1024
+READ_BUFFER_LOW = 64 * 1024
+HAPPY_EYEBALLS_DELAY = 0.25  # seconds, as anyio.connect_tcp
 MAX_BYTES_WITHOUT_BODY = 64 * 1024
 _FORBIDDEN_IN_VALUES = (b"\r", b"\n", b"\x00")
 
@@ -226,23 +247,253 @@ class _Response:
             self.keep_alive = self.parser.should_keep_alive()
 
 
-class _Connection:
-    __slots__ = ("idle_since", "origin", "response", "stream", "waits")
+class _ReadingProtocol(asyncio.Protocol):
+    """The loop's side of a ``_LoopStream``: what arrives is queued and wakes the one waiting reader.
 
-    def __init__(self, stream: anyio.abc.ByteStream, origin: Origin) -> None:
+    Reading stays on between reads: no ``pause_reading``/``resume_reading`` (a selector change each)
+    per read, as anyio's socket stream makes. Past ``READ_BUFFER_HIGH`` bytes queued and not yet read,
+    reading pauses until the reader has taken the queue under ``READ_BUFFER_LOW``.
+    """
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.queue: deque[bytes] = deque()
+        self.queued = 0
+        self.paused = False  # reading paused: the queue is full
+        self.eof = False
+        self.lost = False
+        self.error: BaseException | None = None
+        self.reader: asyncio.Future[None] | None = None
+        self.writer: asyncio.Future[None] | None = None
+        self.write_paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.queue.append(data)
+        self.queued += len(data)
+        if self.queued > READ_BUFFER_HIGH and not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+        self._wake_reader()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake_reader()
+        return True  # the connection is closed by its owner, as anyio's stream leaves it
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost, self.error = True, exc
+        self._wake_reader()
+        self._wake_writer()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._wake_writer()
+
+    def _wake_reader(self) -> None:
+        reader = self.reader
+        if reader is not None and not reader.done():
+            reader.set_result(None)
+
+    def _wake_writer(self) -> None:
+        writer = self.writer
+        if writer is not None and not writer.done():
+            writer.set_result(None)
+
+
+class _LoopStream:
+    """A connection on asyncio's own loop, read through a protocol that keeps reading on (``_ReadingProtocol``).
+
+    The ``anyio.abc.ByteStream`` calls this transport makes (``receive``, ``send``, ``aclose``, ``extra``),
+    with anyio's exceptions: ``EndOfStream`` at the server's end, ``BrokenResourceError`` (from the OS's
+    error) when the connection broke, ``ClosedResourceError`` once closed here. A cancelled wait leaves
+    the stream as it was: what arrives meanwhile stays queued.
+    """
+
+    __slots__ = ("_closed", "_loop", "_on_deadline", "_protocol", "_timer", "_transport", "_until")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, transport: asyncio.Transport, protocol: _ReadingProtocol) -> None:
+        self._loop, self._transport, self._protocol = loop, transport, protocol
+        self._closed = False
+        self._timer: asyncio.TimerHandle | None = None  # one timer for the bounded waits, as backends.waits keeps it
+        self._until = math.inf  # the current wait's bound (loop time)
+        self._on_deadline = False  # that bound is the exchange's deadline
+        transport.set_write_buffer_limits(0)  # send() returns once the kernel has the bytes, as anyio's does
+
+    async def receive(self, max_bytes: int = READ_SIZE) -> bytes:
+        return await self.receive_within(max_bytes, None, None)
+
+    async def receive_within(self, max_bytes: int, timeout: float | None, deadline: float | None) -> bytes:
+        """``receive``, waiting at most ``timeout`` seconds and not past ``deadline`` (loop time), whichever is first:
+        past it, ``WaitExpired`` (its ``deadline`` says which bound it was).
+
+        ``backends.waits``'s rules with no task cancelled: the one timer fails the waiting future itself,
+        and a timer that fires before the current wait's bound re-arms for it.
+        """
+        protocol = self._protocol
+        queue = protocol.queue
+        if not queue and not (protocol.eof or protocol.lost or self._closed):
+            loop = self._loop
+            if timeout is not None or deadline is not None:
+                now = loop.time()
+                until = math.inf if timeout is None else now + timeout
+                on_deadline = deadline is not None and deadline <= until
+                if on_deadline:
+                    until = deadline  # type: ignore[assignment]
+                if until <= now:
+                    raise WaitExpired(on_deadline)
+                self._until, self._on_deadline = until, on_deadline
+                timer = self._timer
+                if timer is None or timer.when() > until:
+                    if timer is not None:
+                        timer.cancel()
+                    self._timer = loop.call_at(until, self._expire)
+            else:
+                self._until = math.inf
+            reader = protocol.reader = loop.create_future()
+            try:
+                await reader
+            finally:
+                protocol.reader = None
+        if queue:
+            data = queue.popleft()
+            if len(data) > max_bytes:
+                data, rest = data[:max_bytes], data[max_bytes:]
+                queue.appendleft(rest)
+            elif queue and len(data) + len(queue[0]) <= max_bytes:
+                # More came while the reader was busy: it goes up in one piece, as one recv of the socket would
+                # give it (a reader behind the server then parses several events per read, not one).
+                parts, size = [data], len(data)
+                while queue and size + len(queue[0]) <= max_bytes:
+                    piece = queue.popleft()
+                    parts.append(piece)
+                    size += len(piece)
+                data = b"".join(parts)
+            protocol.queued -= len(data)
+            if protocol.paused and protocol.queued <= READ_BUFFER_LOW and not self._closed:
+                protocol.paused = False
+                self._transport.resume_reading()
+            return data
+        if self._closed:
+            raise anyio.ClosedResourceError
+        if protocol.error is not None:
+            raise anyio.BrokenResourceError from protocol.error
+        raise anyio.EndOfStream
+
+    async def send(self, item: bytes) -> None:
+        if not self.write(item):
+            await self.drained()
+
+    def write(self, item: bytes) -> bool:
+        """Hand ``item`` to the loop's transport: True when the kernel took it all (nothing to wait for)."""
+        protocol = self._protocol
+        if self._closed:
+            raise anyio.ClosedResourceError
+        if protocol.lost or self._transport.is_closing():
+            raise anyio.BrokenResourceError from protocol.error
+        self._transport.write(item)
+        return not protocol.write_paused
+
+    async def drained(self) -> None:
+        """Wait until the loop's transport has handed everything written to the kernel."""
+        protocol = self._protocol
+        while protocol.write_paused and not protocol.lost:
+            writer = protocol.writer = self._loop.create_future()
+            try:
+                await writer
+            finally:
+                protocol.writer = None
+        if protocol.lost and protocol.error is not None:
+            raise anyio.BrokenResourceError from protocol.error
+
+    def _expire(self) -> None:
+        self._timer = None
+        reader = self._protocol.reader
+        if reader is None or reader.done() or self._until == math.inf:  # no bounded wait now: the next one arms its own
+            return
+        if self._loop.time() < self._until:  # the wait began after this timer was set: wait on to its bound
+            self._timer = self._loop.call_at(self._until, self._expire)
+            return
+        reader.set_exception(WaitExpired(self._on_deadline))
+
+    def stop_timer(self) -> None:
+        """No wait is bounded now (an idle or closed connection): the timer goes."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def extra(self, attribute: Any, default: Any = None) -> Any:
+        if attribute is anyio.abc.SocketAttribute.raw_socket:
+            return self._transport.get_extra_info("socket", default)
+        return default
+
+    def has_news(self) -> bool:
+        """Something came (bytes, the end, a failure) that nobody read: an idle connection with news is not reused."""
+        protocol = self._protocol
+        return bool(protocol.queue) or protocol.eof or protocol.lost
+
+    async def aclose(self) -> None:
+        self.stop_timer()
+        if not self._closed:
+            self._closed = True
+            self._transport.abort()  # nothing of this connection is wanted any more: no flush, no wait
+            self._protocol._wake_reader()
+            await asyncio.sleep(0)  # one turn of the loop: the socket closes in it (abort schedules it), not at exit or GC
+
+
+def _is_ip_literal(host: str) -> bool:
+    """
+    >>> _is_ip_literal("127.0.0.1"), _is_ip_literal("::1"), _is_ip_literal("localhost")
+    (True, True, False)
+    """
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+async def _open_loop_stream(loop: asyncio.AbstractEventLoop, host: str, port: int, context: ssl.SSLContext | None) -> _LoopStream:
+    """A connection made by the running loop, TLS by the loop when ``context``: on asyncio's own loop with happy
+    eyeballs as anyio's ``connect_tcp``; on another loop (uvloop, which has none) only to an IP address."""
+    hostname = host if context is not None else None
+    if isinstance(loop, asyncio.BaseEventLoop):
+        connected = await loop.create_connection(
+            _ReadingProtocol, host, port, ssl=context, server_hostname=hostname, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY
+        )
+    else:
+        connected = await loop.create_connection(_ReadingProtocol, host, port, ssl=context, server_hostname=hostname)
+    transport, protocol = connected
+    return _LoopStream(loop, transport, protocol)
+
+
+class _Connection:
+    __slots__ = ("idle_since", "loop_stream", "origin", "response", "stream", "waits")
+
+    def __init__(self, stream: anyio.abc.ByteStream | _LoopStream, origin: Origin) -> None:
         self.stream = stream
         self.response = _Response()
         self.origin = origin
         self.idle_since = 0.0
         # On asyncio the waits share one timer per connection (backends.waits), which anyio's cancel scopes
         # on asyncio tell apart from their own (Task.uncancel); trio and anything else keep anyio's scope.
-        loop = running_asyncio_loop()
+        # A connection on asyncio's own loop bounds its waits itself (_LoopStream.receive_within).
+        self.loop_stream = stream if isinstance(stream, _LoopStream) else None
+        loop = None if self.loop_stream is not None else running_asyncio_loop()
         self.waits: Waits | None = None if loop is None else Waits(loop)
 
     def is_reusable(self, now: float) -> bool:
         if now - self.idle_since > IDLE_EXPIRY_SECONDS:
             return False
-        sock = self.stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+        stream = self.stream
+        if isinstance(stream, _LoopStream) and stream.has_news():  # the loop read it already: the socket would not show it
+            return False
+        sock = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
         if sock is None:
             return False
         try:
@@ -307,6 +558,8 @@ class Http11Transport(httpx.AsyncBaseTransport):
     async def _release(self, connection: _Connection) -> None:
         if connection.waits is not None:
             connection.waits.close()  # no timer waits with an idle connection
+        if connection.loop_stream is not None:
+            connection.loop_stream.stop_timer()
         connections = self._idle.setdefault(connection.origin, [])
         if len(connections) >= self._max_idle:
             await connection.aclose()
@@ -316,10 +569,13 @@ class Http11Transport(httpx.AsyncBaseTransport):
 
     async def _connect(self, origin: Origin, timeout: float | None) -> _Connection:
         _scheme, host, port, context = origin
+        loop = running_asyncio_loop()
         try:
             with anyio.fail_after(timeout):
-                if context is not None:
-                    stream: anyio.abc.ByteStream = await anyio.connect_tcp(host, port, tls=True, ssl_context=context, tls_hostname=host)
+                if isinstance(loop, asyncio.BaseEventLoop) or (loop is not None and _is_ip_literal(host)):  # read through a protocol
+                    stream: anyio.abc.ByteStream | _LoopStream = await _open_loop_stream(loop, host, port, context)
+                elif context is not None:
+                    stream = await anyio.connect_tcp(host, port, tls=True, ssl_context=context, tls_hostname=host)
                 else:
                     stream = await anyio.connect_tcp(host, port)
         except TimeoutError:
@@ -470,9 +726,15 @@ class _ResponseBody(httpx.AsyncByteStream):
 
 
 async def _write(connection: _Connection, data: bytes, timeout: float | None) -> None:
+    loop_stream = connection.loop_stream
     try:
+        if loop_stream is not None and loop_stream.write(data):  # the kernel took it all: no wait, no timer
+            return
         with anyio.fail_after(timeout):
-            await connection.stream.send(data)
+            if loop_stream is not None:
+                await loop_stream.drained()
+            else:
+                await connection.stream.send(data)
     except TimeoutError:
         raise httpx.WriteTimeout(f"could not send the request within {timeout} s") from None
     except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as error:
@@ -482,6 +744,18 @@ async def _write(connection: _Connection, data: bytes, timeout: float | None) ->
 async def _receive(connection: _Connection, timeout: float | None, deadline: float | None, *, before_response: bool) -> bytes:
     """The next bytes from the server (b"" when it closed), waiting until the read timeout or the total deadline,
     whichever comes first, in one cancel scope."""
+    loop_stream = connection.loop_stream
+    if loop_stream is not None:  # asyncio's own loop: the stream keeps the bounds (anyio's clock is the loop's)
+        try:
+            return await loop_stream.receive_within(READ_SIZE, timeout, deadline)
+        except WaitExpired as passed:
+            if passed.deadline:
+                raise DeadlineExceeded("the exchange's total deadline passed while waiting for data") from None
+            raise httpx.ReadTimeout(f"no data from the server for {timeout} s") from None
+        except anyio.EndOfStream:
+            return b""
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError) as error:
+            raise _marked(httpx.ReadError(str(error) or type(error).__name__), before_response) from error
     waits = connection.waits
     on_deadline = expired = False
     try:

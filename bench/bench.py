@@ -227,17 +227,26 @@ async def worker_stream(lib: str, side: Any, spec: Spec, stream_url: str | None 
         try:
             for _ in range(spec.stream_warmup):
                 await once()
-            rates, tails, elapsed = [], [], []
+            rates, tails, elapsed, cpus = [], [], [], []
             items = 0
             result: list = []
             for _ in range(spec.stream_rounds):
+                cpu0 = time.process_time()
                 e, tail, result = await once()
+                cpus.append((time.process_time() - cpu0) / rec.chunks)  # this process's CPU: the client's alone on loopback
                 elapsed.append(e)
                 rates.append(rec.chunks / e)
                 tails.append(tail)
                 items = len(result)
             diff = side.summarize(result).diff(expected)
-            entry = {"unit": "chunks/s", **stats(rates), "seconds": stats(elapsed), "tail": stats(tails), "items_out": items}
+            entry = {
+                "unit": "chunks/s",
+                **stats(rates),
+                "seconds": stats(elapsed),
+                "tail": stats(tails),
+                "cpu_per_chunk": stats(cpus),
+                "items_out": items,
+            }
             if diff:
                 entry["error"] = "output differs from the recording: " + "; ".join(diff)
                 log(lib, f"stream {variant}: MISMATCH {entry['error']}")
@@ -722,6 +731,8 @@ def report(results: dict[str, Any], spec: Spec) -> str:
                     rows.append([label[lib], variant, "—", "—", "—", "—", "—", "—", "ERROR " + e.get("error", "")[:90]])
                     continue
                 note = ("ERROR " + e["error"][:90]) if e.get("error") else f"verified; {e['items_out']} items out"
+                if "loopback" in variant and "cpu_per_chunk" in e:  # the wall time there is the server's pace too
+                    note += f"; client CPU {fmt_time(e['cpu_per_chunk']['median'])}/chunk"
                 rows.append(
                     [
                         label[lib],

@@ -3,7 +3,8 @@
 Run: ``.venv/bin/python bench/per_read_cost.py [--top N]``. Each path streams an answer whose every
 SSE event comes in its own read, with ``sys.settrace`` opcode events on, for 20 and for 60 content
 events; the difference over 40 reads is the per-read cost (start-up, the request build and the end
-of the answer cancel out). Paths:
+of the answer cancel out); what is left of the 20-event run is the cost per answer besides its reads
+(the request build, its send, the response head, the end; for ``tcp`` the connection too). Paths:
 
 - ``parser``: ``StreamParser.feed`` with one event per call (no I/O, no async);
 - ``mock``: ``Genesis.stream`` over an ``httpx.MockTransport`` whose body yields one event per read;
@@ -195,7 +196,8 @@ def main() -> None:
                 best = (per_read, small, large)
         assert best is not None
         per_read, small, large = best
-        print(f"{name:<7} {per_read:8.1f} bytecodes per read")
+        per_answer = small.total - 20 * per_read  # what does not grow with the reads: build, send, head, end
+        print(f"{name:<7} {per_read:8.1f} bytecodes per read, {per_answer:8.0f} per answer besides its reads")
         if args.top:
             diff = Counter({key: (large.by_function[key] - small.by_function.get(key, 0)) / 40 for key in large.by_function})
             for function, count in diff.most_common(args.top):

@@ -254,29 +254,31 @@ class Genesis:
         audit: Callable[[AuditRecord], None] | None,
         fallbacks: bool,
     ) -> AsyncGenerator[Event, None]:
-        """One run: discovery (once per Genesis), then the session, always closed."""
+        """One run: discovery (once per Genesis), then the session, always closed; its lists of events (one per read) taken apart."""
         from backends.session import run_events
 
         await self.discover()
-        events = self.observe_run(
+        reads = self.observe_run(
             model, request, state, run_events(self, model, request, state, headers=headers, audit=audit, use_fallbacks=fallbacks)
         )
         try:
-            async for event in events:
-                yield event
+            async for events in reads:
+                for event in events:
+                    yield event
         finally:
-            await events.aclose()
+            await reads.aclose()
 
     def observe_run(
-        self, model: str | None, request: Mapping[str, Any], state: Any, events: AsyncGenerator[Event, None]
-    ) -> AsyncGenerator[Event, None]:
-        """A chat run's ``events``, reported to ``self.telemetry`` (each try through ``state``); as they are when it is off."""
+        self, model: str | None, request: Mapping[str, Any], state: Any, reads: AsyncGenerator[list[Event], None]
+    ) -> AsyncGenerator[list[Event], None]:
+        """A chat run's ``reads`` (its events, one list per read), reported to ``self.telemetry`` (each try through
+        ``state``); as they are when it is off."""
         if self.telemetry is None:
-            return events
+            return reads
         from pipeline.telemetry import observed
 
         state.observer = self.telemetry.start_run("chat", model, request, self._catalog)
-        return observed(events, state.observer)
+        return observed(reads, state.observer)
 
     # -- embeddings: POST /v1/embeddings (pipeline.embeddings builds, backends.embeddings sends) --
 

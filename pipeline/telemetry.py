@@ -66,27 +66,33 @@ class Telemetry(Protocol):
 _ANSWER_KINDS = (TextDelta, ReasoningDelta, ToolCallDelta)
 
 
-async def observed(events: AsyncGenerator[Event, None], observer: RunObserver) -> AsyncGenerator[Event, None]:
-    """``events`` unchanged, with the first answer piece and the run's end reported to ``observer``.
+async def observed(reads: AsyncGenerator[list[Event], None], observer: RunObserver) -> AsyncGenerator[list[Event], None]:
+    """``reads`` (a run's events, one list per read) unchanged, with the first answer piece and the run's end
+    reported to ``observer``.
 
-    Only the events before the first piece of the answer are looked at; after it, they pass as they come.
-    ``events`` is closed, and ``ended`` called once, however the run ends (rule 2)."""
+    Only the reads up to the first piece of the answer are looked at; after it, they pass as they come.
+    ``reads`` is closed, and ``ended`` called once, however the run ends (rule 2)."""
     failure: BaseException | None = None
     try:
-        async for event in events:
-            if type(event) in _ANSWER_KINDS:
+        async for events in reads:
+            answered = False
+            for event in events:
+                if type(event) in _ANSWER_KINDS:
+                    answered = True
+                    break
+            if answered:
                 observer.first_token()
-                yield event
+                yield events
                 break
-            yield event
-        async for event in events:
-            yield event
+            yield events
+        async for events in reads:
+            yield events
     except BaseException as error:  # a failure, a cancellation, or the caller closing the stream: each ends the run
         failure = error
         raise
     finally:
         try:
-            await events.aclose()
+            await reads.aclose()
         finally:
             observer.ended(failure)
 

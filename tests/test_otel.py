@@ -629,7 +629,7 @@ def test_off_a_run_is_not_wrapped() -> None:
     g = Genesis.from_config_text("{}", env={})
 
     async def events() -> Any:
-        yield TextDelta("x")
+        yield [TextDelta("x")]
 
     state, original = RunState(), events()
     assert g.observe_run(None, {}, state, original) is original and state.observer is None

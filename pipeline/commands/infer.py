@@ -61,7 +61,7 @@ class Progress:
 
 
 def run_infer(args: Any) -> int:
-    import anyio
+    from backends import eventloop
 
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)
@@ -69,7 +69,7 @@ def run_infer(args: Any) -> int:
             reconfigure(errors="replace")
     progress = Progress()
     try:
-        return anyio.run(_run, args, progress)
+        return eventloop.run(lambda: _run(args, progress))  # uvloop with genesis[fast], as Genesis.run_sync
     except KeyboardInterrupt:
         _fail(args, GenesisError("aborted: the run was cancelled"), progress.attempts, progress.partial(), error_class=ErrorClass.ABORTED)
         return ErrorClass.ABORTED.exit_code

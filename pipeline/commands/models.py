@@ -106,7 +106,7 @@ def nothing_listed(catalog: Catalog, providers: list[ProviderEntry]) -> str:
 
 
 def run_list(args: Any) -> int:
-    import anyio
+    from backends import eventloop
 
     genesis = load_genesis(args)
     genesis.warn = warn
@@ -115,7 +115,7 @@ def run_list(args: Any) -> int:
         async with genesis:
             await genesis.discover()
 
-    anyio.run(discover)
+    eventloop.run(discover)
     catalog = genesis.catalog
     providers = _selected(catalog, args.provider)
     rows = [model_row(catalog, provider, model) for provider in providers if provider.active for model in provider.models]
@@ -148,6 +148,8 @@ def run_list(args: Any) -> int:
 def run_status(args: Any) -> int:
     import anyio
 
+    from backends import eventloop
+
     genesis = load_genesis(args)
     genesis.warn = warn
     selected = _selected(genesis.catalog, args.provider)  # an unknown --provider fails before anything is sent
@@ -169,7 +171,7 @@ def run_status(args: Any) -> int:
                     for provider in _selected(genesis.catalog, args.provider):
                         group.start_soon(one, provider)
 
-    anyio.run(discover_and_probe)
+    eventloop.run(discover_and_probe)
     catalog = genesis.catalog
     providers = _selected(catalog, args.provider)
     records = []
@@ -214,8 +216,7 @@ def _probe_cell(result: dict[str, Any]) -> str:
 
 
 def run_probe(args: Any) -> int:
-    import anyio
-
+    from backends import eventloop
     from backends.probe import compat_block, probe_compat
     from backends.session import hints_for
     from pipeline.request import prompt_request
@@ -232,7 +233,7 @@ def run_probe(args: Any) -> int:
             secrets = Secrets(genesis.catalog.secrets) | secrets_in_headers(wire.headers, wire.secret_headers)
             return await probe_compat(genesis.client(), wire, hints_for(target, secrets))
 
-    failure, results = anyio.run(probe)
+    failure, results = eventloop.run(probe)
     if failure is not None:
         raise failure
     if args.json:
