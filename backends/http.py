@@ -98,6 +98,20 @@ class _NoCookies(http.cookiejar.CookieJar):
         return None
 
 
+class LentTransport(httpx.AsyncBaseTransport):
+    """A transport the caller owns, lent to a client Genesis makes for a while (a sync call's private loop, the
+    OpenAI SDK transport's loop): requests pass through; closing that client leaves the caller's transport open."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
+        self.transport = transport
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        """Nothing: the transport is the caller's to close."""
+
+
 def _environment_proxy_variables(environ: Mapping[str, str]) -> dict[str, str]:
     """``urllib.request.getproxies_environment`` over any mapping: lower-case names win, an empty one unsets."""
     proxies: dict[str, str] = {}

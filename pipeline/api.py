@@ -394,11 +394,16 @@ class Genesis:
 
     def _loop_local(self) -> Genesis:
         """This Genesis for one private loop: the same catalog, stages, cooldowns and hooks, but
-        no HTTP client yet (it makes its own in that loop: a client is bound to the loop it runs on)."""
+        no HTTP client yet (it makes its own in that loop: a client is bound to the loop it runs on).
+        An injected transport is lent to that client, never closed with it: it is the caller's."""
         import copy
 
         local = copy.copy(self)
         local._client = None
+        if self.transport is not None:
+            from backends.http import LentTransport
+
+            local.transport = LentTransport(self.transport)
         return local
 
     async def _settle(self, local: Genesis) -> None:

@@ -338,9 +338,8 @@ class _Options:
 
         with self._loop_lock:
             if self._loop is None:
+                # _loop_local lends the caller's injected transport: the loop's client never closes it
                 loop, local = PrivateLoop(self.backend, self.genesis._loop_options(self.backend)), self.genesis._loop_local()
-                if local.transport is not None:  # the caller's: the loop's client uses it, and must not close it
-                    local.transport = _Borrowed(local.transport)
                 self._loop = (loop, local)
                 self._stop_loop = weakref.finalize(self, _stop, loop, self.genesis, local)
             return self._loop
@@ -365,19 +364,6 @@ def _stop(loop: PrivateLoop, genesis: Genesis, local: Genesis) -> None:
     """Close ``local``'s HTTP client on its loop, then stop the loop and join its thread; answers still
     being read end in ``aborted`` (``pipeline.blocking`` rule 6)."""
     loop.stop(last=lambda: genesis._settle(local))
-
-
-class _Borrowed(httpx.AsyncBaseTransport):
-    """A transport the caller owns, lent to a client of ours: requests pass through, closing it is the caller's."""
-
-    def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
-        self._transport = transport
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self._transport.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        pass
 
 
 def _closed_mid_answer(record: Exchange) -> ProviderError:

@@ -97,3 +97,45 @@ async def test_the_async_transport_leaves_the_callers_genesis_open(anyio_backend
     assert (await genesis.run("vllm/m", HI)).text == "Hello"
     await genesis.aclose()  # the caller's to close
     assert injected.closes == 1 and callers_client.is_closed
+
+
+EMBEDDING = msgspec.json.encode(
+    {"object": "list", "model": "m", "data": [{"index": 0, "embedding": [0.6, 0.8]}], "usage": {"prompt_tokens": 1, "total_tokens": 1}}
+)
+
+
+class CountingAnswers(CountingTransport):
+    """``CountingTransport`` that answers a chat or an embeddings request as its path asks."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
+        body = EMBEDDING if request.url.path.endswith("/embeddings") else ANSWER
+        return httpx.Response(200, headers={"content-type": "application/json"}, content=body)
+
+
+def _run_sync(genesis: Genesis) -> object:
+    return genesis.run_sync("vllm/m", HI).text
+
+
+def _stream_sync(genesis: Genesis) -> object:
+    with genesis.stream_sync("vllm/m", HI) as events:
+        return [type(event).__name__ for event in events]
+
+
+def _embed_sync(genesis: Genesis) -> object:
+    return genesis.embed_sync("vllm/m", "hi").vectors
+
+
+# One row per sync form of the facade: each runs on a copy of the Genesis in a private loop, whose HTTP client
+# is closed when the call ends; the caller's injected transport is lent to that client, never closed with it.
+SYNC_FORMS = {"run_sync": _run_sync, "stream_sync": _stream_sync, "embed_sync": _embed_sync}
+
+
+@pytest.mark.parametrize("form", list(SYNC_FORMS.values()), ids=list(SYNC_FORMS))
+def test_a_sync_call_leaves_the_callers_injected_transport_open(form: Any) -> None:
+    injected = CountingAnswers()
+    text = '{models: {providers: {vllm: {baseUrl: "http://vllm.invalid/v1", apiKey: "k", maxRetries: 0, models: [{id: "m"}]}}}}'
+    genesis = Genesis.from_config_text(text, env={}, transport=injected)
+    assert form(genesis) and form(genesis)
+    assert injected.requests == 2
+    assert injected.closes == 0, "a sync call closed the caller's injected HTTP transport"
