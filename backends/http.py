@@ -321,8 +321,8 @@ def _parsed_url(url: str) -> httpx.URL:
     parsed = _PARSED_URLS.get(url)
     if parsed is None:
         parsed = httpx.URL(url)
-        if len(_PARSED_URLS) >= _PARSED_URLS_KEPT:
-            del _PARSED_URLS[next(iter(_PARSED_URLS))]
+        if len(_PARSED_URLS) >= _PARSED_URLS_KEPT:  # the oldest goes; pop, not del: sync calls' threads share the dict
+            _PARSED_URLS.pop(next(iter(_PARSED_URLS), ""), None)
         _PARSED_URLS[url] = parsed
     return parsed
 

@@ -72,9 +72,11 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import math
 import select
+import socket
 import ssl
 import time
 from collections import deque
@@ -281,7 +283,9 @@ class _ReadingProtocol(asyncio.Protocol):
     def eof_received(self) -> bool:
         self.eof = True
         self._wake_reader()
-        return True  # the connection is closed by its owner, as anyio's stream leaves it
+        # True: the connection is closed by its owner, as anyio's stream leaves it. A TLS transport closes
+        # itself at the end whatever this says, and logs a warning when it is True, so it is False there.
+        return self.transport is None or self.transport.get_extra_info("sslcontext") is None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost, self.error = True, exc
@@ -323,7 +327,10 @@ class _LoopStream:
         self._timer: asyncio.TimerHandle | None = None  # one timer for the bounded waits, as backends.waits keeps it
         self._until = math.inf  # the current wait's bound (loop time)
         self._on_deadline = False  # that bound is the exchange's deadline
-        transport.set_write_buffer_limits(0)  # send() returns once the kernel has the bytes, as anyio's does
+        # send() returns once the kernel has the bytes, as anyio's does: writing pauses while any byte is buffered.
+        # Not limits of 0: asyncio's TLS transport pauses at "buffered >= high", so high=0 would pause (and resume)
+        # it on every read with nothing buffered, and a request's write would wait for the next response.
+        transport.set_write_buffer_limits(high=1, low=0)
 
     async def receive(self, max_bytes: int = READ_SIZE) -> bytes:
         return await self.receive_within(max_bytes, None, None)
@@ -473,19 +480,19 @@ async def _open_loop_stream(loop: asyncio.AbstractEventLoop, host: str, port: in
 
 
 class _Connection:
-    __slots__ = ("idle_since", "loop_stream", "origin", "response", "stream", "waits")
+    __slots__ = ("idle_since", "loop", "loop_stream", "origin", "response", "stream", "waits")
 
     def __init__(self, stream: anyio.abc.ByteStream | _LoopStream, origin: Origin) -> None:
         self.stream = stream
         self.response = _Response()
         self.origin = origin
         self.idle_since = 0.0
+        self.loop = running_asyncio_loop()  # a connection is bound to the asyncio loop it was made on (None: trio)
         # On asyncio the waits share one timer per connection (backends.waits), which anyio's cancel scopes
         # on asyncio tell apart from their own (Task.uncancel); trio and anything else keep anyio's scope.
         # A connection on asyncio's own loop bounds its waits itself (_LoopStream.receive_within).
         self.loop_stream = stream if isinstance(stream, _LoopStream) else None
-        loop = None if self.loop_stream is not None else running_asyncio_loop()
-        self.waits: Waits | None = None if loop is None else Waits(loop)
+        self.waits: Waits | None = None if self.loop is None or self.loop_stream is not None else Waits(self.loop)
 
     def is_reusable(self, now: float) -> bool:
         if now - self.idle_since > IDLE_EXPIRY_SECONDS:
@@ -509,6 +516,16 @@ class _Connection:
                 await self.stream.aclose()
             except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
                 pass
+
+    def abandon(self) -> None:
+        """End a connection of another event loop (which may be closed: its transport cannot run there) without
+        that loop: the socket is shut down here, and closed when its objects are collected."""
+        if self.waits is not None:
+            self.waits.close()
+        sock = self.stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+        if sock is not None:
+            with contextlib.suppress(OSError, ValueError):
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 class Http11Transport(httpx.AsyncBaseTransport):
@@ -541,18 +558,28 @@ class Http11Transport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         idle, self._idle = self._idle, {}
+        loop = running_asyncio_loop()
         for connections in idle.values():
             for connection in connections:
-                await connection.aclose()
+                if connection.loop is loop:
+                    await connection.aclose()
+                else:
+                    connection.abandon()
 
     async def _checkout(self, origin: Origin) -> _Connection | None:
+        """An idle connection to ``origin`` that can carry a request, made on the running loop: one made on another
+        (a sync call's private loop, since stopped, when the transport is lent to several) cannot."""
         connections = self._idle.get(origin)
         now = time.monotonic()
+        loop = running_asyncio_loop()
         while connections:
             connection = connections.pop()
-            if connection.is_reusable(now):
+            if connection.loop is not loop:
+                connection.abandon()
+            elif connection.is_reusable(now):
                 return connection
-            await connection.aclose()
+            else:
+                await connection.aclose()
         return None
 
     async def _release(self, connection: _Connection) -> None:

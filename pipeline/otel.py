@@ -44,7 +44,7 @@ implements ``pipeline.telemetry.Telemetry``. Rules:
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -152,8 +152,9 @@ def server_attributes(url: str) -> dict[str, Any]:
     return {SERVER_ADDRESS: parts.hostname} | ({} if port is None else {SERVER_PORT: port})
 
 
-def request_attributes(operation: Operation, body: Mapping[str, Any]) -> dict[str, Any]:
-    """The request parameters of ``body`` under the conventions' names (rule 3).
+def request_attributes(operation: Operation, body: Mapping[str, Any], clean: Callable[[str], str] = str) -> dict[str, Any]:
+    """The request parameters of ``body`` under the conventions' names (rule 3); the caller's free text
+    (stop sequences) passed through ``clean`` (the run's scrub, rule 8).
 
     >>> request_attributes("chat", {"temperature": 0.2, "max_tokens": 64, "stop": "END", "n": 2, "stream": True, "seed": True})
     {'gen_ai.request.temperature': 0.2, 'gen_ai.request.max_tokens': 64, 'gen_ai.request.stop_sequences': ('END',), 'gen_ai.request.choice.count': 2, 'gen_ai.request.stream': True}
@@ -172,9 +173,9 @@ def request_attributes(operation: Operation, body: Mapping[str, Any]) -> dict[st
         return found
     stop = body.get("stop")
     if isinstance(stop, str):
-        found["gen_ai.request.stop_sequences"] = (stop,)
+        found["gen_ai.request.stop_sequences"] = (clean(stop),)
     elif isinstance(stop, list) and stop and all(isinstance(item, str) for item in stop):
-        found["gen_ai.request.stop_sequences"] = tuple(stop)
+        found["gen_ai.request.stop_sequences"] = tuple(clean(item) for item in stop)
     choices = body.get("n")
     if isinstance(choices, int) and not isinstance(choices, bool) and choices != 1:
         found["gen_ai.request.choice.count"] = choices
@@ -367,7 +368,7 @@ class _Run:
             self._target |= {PROVIDER: provider_name(provider.id, provider.base_url), **server_attributes(provider.base_url)}
         if self._model:
             self._target[REQUEST_MODEL] = self._model
-        attributes = self._target | request_attributes(operation, request)
+        attributes = self._target | request_attributes(operation, request, self._clean)
         self.span = telemetry.tracer.start_span(span_name(operation, self._model), kind=SpanKind.CLIENT, attributes=attributes)
 
     def attempt_started(self, wire: WireRequest, retry: int) -> None:
@@ -379,7 +380,7 @@ class _Run:
         self._target = self._target | {key: value for key, value in target.items() if key != OPERATION}
         self.span.set_attributes(self._target)
         body = wire.context.body if wire.context is not None else {}
-        attributes = target | {REQUEST_MODEL: wire.model, RETRY: retry} | request_attributes(self._operation, body)
+        attributes = target | {REQUEST_MODEL: wire.model, RETRY: retry} | request_attributes(self._operation, body, self._clean)
         span = self._telemetry.tracer.start_span(
             span_name(self._operation, wire.model), context=set_span_in_context(self.span), kind=SpanKind.CLIENT, attributes=attributes
         )

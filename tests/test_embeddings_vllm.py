@@ -112,7 +112,7 @@ def test_dimensions(vllm_pooling_url: str, row: Dimensions) -> None:
 
 
 # The route hint, not the unknown-model one: the model is listed, the chat route is missing.
-NO_CHAT_ROUTE = "a vLLM started with --runner pooling serves embeddings only"
+NO_CHAT_ROUTE = "vLLM started with --runner pooling serves embeddings only"
 
 
 class Refusal(NamedTuple):

@@ -469,6 +469,21 @@ def test_captured_content_is_scrubbed_of_the_key(rule: str, prompt: str, body: b
         assert leak not in text, f"{leak!r} in {text[:3000]}"
 
 
+def test_stop_sequences_are_scrubbed_of_the_key_without_content_capture() -> None:
+    """Stop sequences are request parameters, recorded whatever ``capture_content`` says: so they are scrubbed too."""
+    exported = Exported()
+    body = sse({"choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": "stop"}]})
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body))
+    config = f'{{models: {{mode: "replace", providers: {{local: {{baseUrl: "http://h/v1", apiKey: "{KEY}", models: [{{id: "m"}}]}}}}}}}}'
+    g = Genesis.from_config_text(config, env={}, telemetry=exported.telemetry, transport=transport)
+    g.run_sync("local/m", {"messages": [{"role": "user", "content": "hi"}], "stream": True, "stop": ["END", f"key {KEY}"]})
+    assert attributes(exported.run())["gen_ai.request.stop_sequences"] == ("END", "key ***")
+    assert [attributes(span)["gen_ai.request.stop_sequences"] for span in exported.tries()] == [("END", "key ***")]
+    text = exported_text(exported)
+    for leak in LEAKS:
+        assert leak not in text, f"{leak!r} in {text[:3000]}"
+
+
 # ---- the OpenAI SDK drop-in goes through the same hooks --------------------------------------------------
 
 
@@ -680,6 +695,14 @@ def test_without_the_extra_nothing_from_opentelemetry_is_imported() -> None:
     after_import, text, after_run, after_adapter_import, made = json.loads(done.stdout)
     assert (after_import, text, after_run, after_adapter_import) == ([], "hi", [], [])
     assert "pip install 'genesis[otel]'" in made
+
+
+def test_with_the_extra_installed_a_run_with_telemetry_off_imports_none_of_it() -> None:
+    """The row above with OpenTelemetry importable: an import guarded by ``try/except ImportError`` would show here."""
+    done = subprocess.run([sys.executable, "-c", "import sys\n" + WITHOUT_THE_EXTRA], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    after_import, text, after_run, after_adapter_import, made = json.loads(done.stdout)
+    assert (after_import, text, after_run, after_adapter_import, made) == ([], "hi", [], [], "made")
 
 
 def test_the_blocker_blocks() -> None:
