@@ -88,7 +88,7 @@ import h11
 import httptools
 import httpx
 
-from backends.waits import WaitExpired, Waits, running_asyncio_loop
+from backends.waits import WaitExpired, Waits, running_asyncio_loop, wait_bound
 from pipeline.policy import MAX_INFORMATIONAL_RESPONSES
 
 IDLE_EXPIRY_SECONDS = 5.0
@@ -348,10 +348,7 @@ class _LoopStream:
             loop = self._loop
             if timeout is not None or deadline is not None:
                 now = loop.time()
-                until = math.inf if timeout is None else now + timeout
-                on_deadline = deadline is not None and deadline <= until
-                if on_deadline:
-                    until = deadline  # type: ignore[assignment]
+                until, on_deadline = wait_bound(now, timeout, deadline)
                 if until <= now:
                     raise WaitExpired(on_deadline)
                 self._until, self._on_deadline = until, on_deadline

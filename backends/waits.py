@@ -35,6 +35,19 @@ def running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
+def wait_bound(now: float, timeout: float | None, deadline: float | None) -> tuple[float, bool]:
+    """When a wait starting at ``now`` ends (loop time): after ``timeout`` or at ``deadline``, whichever is first
+    (never, ``math.inf``, with neither); and whether that bound is the deadline.
+
+    >>> wait_bound(10.0, 5.0, 12.0), wait_bound(10.0, 1.0, 12.0), wait_bound(10.0, None, None)
+    ((12.0, True), (11.0, False), (inf, False))
+    """
+    until = math.inf if timeout is None else now + timeout
+    if deadline is not None and deadline <= until:
+        return deadline, True
+    return until, False
+
+
 class WaitExpired(Exception):
     """A wait passed its bound; ``deadline`` is True when that bound was the total deadline."""
 
@@ -58,10 +71,7 @@ class Waits:
     async def wait(self, awaitable: Awaitable[T], timeout: float | None, deadline: float | None) -> T:
         loop = self._loop
         now = loop.time()
-        until = math.inf if timeout is None else now + timeout
-        on_deadline = deadline is not None and deadline <= until
-        if on_deadline:
-            until = deadline  # type: ignore[assignment]
+        until, on_deadline = wait_bound(now, timeout, deadline)
         if until <= now:
             if asyncio.iscoroutine(awaitable):
                 awaitable.close()  # never awaited: say so to the interpreter, not as a warning

@@ -455,15 +455,10 @@ def test_on_uvloop_a_silent_server_is_a_read_timeout_through_the_protocol() -> N
 
 def test_on_uvloop_tls_to_an_ip_address_goes_through_the_loop(tmp_path: Any) -> None:
     import ssl
-    import subprocess
 
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-days", "1"]
-        + ["-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )
+    from tests.tls_certs import self_signed
+
+    key, cert = self_signed(tmp_path, "IP:127.0.0.1")
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_context.load_cert_chain(cert, key)
     untrusting = ssl.create_default_context()  # the system's CAs only: this certificate is not trusted

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,19 +27,14 @@ import pytest
 from backends.transport import Http11Transport
 from pipeline.api import Genesis
 from tests.test_transport import RESPONSE, answer_once_then_close, read_request, serve
+from tests.tls_certs import self_signed
 
 
 @pytest.fixture(scope="module")
 def tls_contexts(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """A server context with a self-signed certificate for localhost, and a client context that trusts it."""
     folder = tmp_path_factory.mktemp("tls")
-    key, cert = folder / "key.pem", folder / "cert.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-days", "1"]
-        + ["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )
+    key, cert = self_signed(folder)
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(cert, key)
     return server, ssl.create_default_context(cafile=str(cert))
