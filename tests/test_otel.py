@@ -237,6 +237,15 @@ async def test_a_failed_run_has_its_error_class_as_error_type(fault_server: Any,
 
 
 @pytest.mark.anyio
+async def test_each_try_span_has_its_http_status(fault_server: Any, anyio_backend: str) -> None:
+    """A try's span carries the status its answer came with: the failed try's and the answering one's."""
+    exported = Exported()
+    async with genesis(fault_server, exported, primary="fault/overloaded", fallbacks=("fault/ok",)) as g:
+        await g.run("fault/overloaded", chat())
+    assert [attributes(span).get("http.response.status_code") for span in exported.tries()] == [503, 200]
+
+
+@pytest.mark.anyio
 async def test_a_ref_that_does_not_resolve_is_a_failed_run_with_no_try(fault_server: Any, anyio_backend: str) -> None:
     exported = Exported()
     async with genesis(fault_server, exported) as g:
