@@ -23,6 +23,7 @@ import pytest
 
 from pipeline.api import Genesis
 from pipeline.errors import ConfigError
+from tests.test_stage_import import write_config as write_stage_config
 
 REQUEST = {"messages": [{"role": "user", "content": "hi"}]}
 
@@ -38,17 +39,9 @@ def add_seed(ctx):
 
 
 def write_config(folder: Path, files: dict[str, str], use: str) -> Path:
+    """A config in its own ``folder`` whose one custom stage is ``use``, with the module files beside it."""
     folder.mkdir(parents=True, exist_ok=True)
-    for relative, text in files.items():
-        target = folder / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-    config = folder / "genesis.json5"
-    config.write_text(
-        '{ models: { providers: { local: { baseUrl: "http://127.0.0.1:9/v1", models: [{ id: "m" }] } } },'
-        f' pipeline: {{ stages: [{{ use: "{use}", after: "apply_defaults" }}] }} }}'
-    )
-    return config
+    return write_stage_config(folder, files, f'{{ use: "{use}", after: "apply_defaults" }}')
 
 
 def seed_of(config: Path) -> object:
